@@ -1,0 +1,1 @@
+"""vitheads: ViT attention-head interpretability on distorted spectrograms."""

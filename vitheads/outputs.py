@@ -1,0 +1,50 @@
+"""Stage plumbing: logging, and outputs that appear whole or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+log = logging.getLogger("vitheads")
+
+
+def setup_logging(stage: str) -> logging.Logger:
+    logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s")
+    return log
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of `final`; move it into place only if the block succeeds.
+
+    A stage killed midway leaves a `.tmp-*` sibling behind, never a half-written `final`.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    else:
+        handle, name = tempfile.mkstemp(prefix=f".tmp-{final.name}-", dir=final.parent)
+        os.close(handle)
+        tmp = Path(name)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True) if is_dir else tmp.unlink(missing_ok=True)
+        raise
+    if is_dir and final.exists():
+        shutil.rmtree(final)
+    os.chmod(tmp, 0o755 if is_dir else 0o644)  # mkdtemp/mkstemp create owner-only entries
+    os.replace(tmp, final)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    log.info("wrote %s", path)

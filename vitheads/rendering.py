@@ -1,0 +1,272 @@
+"""Draw a spectrogram inside a real matplotlib figure, with a per-pixel ground-truth mask.
+
+One `PlotRenderer` builds its figure once. Everything but the spectrogram and the title is
+static, so it is drawn once and blitted back for every image; only the image and the title
+are redrawn. Mask labels come from matplotlib's own geometry (artist window extents, and
+`ax.transData` for the chirp curve), never from colours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
+import matplotlib.patches  # noqa: E402
+
+from vitheads.chirps import DURATION_S, MAX_FREQ_HZ, N_FREQ_BINS, Chirp  # noqa: E402
+
+CLASSES = (
+    "margin",
+    "background",
+    "chirp",
+    "title",
+    "axis_labels",
+    "tick_labels",
+    "colorbar",
+    "colorbar_text",
+    "frame",
+)
+CLASS_ID = {name: i for i, name in enumerate(CLASSES)}
+TEXT_CLASSES = ("title", "axis_labels", "tick_labels", "colorbar_text")
+
+DPI = 100
+BASE_SIZE_PX = 160  # font sizes below are for this image size and scale with it
+FONT_PT = 4.5
+TICK_FONT_PT = 3.8
+LINE_PT = 0.5
+TICK_LENGTH_PT = 2.0
+# Half-width of the chirp mask: the smoothed ridge is ~3 frequency bins at half maximum.
+CHIRP_HALF_WIDTH_BINS = 1.5
+MIN_CHIRP_HALF_WIDTH_PX = 0.75
+CURVE_POINTS = 33  # polyline vertices: the exponential sweep bends by well under a pixel between them
+LAYOUT_TITLE = "Synthetic Spectrogram 99999 (exponential chirp)"
+
+
+@dataclass(frozen=True)
+class Distortions:
+    """Which plot furniture surrounds the spectrogram (params.yaml `distortion`)."""
+
+    title: bool = True
+    axis_labels: bool = True
+    tick_labels: bool = True
+    colorbar: bool = True
+    frame: bool = True
+
+    @property
+    def any(self) -> bool:
+        return self.title or self.axis_labels or self.tick_labels or self.colorbar or self.frame
+
+
+def title_for(index: int, chirp: Chirp) -> str:
+    """The seed author's title: it names the image (1-based) and the chirp type."""
+    return f"Synthetic Spectrogram {index} ({chirp.kind} chirp)"
+
+
+def normalise(power: np.ndarray) -> np.ndarray:
+    """Min-max scale to [0, 1]: the pixels matplotlib's autoscaling would give, with a static colorbar."""
+    low, high = power.min(), power.max()
+    return (power - low) / (high - low) if high > low else np.zeros_like(power)
+
+
+def bbox_pixels(bbox: Bbox, height: int, width: int) -> tuple[slice, slice]:
+    """Rows and columns of the pixels a display-space bbox touches (display y points up)."""
+    c0, c1 = int(np.floor(bbox.x0)), int(np.ceil(bbox.x1))
+    r0, r1 = height - int(np.ceil(bbox.y1)), height - int(np.floor(bbox.y0))
+    return slice(max(r0, 0), max(min(r1, height), 0)), slice(max(c0, 0), max(min(c1, width), 0))
+
+
+class PlotRenderer:
+    """Renders spectrograms into one reused figure of exactly `size` x `size` pixels."""
+
+    def __init__(self, size: int, distortions: Distortions):
+        self.size = size
+        self.distortions = distortions
+        scale = size / BASE_SIZE_PX
+        self.font, self.tick_font = FONT_PT * scale, TICK_FONT_PT * scale
+        self.line, self.tick_length = LINE_PT * scale, TICK_LENGTH_PT * scale
+        self.figure = Figure(figsize=(size / DPI, size / DPI), dpi=DPI)
+        self.canvas = FigureCanvasAgg(self.figure)
+        self.ax = self.figure.add_subplot()
+        self.image = self.ax.imshow(
+            np.zeros((N_FREQ_BINS, 2)),
+            aspect="auto",
+            origin="lower",
+            cmap="viridis",
+            extent=(0, DURATION_S, 0, MAX_FREQ_HZ),
+            vmin=0.0,
+            vmax=1.0,
+        )
+        self.colorbar = self._add_colorbar() if distortions.colorbar else None
+        self._style_axes(self.ax)
+        if distortions.axis_labels:
+            self.ax.set_xlabel("Time (s)", fontsize=self.font, labelpad=1)
+            self.ax.set_ylabel("Frequency (Hz)", fontsize=self.font, labelpad=1)
+        self.title = self.ax.set_title(LAYOUT_TITLE if distortions.title else "", fontsize=self.font, pad=2 * scale)
+        self._layout()
+        self.image.set_animated(True)
+        self.title.set_animated(True)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.figure.bbox)
+        self.static_mask = self._static_mask()
+
+    def _add_colorbar(self):
+        colorbar = self.figure.colorbar(self.image, ax=self.ax, pad=0.03, fraction=0.08)
+        colorbar.outline.set_linewidth(self.line)
+        colorbar.outline.set_visible(self.distortions.frame)
+        self._style_axes(colorbar.ax)
+        if self.distortions.axis_labels:
+            colorbar.set_label("Intensity", fontsize=self.font, labelpad=1)
+        return colorbar
+
+    def _style_axes(self, ax) -> None:
+        d = self.distortions
+        ax.tick_params(labelsize=self.tick_font, length=self.tick_length if d.frame else 0, width=self.line, pad=1)
+        if not d.tick_labels:
+            ax.tick_params(labelbottom=False, labelleft=False, labelright=False)
+        for spine in ax.spines.values():
+            spine.set_linewidth(self.line)
+            spine.set_visible(d.frame)
+
+    def _layout(self) -> None:
+        """Fix the layout once, for the longest title, so every image shares it."""
+        if self.distortions.any:
+            self.figure.tight_layout(pad=0.2)
+        else:
+            self.ax.set_position((0, 0, 1, 1))
+            self.ax.set_axis_off()
+
+    def _visible_ticks(self, axis):
+        low, high = sorted(axis.get_view_interval())
+        return [t for t in axis.get_major_ticks() if low - 1e-9 <= t.get_loc() <= high + 1e-9]
+
+    def _paint(self, mask: np.ndarray, bbox: Bbox, class_name: str) -> None:
+        rows, cols = bbox_pixels(bbox, self.size, self.size)
+        mask[rows, cols] = CLASS_ID[class_name]
+
+    def _paint_spine(self, mask: np.ndarray, spine) -> None:
+        """Paint the spine's own line segments (its window extent would also cover tick padding)."""
+        points = spine.get_transform().transform(spine.get_path().vertices)
+        half_width = spine.get_linewidth() * DPI / 72 / 2
+        for a, b in zip(points[:-1], points[1:]):
+            corners = np.array([np.minimum(a, b) - half_width, np.maximum(a, b) + half_width])
+            self._paint(mask, Bbox(corners), "frame")
+
+    def _static_mask(self) -> np.ndarray:
+        """Label every pixel that is the same in all images, in drawing order (later wins)."""
+        renderer = self.canvas.get_renderer()
+        mask = np.zeros((self.size, self.size), np.uint8)
+        self._paint(mask, self.ax.get_window_extent(renderer), "background")
+        axes = [(self.ax, "tick_labels")]
+        if self.colorbar is not None:
+            self._paint(mask, self.colorbar.ax.get_window_extent(renderer), "colorbar")
+            axes.append((self.colorbar.ax, "colorbar_text"))
+        for ax, label_class in axes:
+            for spine in ax.spines.values():
+                if spine.get_visible():
+                    self._paint_spine(mask, spine)
+            for axis in (ax.xaxis, ax.yaxis):
+                for tick in self._visible_ticks(axis):
+                    for line in (tick.tick1line, tick.tick2line):
+                        if line.get_visible() and self.distortions.frame:
+                            self._paint(mask, line.get_window_extent(renderer), "frame")
+                    for label in (tick.label1, tick.label2):
+                        if label.get_visible() and label.get_text():
+                            self._paint(mask, label.get_window_extent(renderer), label_class)
+        for text, text_class in self._axis_label_artists():
+            self._paint(mask, text.get_window_extent(renderer), text_class)
+        return mask
+
+    def _axis_label_artists(self):
+        if not self.distortions.axis_labels:
+            return []
+        labels = [(self.ax.xaxis.label, "axis_labels"), (self.ax.yaxis.label, "axis_labels")]
+        if self.colorbar is not None:
+            labels.append((self.colorbar.ax.yaxis.label, "colorbar_text"))
+        return labels
+
+    def chirp_pixels(self, chirp: Chirp) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of pixels whose centre lies within the ridge's half-width of the curve."""
+        to_display = self.ax.transData
+        ax_box = self.ax.get_window_extent()
+        bin_px = ax_box.height / N_FREQ_BINS
+        radius = max(CHIRP_HALF_WIDTH_BINS * bin_px, MIN_CHIRP_HALF_WIDTH_PX)
+        t = np.linspace(chirp.start_time, chirp.start_time + chirp.duration, CURVE_POINTS)
+        curve = to_display.transform(np.column_stack([t, chirp.frequency_at(t)]))
+        c0, c1 = (int(np.floor(curve[:, 0].min() - radius)), int(np.ceil(curve[:, 0].max() + radius)))
+        y0, y1 = (int(np.floor(curve[:, 1].min() - radius)), int(np.ceil(curve[:, 1].max() + radius)))
+        cols = np.arange(max(c0, 0), min(c1 + 1, self.size))
+        ys = np.arange(max(y0, 0), min(y1 + 1, self.size))
+        px, py = np.meshgrid(cols + 0.5, ys + 0.5)
+        near = _distance_to_polyline(np.column_stack([px.ravel(), py.ravel()]), curve) <= radius
+        rows = self.size - 1 - py.ravel()[near].astype(int)
+        return rows, px.ravel()[near].astype(int)
+
+    def render(self, power: np.ndarray, chirp: Chirp, title: str) -> tuple[np.ndarray, np.ndarray]:
+        """RGB uint8 image [size, size, 3] and class mask [size, size] for one spectrogram."""
+        self.canvas.restore_region(self.background)
+        self.image.set_data(normalise(power))
+        self.ax.draw_artist(self.image)
+        mask = self.static_mask.copy()
+        if self.distortions.title:
+            self.title.set_text(title)
+            self.ax.draw_artist(self.title)
+            self._paint(mask, self.title.get_window_extent(self.canvas.get_renderer()), "title")
+        rows, cols = self.chirp_pixels(chirp)
+        on_background = mask[rows, cols] == CLASS_ID["background"]
+        mask[rows[on_background], cols[on_background]] = CLASS_ID["chirp"]
+        rgb = np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
+        return rgb, mask
+
+
+def _distance_to_polyline(points: np.ndarray, curve: np.ndarray) -> np.ndarray:
+    """Shortest distance from each point [P, 2] to the polyline through curve [M, 2]."""
+    a, b = curve[:-1], curve[1:]
+    ab = b - a
+    length2 = np.maximum((ab**2).sum(axis=1), 1e-12)
+    ap = points[:, None, :] - a[None, :, :]
+    u = np.clip((ap * ab[None]).sum(axis=2) / length2[None], 0.0, 1.0)
+    closest = a[None] + u[..., None] * ab[None]
+    return np.sqrt(((points[:, None, :] - closest) ** 2).sum(axis=2)).min(axis=1)
+
+
+CLASS_COLOURS = {
+    "margin": "#ffffff",
+    "background": "#d9d9d9",
+    "chirp": "#e41a1c",
+    "title": "#377eb8",
+    "axis_labels": "#4daf4a",
+    "tick_labels": "#984ea3",
+    "colorbar": "#ff7f00",
+    "colorbar_text": "#a65628",
+    "frame": "#000000",
+}
+
+
+def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
+    palette = np.array([matplotlib.colors.to_rgb(CLASS_COLOURS[c]) for c in CLASSES])
+    return (palette[mask] * 255).astype(np.uint8)
+
+
+def save_preview(images: np.ndarray, masks: np.ndarray, captions: list[str], path) -> None:
+    """Images beside their colour-coded masks, with a class legend, to check alignment by eye."""
+    n = len(images)
+    figure = Figure(figsize=(2.2 * n, 4.9), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(2, n, squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(images[i], interpolation="nearest")
+        axes[0, i].set_title(captions[i], fontsize=7)
+        axes[1, i].imshow(mask_to_rgb(masks[i]), interpolation="nearest")
+        axes[1, i].imshow(images[i], interpolation="nearest", alpha=0.25)
+        for ax in axes[:, i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    handles = [matplotlib.patches.Patch(facecolor=CLASS_COLOURS[c], edgecolor="grey", label=c) for c in CLASSES]
+    figure.legend(handles=handles, loc="outside lower center", ncol=len(CLASSES) // 2 + 1, fontsize=7, frameon=False)
+    figure.savefig(path, format="png")
