@@ -6,7 +6,7 @@ import numpy as np
 
 from vitheads import params
 from vitheads.data import RenderSpec, load_split, write_dataset
-from vitheads.outputs import atomic_path, setup_logging, write_json
+from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
 from vitheads.rendering import CLASSES, Distortions, save_preview
 
 DATA = "data/generated"
@@ -15,8 +15,10 @@ METRICS = "metrics/generate.json"
 N_PREVIEW = 4
 
 
+log = setup_logging("generate")
+
+
 def main() -> None:
-    log = setup_logging("generate")
     p = params.load()
     log.info("read params.yaml")
     spec = RenderSpec(p["seed"], p["generate"]["image_size"], p["model"]["patch_size"], Distortions(**p["distortion"]))
@@ -47,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -7,16 +7,30 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger("vitheads")
+
+
+class StageError(ValueError):
+    """Bad input the user can fix: reported as one line, without a traceback."""
 
 
 def setup_logging(stage: str) -> logging.Logger:
     logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s")
     return log
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's main; a StageError ends it with exit status 1 and its message."""
+    try:
+        main()
+    except StageError as err:
+        log.error("error: %s", err)
+        sys.exit(1)
 
 
 @contextlib.contextmanager

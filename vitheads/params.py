@@ -9,8 +9,10 @@ from typing import Any, Callable
 
 import yaml
 
+from vitheads.outputs import StageError
 
-class ParamsError(ValueError):
+
+class ParamsError(StageError):
     """A params.yaml value that the pipeline refuses; the message names the key."""
 
 

@@ -112,8 +112,9 @@ class PlotRenderer:
         self.image.set_animated(True)
         self.title.set_animated(True)
         self.canvas.draw()
-        self.background = self.canvas.copy_from_bbox(self.figure.bbox)
         self.static_mask = self._static_mask()
+        self.canvas.draw()  # _static_mask drew artists one by one; restore the whole figure
+        self.background = self.canvas.copy_from_bbox(self.figure.bbox)
 
     def _add_colorbar(self):
         colorbar = self.figure.colorbar(self.image, ax=self.ax, pad=0.03, fraction=0.08)
@@ -149,13 +150,16 @@ class PlotRenderer:
         rows, cols = bbox_pixels(bbox, self.size, self.size)
         mask[rows, cols] = CLASS_ID[class_name]
 
-    def _paint_spine(self, mask: np.ndarray, spine) -> None:
-        """Paint the spine's own line segments (its window extent would also cover tick padding)."""
-        points = spine.get_transform().transform(spine.get_path().vertices)
-        half_width = spine.get_linewidth() * DPI / 72 / 2
-        for a, b in zip(points[:-1], points[1:]):
-            corners = np.array([np.minimum(a, b) - half_width, np.maximum(a, b) + half_width])
-            self._paint(mask, Bbox(corners), "frame")
+    def _ink(self, artist) -> np.ndarray:
+        """Pixels this artist alone inks: matplotlib's own rasterisation of its geometry.
+
+        Thin lines are snapped to pixel centres by Agg, so their window extents miss or
+        overshoot the drawn pixels; drawing the artist alone on a cleared canvas does not.
+        """
+        renderer = self.canvas.get_renderer()
+        renderer.clear()
+        artist.draw(renderer)
+        return np.asarray(self.canvas.buffer_rgba())[..., 3] > 0
 
     def _static_mask(self) -> np.ndarray:
         """Label every pixel that is the same in all images, in drawing order (later wins)."""
@@ -169,12 +173,12 @@ class PlotRenderer:
         for ax, label_class in axes:
             for spine in ax.spines.values():
                 if spine.get_visible():
-                    self._paint_spine(mask, spine)
+                    mask[self._ink(spine)] = CLASS_ID["frame"]
             for axis in (ax.xaxis, ax.yaxis):
                 for tick in self._visible_ticks(axis):
                     for line in (tick.tick1line, tick.tick2line):
                         if line.get_visible() and self.distortions.frame:
-                            self._paint(mask, line.get_window_extent(renderer), "frame")
+                            mask[self._ink(line)] = CLASS_ID["frame"]
                     for label in (tick.label1, tick.label2):
                         if label.get_visible() and label.get_text():
                             self._paint(mask, label.get_window_extent(renderer), label_class)

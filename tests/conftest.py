@@ -1,0 +1,75 @@
+"""Shared fixtures: renderers, and throwaway copies of the DVC project with tiny params."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "vitheads", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
+TINY = {
+    "generate": {"image_size": 96, "n_train": 12, "n_test": 6},
+    "model": {"patch_size": 16},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge(base[key], value) if isinstance(value, dict) else value
+    return out
+
+
+class Project:
+    """A git+DVC copy of the pipeline in a temp dir, driven through the real `dvc` CLI."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        # Stage commands call `python`: it must be this interpreter, with its `dvc` beside it.
+        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def params(self) -> dict:
+        return yaml.safe_load((self.path / "params.yaml").read_text())
+
+    def set_params(self, override: dict) -> None:
+        (self.path / "params.yaml").write_text(yaml.safe_dump(merge(self.params(), override), sort_keys=False))
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(args, cwd=self.path, env=self.env, capture_output=True, text=True)
+        if check and result.returncode:
+            raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("dvc", *args, check=check)
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """A committed throwaway copy of the project with tiny params and a private DVC site cache."""
+    path = tmp_path / "project"
+    for name in PROJECT_FILES:
+        source, target = ROOT / name, path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    p = Project(path)
+    p.set_params(TINY)
+    p.run("git", "init", "-q")
+    p.run("git", "config", "user.email", "test@example.com")
+    p.run("git", "config", "user.name", "test")
+    p.dvc("config", "--local", "core.site_cache_dir", str(tmp_path / "site_cache"))
+    p.commit("throwaway copy")
+    return p
