@@ -6,6 +6,7 @@ import numpy as np
 
 from vitheads import params
 from vitheads.data import RenderSpec, load_split, write_dataset
+from vitheads.ingest import ingest
 from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
 from vitheads.rendering import CLASSES, Distortions, save_preview
 
@@ -18,10 +19,33 @@ N_PREVIEW = 4
 log = setup_logging("generate")
 
 
+def write_preview(masks: bool):
+    test = load_split(DATA, "test")
+    shown = slice(0, min(N_PREVIEW, len(test.labels)))
+    captions = [f"#{r.Image} {r.Chirp_Type}" for r in test.labels.iloc[shown].itertuples()]
+    with atomic_path(PREVIEW) as tmp:
+        save_preview(test.images[shown], test.masks[shown] if masks else None, captions, tmp)
+    log.info("wrote %s", PREVIEW)
+    return test
+
+
+def ingest_external(p: dict) -> None:
+    source = p["data"]["source"]
+    with atomic_path(DATA, is_dir=True) as tmp:
+        sizes = ingest(source, p["model"]["image_size"], p["generate"]["n_test"], p["seed"], tmp)
+    log.info("read %s; wrote %s", source, DATA)
+    write_preview(masks=False)
+    write_json(METRICS, {"images": sum(sizes.values()), "source": source})
+    log.info("ingested %s (%s) at %d px; no masks", source, sizes, p["model"]["image_size"])
+
+
 def main() -> None:
     p = params.load()
     log.info("read params.yaml")
-    spec = RenderSpec(p["seed"], p["generate"]["image_size"], p["model"]["patch_size"], Distortions(**p["distortion"]))
+    if p["data"]["source"] != "generate":
+        ingest_external(p)
+        return
+    spec = RenderSpec(p["seed"], p["model"]["image_size"], p["model"]["patch_size"], Distortions(**p["distortion"]))
     sizes = {"train": p["generate"]["n_train"], "test": p["generate"]["n_test"]}
     started = time.perf_counter()
     with atomic_path(DATA, is_dir=True) as tmp:
@@ -29,12 +53,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     log.info("wrote %s", DATA)
 
-    test = load_split(DATA, "test")
-    shown = slice(0, min(N_PREVIEW, len(test.labels)))
-    captions = [f"#{r.Image} {r.Chirp_Type}" for r in test.labels.iloc[shown].itertuples()]
-    with atomic_path(PREVIEW) as tmp:
-        save_preview(test.images[shown], test.masks[shown], captions, tmp)
-    log.info("wrote %s", PREVIEW)
+    test = write_preview(masks=True)
 
     share = np.asarray(test.patch_fractions).mean(axis=(0, 1, 2))
     total = sum(sizes.values())

@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "vitheads", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "vitheads", "templates", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
 TINY = {
-    "generate": {"image_size": 96, "n_train": 12, "n_test": 6},
-    "model": {"patch_size": 16},
+    "generate": {"n_train": 24, "n_test": 8},
+    "model": {"image_size": 96, "patch_size": 16, "depth": 2, "num_heads": 3, "embed_dim": 24},
+    "finetune": {"batch_size": 8, "epochs": 2, "val_fraction": 0.25},
 }
 
 

@@ -44,8 +44,8 @@ def test_unknown_section_is_refused():
     [
         ("generate", "n_train", "many", "an integer >= 1"),
         ("generate", "n_test", 0, "an integer >= 1"),
-        ("generate", "image_size", 8, r"an integer in \[32, 1024\]"),
-        ("generate", "image_size", 160.0, "an integer"),
+        ("model", "image_size", 8, r"an integer in \[32, 1024\]"),
+        ("model", "image_size", 160.0, "an integer"),
         ("distortion", "title", 1, "true or false"),
         ("distortion", "colorbar", "no", "true or false"),
         ("seed", None, -1, "an integer"),
@@ -65,8 +65,8 @@ def test_missing_key_is_refused():
 
 
 def test_image_size_must_be_a_whole_number_of_patches():
-    with pytest.raises(ParamsError, match=r"generate.image_size \(100\).*model.patch_size \(16\)"):
-        params.validate(with_value("generate", "image_size", 100))
+    with pytest.raises(ParamsError, match=r"model.image_size \(100\).*model.patch_size \(16\)"):
+        params.validate(with_value("model", "image_size", 100))
 
 
 def test_unreadable_yaml_is_refused(tmp_path):

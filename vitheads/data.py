@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from vitheads.chirps import LABEL_COLUMNS, sample_chirp, spectrogram
+from vitheads.outputs import StageError
 from vitheads.rendering import CLASSES, Distortions, PlotRenderer, title_for
 
 SPLITS = ("train", "test")
@@ -41,8 +42,8 @@ class RenderSpec:
 @dataclass
 class Split:
     images: np.ndarray
-    masks: np.ndarray
-    patch_fractions: np.ndarray
+    masks: np.ndarray | None  # None for ingested data (vitheads.ingest): it has no masks
+    patch_fractions: np.ndarray | None
     labels: pd.DataFrame
 
 
@@ -133,9 +134,15 @@ def load_meta(root: str | Path) -> dict:
 def load_split(root: str | Path, split: str) -> Split:
     """Memory-map one split; nothing is read until it is indexed."""
     folder = Path(root) / split
+    if not (folder / "images.npy").is_file():
+        raise StageError(f"'{folder / 'images.npy'}' not found; run `dvc repro generate` first")
+
+    def optional(name: str) -> np.ndarray | None:
+        return np.load(folder / name, mmap_mode="r") if (folder / name).is_file() else None
+
     return Split(
         images=np.load(folder / "images.npy", mmap_mode="r"),
-        masks=np.load(folder / "masks.npy", mmap_mode="r"),
-        patch_fractions=np.load(folder / "patch_fractions.npy", mmap_mode="r"),
+        masks=optional("masks.npy"),
+        patch_fractions=optional("patch_fractions.npy"),
         labels=pd.read_csv(folder / "labels.csv"),
     )

@@ -7,11 +7,21 @@ three targets from the flattened patch tokens gives every patch a direct path to
 
 from __future__ import annotations
 
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
 import torch
-from timm.models.vision_transformer import VisionTransformer
+from safetensors.torch import load_file, save_file
+from timm.models import load_state_dict
+from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
-POOLINGS = ("flatten", "token", "avg")
+from vitheads.outputs import StageError
+
+WEIGHTS = "model.safetensors"
+CONFIG = "model.json"
 
 
 class ChirpViT(VisionTransformer):
@@ -19,7 +29,11 @@ class ChirpViT(VisionTransformer):
 
     def __init__(self, *, global_pool: str = "token", **kwargs):
         self.flatten_readout = global_pool == "flatten"
-        super().__init__(global_pool="avg" if self.flatten_readout else global_pool, **kwargs)
+        if self.flatten_readout:  # final `norm` as with CLS pooling: ImageNet checkpoints' keys fit
+            kwargs.update(global_pool="avg", fc_norm=False)
+        else:
+            kwargs.update(global_pool=global_pool)
+        super().__init__(**kwargs)
         if self.flatten_readout:
             self.head = nn.Linear(self.patch_embed.num_patches * self.embed_dim, self.num_classes)
             nn.init.zeros_(self.head.weight)
@@ -30,3 +44,70 @@ class ChirpViT(VisionTransformer):
             return super().forward_head(x, pre_logits)
         x = self.head_drop(self.fc_norm(x[:, self.num_prefix_tokens :]).flatten(1))
         return x if pre_logits else self.head(x)
+
+
+def build_model(m: dict[str, Any], num_outputs: int) -> ChirpViT:
+    """The ViT that params.yaml `model` describes, randomly initialised (seed torch first)."""
+    return ChirpViT(
+        img_size=m["image_size"],
+        patch_size=m["patch_size"],
+        embed_dim=m["embed_dim"],
+        depth=m["depth"],
+        num_heads=m["num_heads"],
+        mlp_ratio=m["mlp_ratio"],
+        global_pool=m["pooling"],
+        num_classes=num_outputs,
+    )
+
+
+def load_pretrained(model: ChirpViT, path: str | Path) -> list[str]:
+    """Load a timm-format ViT state dict (.safetensors, or .pth/.pt read with weights_only=True).
+
+    timm's own loader and `checkpoint_filter_fn` resize the position embedding (and patch
+    embedding) to this model's grid. A head of another shape (ImageNet's 1000 classes) is
+    dropped and left at init; any other missing or unexpected key is an error (a silent key-prefix mismatch is how the
+    seed author's example ended up loading only the head). Returns the keys left at init.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"model.init checkpoint '{path}' not found; expected 'scratch' or a timm-format state dict")
+    try:
+        state = load_state_dict(str(path), weights_only=True)
+    except Exception as err:  # safetensors, torch and pickle raise many kinds for a bad file
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if isinstance(err, pickle.UnpicklingError) or "weights_only" in str(err):
+            raise StageError(f"refusing to load '{path}': it is not a plain state dict ({first_line})") from None
+        raise StageError(f"cannot read checkpoint '{path}': {type(err).__name__}: {first_line}") from None
+    own = model.state_dict()
+    state = {
+        k: v
+        for k, v in checkpoint_filter_fn(state, model).items()
+        if not (k.startswith("head.") and (k not in own or v.shape != own[k].shape))
+    }
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("head.")]
+    if missing or result.unexpected_keys:
+        raise StageError(
+            f"checkpoint '{path}' does not fit model.* ({len(missing)} missing keys, e.g. {missing[:3]}; "
+            f"{len(result.unexpected_keys)} unexpected, e.g. {result.unexpected_keys[:3]})"
+        )
+    return result.missing_keys
+
+
+def save_trained(model: ChirpViT, config: dict[str, Any], out_dir: Path) -> None:
+    """Weights as safetensors plus the JSON needed to rebuild the model and unscale its outputs."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out_dir / WEIGHTS))
+    (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def load_trained(model_dir: str | Path) -> tuple[ChirpViT, dict[str, Any]]:
+    """The finetune stage's model, in eval mode, and its config (targets, scaling, params)."""
+    model_dir = Path(model_dir)
+    for name in (WEIGHTS, CONFIG):
+        if not (model_dir / name).is_file():
+            raise StageError(f"'{model_dir / name}' not found; run the finetune stage first")
+    config = json.loads((model_dir / CONFIG).read_text())
+    model = build_model(config["model"], len(config["targets"]))
+    model.load_state_dict(load_file(str(model_dir / WEIGHTS)))
+    return model.eval(), config

@@ -37,10 +37,13 @@ def run_stage(main: Callable[[], None]) -> None:
 def atomic_path(final: str | Path, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `final`; move it into place only if the block succeeds.
 
-    A stage killed midway leaves a `.tmp-*` sibling behind, never a half-written `final`.
+    A stage killed midway leaves a `.tmp-*` sibling behind, never a half-written `final`;
+    the next run of the stage removes it (DVC lets one stage run at a time per checkout).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".tmp-{final.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
     else:
@@ -54,7 +57,8 @@ def atomic_path(final: str | Path, is_dir: bool = False) -> Iterator[Path]:
         raise
     if is_dir and final.exists():
         shutil.rmtree(final)
-    os.chmod(tmp, 0o755 if is_dir else 0o644)  # mkdtemp/mkstemp create owner-only entries
+    for entry in [tmp, *(tmp.rglob("*") if is_dir else [])]:  # mkdtemp, mkstemp, safetensors: owner-only
+        os.chmod(entry, 0o755 if entry.is_dir() else 0o644)
     os.replace(tmp, final)
 
 

@@ -36,6 +36,35 @@ def boolean() -> Rule:
     return Rule("true or false", lambda v: isinstance(v, bool))
 
 
+def number(low: float, high: float, *, low_open: bool = False) -> Rule:
+    bracket = "(" if low_open else "["
+
+    def check(v: Any) -> bool:
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v != v:
+            return False
+        return (v > low if low_open else v >= low) and v <= high
+
+    return Rule(f"a number in {bracket}{low}, {high}]", check)
+
+
+def choice(*options: str) -> Rule:
+    return Rule(f"one of {', '.join(options)}", lambda v: v in options)
+
+
+def subset(*options: str) -> Rule:
+    return Rule(
+        f"a non-empty list drawn from {', '.join(options)}",
+        lambda v: isinstance(v, list) and bool(v) and all(o in options for o in v) and len(set(v)) == len(v),
+    )
+
+
+def scratch_or_checkpoint() -> Rule:
+    return Rule(
+        "'scratch' or the path of a .safetensors/.pth/.pt checkpoint",
+        lambda v: isinstance(v, str) and (v == "scratch" or v.endswith((".safetensors", ".pth", ".pt"))),
+    )
+
+
 SCHEMA: dict[str, dict[str, Rule] | Rule] = {
     "seed": integer(0, 2**32 - 1),
     "distortion": {
@@ -45,13 +74,58 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "colorbar": boolean(),
         "frame": boolean(),
     },
+    "data": {
+        "source": Rule(
+            "'generate' or the path of a folder of spectrogram_<i>.png files and labels.csv",
+            lambda v: isinstance(v, str) and v.strip() != "",
+        ),
+    },
     "generate": {
-        "image_size": integer(32, 1024),
         "n_train": integer(1),
         "n_test": integer(1),
     },
     "model": {
+        "image_size": integer(32, 1024),
         "patch_size": integer(2, 64),
+        "depth": integer(1, 48),
+        "num_heads": integer(1, 64),
+        "embed_dim": integer(8, 4096),
+        "mlp_ratio": number(0.25, 16),
+        "pooling": choice("flatten", "token", "avg"),
+        "init": scratch_or_checkpoint(),
+    },
+    "finetune": {
+        "method": choice("full", "lora"),
+        "lora_rank": integer(1, 1024),
+        "lora_alpha": number(0, 1e6, low_open=True),
+        "lora_targets": subset("qkv", "proj", "fc1", "fc2"),
+        "lr": number(0, 1e30, low_open=True),
+        "weight_decay": number(0, 10),
+        "batch_size": integer(1),
+        "epochs": integer(1),
+        "warmup_fraction": number(0, 0.5),
+        "clip_grad": number(0, 1e6, low_open=True),
+        "val_fraction": number(0, 0.5, low_open=True),
+        "patience": integer(1),
+    },
+    "ablate": {
+        "modes": subset("zero", "mean"),
+        "bootstrap": integer(10),
+        "max_images": integer(0),
+        "batch_size": integer(1),
+    },
+    "attention": {
+        "batch_size": integer(1),
+        "max_images": integer(0),
+        "overlay_images": integer(1, 16),
+        "overlay_heads": integer(1, 16),
+    },
+    "classify": {
+        "min_enrichment": number(1, 1e6),
+        "mono_share": number(0.5, 1, low_open=True),
+        "diffuse_entropy": number(0, 1),
+        "importance_mode": choice("zero", "mean"),
+        "view": choice("cls", "received"),
     },
 }
 
@@ -80,11 +154,26 @@ def _check_section(name: str, section: Any, rules: dict[str, Rule]) -> None:
 
 
 def _check_combinations(p: dict[str, Any]) -> None:
-    size, patch = p["generate"]["image_size"], p["model"]["patch_size"]
-    if size % patch:
+    m = p["model"]
+    if m["image_size"] % m["patch_size"]:
         raise ParamsError(
-            f"generate.image_size ({size}) must be divisible by model.patch_size ({patch}) "
+            f"model.image_size ({m['image_size']}) must be divisible by model.patch_size ({m['patch_size']}) "
             "so that every token is one whole image patch"
+        )
+    if m["embed_dim"] % m["num_heads"]:
+        raise ParamsError(
+            f"model.embed_dim ({m['embed_dim']}) must be divisible by model.num_heads ({m['num_heads']}) "
+            "so that every head gets an equal slice"
+        )
+    if p["classify"]["importance_mode"] not in p["ablate"]["modes"]:
+        raise ParamsError(
+            f"classify.importance_mode ({p['classify']['importance_mode']}) must be one of ablate.modes ({p['ablate']['modes']})"
+        )
+    n_val = int(p["generate"]["n_train"] * p["finetune"]["val_fraction"])
+    if not 1 <= n_val < p["generate"]["n_train"]:
+        raise ParamsError(
+            f"finetune.val_fraction ({p['finetune']['val_fraction']}) of generate.n_train "
+            f"({p['generate']['n_train']}) gives {n_val} validation images; expected at least 1 and fewer than n_train"
         )
 
 

@@ -34,6 +34,14 @@ CLASSES = (
 )
 CLASS_ID = {name: i for i, name in enumerate(CLASSES)}
 TEXT_CLASSES = ("title", "axis_labels", "tick_labels", "colorbar_text")
+# What a head can be said to detect: the chirp (the task) and three kinds of distractor.
+# Background (plot interior) and margin (white space) only hold these, so they are no kind.
+DETECTABLE = {
+    "chirp": ("chirp",),
+    "text": ("title", "axis_labels", "tick_labels"),
+    "colorbar": ("colorbar", "colorbar_text"),
+    "frame": ("frame",),
+}
 
 DPI = 100
 BASE_SIZE_PX = 160  # font sizes below are for this image size and scale with it
@@ -257,20 +265,25 @@ def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
     return (palette[mask] * 255).astype(np.uint8)
 
 
-def save_preview(images: np.ndarray, masks: np.ndarray, captions: list[str], path) -> None:
-    """Images beside their colour-coded masks, with a class legend, to check alignment by eye."""
-    n = len(images)
-    figure = Figure(figsize=(2.2 * n, 4.9), dpi=110, layout="constrained")
+def save_preview(images: np.ndarray, masks: np.ndarray | None, captions: list[str], path) -> None:
+    """Images above their colour-coded masks, with a class legend, to check alignment by eye.
+    Without masks (ingested data) only the images."""
+    n, rows = len(images), 1 if masks is None else 2
+    figure = Figure(figsize=(2.2 * n, 2.45 * rows), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(2, n, squeeze=False)
+    axes = figure.subplots(rows, n, squeeze=False)
     for i in range(n):
         axes[0, i].imshow(images[i], interpolation="nearest")
         axes[0, i].set_title(captions[i], fontsize=7)
-        axes[1, i].imshow(mask_to_rgb(masks[i]), interpolation="nearest")
-        axes[1, i].imshow(images[i], interpolation="nearest", alpha=0.25)
+        if masks is not None:
+            axes[1, i].imshow(mask_to_rgb(masks[i]), interpolation="nearest")
+            axes[1, i].imshow(images[i], interpolation="nearest", alpha=0.25)
         for ax in axes[:, i]:
             ax.set_xticks([])
             ax.set_yticks([])
+    if masks is None:
+        figure.savefig(path, format="png")
+        return
     handles = [matplotlib.patches.Patch(facecolor=CLASS_COLOURS[c], edgecolor="grey", label=c) for c in CLASSES]
     figure.legend(handles=handles, loc="outside lower center", ncol=len(CLASSES) // 2 + 1, fontsize=7, frameon=False)
     figure.savefig(path, format="png")

@@ -1,0 +1,67 @@
+"""classify: label every head from its measured attention, joined with its ablation (see README)."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from vitheads import figures, params
+from vitheads.outputs import StageError, atomic_path, run_stage, setup_logging, write_json
+from vitheads.taxonomy import LABELS, band_counts, classify
+
+REGION = "results/attention/region_mass.csv"
+ENTROPY = "results/attention/heads.csv"
+ABLATION = "results/ablate/heads.csv"
+RESULTS = "results/classify/heads.csv"  # in the results/classify out
+METRICS = "metrics/classify.json"
+PLOT = "plots/classify/taxonomy.png"
+COLOURS = dict(zip(LABELS, ["#d62728", "#1f77b4", "#ff7f0e", "#7f7f7f", "#9467bd", "#e5e5e5", "#bcbd22"]))
+
+log = setup_logging("classify")
+
+
+def join_importance(labelled: pd.DataFrame, mode: str) -> pd.DataFrame:
+    ablation = pd.read_csv(ABLATION)
+    ablation = ablation[ablation["mode"] == mode][["layer", "head", "increase_pct", "ci_low_pct", "ci_high_pct"]]
+    joined = labelled.merge(ablation.astype({"head": int}), on=["layer", "head"], how="left")
+    return joined.assign(important=joined["ci_low_pct"] > 0)
+
+
+def main() -> None:
+    p = params.load()
+    c = p["classify"]
+    if not Path(REGION).is_file():
+        raise StageError(
+            f"the taxonomy needs ground-truth masks and data.source '{p['data']['source']}' has none "
+            f"({REGION} was not written); ablate and attention results are in results/"
+        )
+    region, entropy = pd.read_csv(REGION), pd.read_csv(ENTROPY)
+    log.info("read %s, %s and %s", REGION, ENTROPY, ABLATION)
+    heads = join_importance(classify(region, entropy, c), c["importance_mode"])
+
+    with atomic_path(RESULTS) as tmp:
+        heads.to_csv(tmp, index=False, float_format="%.6g")
+    log.info("wrote %s", RESULTS)
+    grid = heads.pivot(index="layer", columns="head", values="label").to_numpy()
+    with atomic_path(PLOT) as tmp:
+        figures.label_grid(grid, LABELS, COLOURS, "Head taxonomy from attention vs ground-truth masks", tmp)
+    log.info("wrote %s", PLOT)
+
+    early = heads[heads["layer"] <= 4]
+    write_json(
+        METRICS,
+        {
+            "counts": band_counts(heads),
+            "chirp_monosemantic_layers_6_11": int(((heads["label"] == "monosemantic-chirp") & heads["layer"].between(6, 11)).sum()),
+            "heads_layers_6_11": int(heads["layer"].between(6, 11).sum()),
+            "text_or_frame_detectors_layers_1_4": int(early["label"].isin(["monosemantic-text", "monosemantic-frame"]).sum()),
+            "heads_layers_1_4": len(early),
+            "important_heads": int(heads["important"].sum()),
+            "important_by_label": heads[heads["important"]]["label"].value_counts().to_dict(),
+        },
+    )
+    counts = heads["label"].value_counts()
+    log.info("labelled %d heads: %s", len(heads), ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,95 @@
+"""report: Markdown and self-contained HTML report of the run, with the replication table (see README)."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from vitheads import params
+from vitheads.outputs import atomic_path, run_stage, setup_logging
+from vitheads.report import Heading, Image, Paragraph, Table, fmt, replication_table, to_html, to_markdown, verdict_rules
+from vitheads.taxonomy import LABELS
+from vitheads.training import TARGETS, UNITS
+
+OUT = Path("report")
+TITLE = "vitheads: attention heads of a ViT on distorted spectrograms"
+
+log = setup_logging("report")
+
+
+def read_metrics(stage: str) -> dict:
+    return json.loads(Path(f"metrics/{stage}.json").read_text())
+
+
+def run_summary(p: dict) -> list:
+    d, m, f = p["distortion"], p["model"], p["finetune"]
+    on = ", ".join(k for k, v in d.items() if v) or "none (bare spectrogram)"
+    return [
+        Paragraph(
+            f"Distortions on: {on}. Data: {p['generate']['n_train']} train and {p['generate']['n_test']} test images "
+            f"at {m['image_size']} px, seed {p['seed']}."
+        ),
+        Paragraph(
+            f"Model: timm ViT, {m['depth']} layers x {m['num_heads']} heads, dim {m['embed_dim']}, patch "
+            f"{m['patch_size']}, {m['pooling']} readout, init `{m['init']}`, {f['method']} fine-tuning."
+        ),
+    ]
+
+
+def accuracy(fine: dict) -> list:
+    rows = [[t, fmt(fine[t]["r2"]), fmt(fine[t]["pearson_r"]), f"{fine[t][f'mae_{UNITS[t]}']:.2f} {UNITS[t]}"] for t in TARGETS]
+    return [
+        Heading("Model accuracy (test split)"),
+        Paragraph(f"Test MSE on z-scored targets: {fine['test_mse']:.4f} ({fine['test_images']} images, "
+                  f"{fine['epochs_run']} epochs, {fine['train_seconds']:.0f} s of training)."),
+        Table(["Target", "R²", "Pearson r", "MAE"], rows),
+        Image(Path("plots/finetune/pred_vs_true.png"), "Predicted vs true, physical units"),
+    ]
+
+
+def ablation(ab: dict, modes: list[str]) -> list:
+    layers = pd.read_csv("results/ablate/layers.csv")
+    table = layers.pivot(index="layer", columns="mode", values=["mean_pct", "sd_pct"])
+    rows = [[str(l)] + [f"{table.loc[l, ('mean_pct', m)]:+.3f}% (sd {table.loc[l, ('sd_pct', m)]:.3f}%)" for m in modes] for l in table.index]
+    blocks = [
+        Heading("Head ablation"),
+        Paragraph(f"Baseline test MSE {ab['baseline_mse']:.4f} on {ab['images']} images. Each head's output is "
+                  "replaced before the output projection (zero, or its mean per token position); the table gives "
+                  "the MSE increase averaged over the layer's heads."),
+        Table(["Layer"] + [f"{m} ablation" for m in modes], rows),
+    ]
+    blocks += [Image(Path(f"plots/ablate/heatmap_{m}.png"), f"MSE increase per head, {m} ablation") for m in modes]
+    return blocks + [Image(Path("plots/ablate/layers.png"), "Spread of the heads' MSE increase per layer")]
+
+
+def attention_and_taxonomy(cl: dict) -> list:
+    rows = [[band] + [str(counts[label]) for label in LABELS] for band, counts in cl["counts"].items()]
+    return [
+        Heading("Attention"),
+        Image(Path("plots/attention/grid_received.png"), "Attention each patch receives, per head (mean over queries and images)"),
+        Image(Path("plots/attention/grid_cls.png"), "CLS token attention over patches, per head"),
+        Image(Path("plots/attention/overlays.png"), "Example test images under the heads whose ablation hurts most"),
+        Heading("Head taxonomy"),
+        Table(["Layers"] + list(LABELS), rows),
+        Image(Path("plots/classify/taxonomy.png"), "Label of every head, from attention measured against the masks"),
+    ]
+
+
+def main() -> None:
+    p = params.load()
+    fine, ab, cl = read_metrics("finetune"), read_metrics("ablate"), read_metrics("classify")
+    log.info("read params.yaml and metrics/{finetune,ablate,classify}.json")
+    mode = p["classify"]["importance_mode"]
+    blocks = [Heading(TITLE, 1), *run_summary(p), Heading("Replication of arXiv 2503.18762")]
+    blocks += [replication_table(ab, cl, mode), verdict_rules()] if ab[mode] else [
+        Paragraph("The model has fewer than 6 layers: the paper's layer comparisons do not apply.")
+    ]
+    blocks += accuracy(fine) + ablation(ab, p["ablate"]["modes"]) + attention_and_taxonomy(cl)
+    with atomic_path(OUT, is_dir=True) as tmp:
+        (tmp / "report.md").write_text(to_markdown(blocks, OUT))
+        (tmp / "report.html").write_text(to_html(blocks, TITLE))
+    log.info("wrote %s/report.md and %s/report.html (%d figures embedded)", OUT, OUT, sum(isinstance(b, Image) for b in blocks))
+
+
+if __name__ == "__main__":
+    run_stage(main)

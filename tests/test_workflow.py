@@ -1,0 +1,46 @@
+"""The whole pipeline and the DVC experiment workflow, on a throwaway copy with tiny params."""
+
+import json
+import re
+
+# Six layers so the paper's layer-6 comparison exists; still a few seconds per stage.
+SMALL = {
+    "model": {"depth": 6, "num_heads": 2, "embed_dim": 16},
+    "ablate": {"bootstrap": 50},
+    "attention": {"overlay_images": 2, "overlay_heads": 2},
+}
+
+
+def stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def test_repro_report_experiments_and_offline_plots(project):
+    project.set_params(SMALL)
+    first = project.dvc("repro")
+    assert stages_run(first.stdout) == ["generate", "finetune", "ablate", "attention", "classify", "report"]
+    report = (project.path / "report/report.html").read_text()
+    assert "Replication of arXiv 2503.18762" in report and report.count("data:image/png;base64,") >= 8
+    assert not re.search(r"""(src|href)=["']?https?:""", report)
+    markdown = (project.path / "report/report.md").read_text()
+    assert "| Layers 6-11 hold monosemantic chirp-tracking heads |" in markdown
+    assert stages_run(project.dvc("repro").stdout) == []
+    project.commit("baseline run")
+
+    project.set_params({"classify": {"min_enrichment": 3.0}})
+    assert stages_run(project.dvc("repro").stdout) == ["classify", "report"]
+    project.run("git", "checkout", "params.yaml")
+    project.dvc("repro")
+
+    project.dvc("exp", "run", "-S", "distortion.colorbar=false")
+    generated = json.loads((project.path / "metrics/generate.json").read_text())
+    assert generated["test_area_share"]["colorbar"] == 0
+    diff = project.dvc("metrics", "diff", "--json")
+    changed = json.loads(diff.stdout)
+    assert "metrics/generate.json" in changed and "test_area_share.colorbar" in changed["metrics/generate.json"]
+    assert "metrics/finetune.json" in changed
+
+    plots = project.dvc("plots", "diff", "-o", "plots_html")
+    page = (project.path / "plots_html/index.html").read_text()
+    assert "vegaEmbed" in page and "Training curves" in page
+    assert not re.search(r"""(src|href)=["']?https?:""", page), "plots page loads something from the network"

@@ -1,0 +1,127 @@
+"""The pipeline's static figures, drawn with matplotlib's object API (no pyplot state)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def new_figure(width: float, height: float, dpi: int = 110) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save(figure: Figure, path: str | Path) -> None:
+    figure.savefig(path, format="png")
+
+
+def pred_vs_true(pred: np.ndarray, true: np.ndarray, names: list[str], units: list[str], r2: list[float], path) -> None:
+    """One scatter per target in physical units, with the identity line and R^2."""
+    figure = new_figure(3.3 * len(names), 3.4)
+    for i, ax in enumerate(figure.subplots(1, len(names), squeeze=False)[0]):
+        low, high = min(true[:, i].min(), pred[:, i].min()), max(true[:, i].max(), pred[:, i].max())
+        ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--")
+        ax.scatter(true[:, i], pred[:, i], s=4, alpha=0.5, edgecolors="none")
+        ax.set_title(f"{names[i]}  R² = {r2[i]:.3f}", fontsize=9)
+        ax.set_xlabel(f"true ({units[i]})", fontsize=8)
+        ax.set_ylabel(f"predicted ({units[i]})", fontsize=8)
+        ax.set_aspect("equal")
+    save(figure, path)
+
+
+def head_heatmap(values: np.ndarray, title: str, label: str, path, annotate: bool = True, center: float | None = 0.0) -> None:
+    """Layers x heads grid (1-based labels), annotated with the values, seaborn style."""
+    import seaborn as sns  # seaborn imports pyplot; only the stages that draw heatmaps pay for it
+
+    layers, heads = values.shape
+    figure = new_figure(0.55 * heads + 2.2, 0.42 * layers + 1.4)
+    ax = figure.subplots()
+    sns.heatmap(
+        values, ax=ax, annot=annotate, fmt=".2f", annot_kws={"fontsize": 6}, cmap="RdBu_r" if center is not None else "viridis",
+        center=center, xticklabels=range(1, heads + 1), yticklabels=range(1, layers + 1), cbar_kws={"label": label},
+    )
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title, fontsize=9)
+    save(figure, path)
+
+
+def layer_boxes(per_layer: dict[str, list[np.ndarray]], ylabel: str, path) -> None:
+    """One box per layer of the heads' values, a panel per mode: the spread the paper's sd hides."""
+    figure = new_figure(4.2 * len(per_layer), 3.4)
+    for ax, (mode, values) in zip(figure.subplots(1, len(per_layer), squeeze=False)[0], per_layer.items()):
+        ax.boxplot(values, tick_labels=[str(i + 1) for i in range(len(values))], showmeans=True)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_xlabel("layer")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{mode} ablation", fontsize=9)
+    save(figure, path)
+
+
+def head_grid(maps: np.ndarray, title: str, path) -> None:
+    """Layers x heads small multiples of [G, G] maps on one shared colour scale, labelled from 1."""
+    layers, heads = maps.shape[:2]
+    vmax = float(np.percentile(maps, 99.5))
+    figure = new_figure(0.9 * heads + 1.2, 0.9 * layers + 0.8, dpi=100)
+    axes = figure.subplots(layers, heads, squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+    for l in range(layers):
+        for h in range(heads):
+            ax = axes[l, h]
+            image = ax.imshow(maps[l, h], cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if l == 0:
+                ax.set_title(f"H{h + 1}", fontsize=8)
+            if h == 0:
+                ax.set_ylabel(f"L{l + 1}", fontsize=8, rotation=0, labelpad=12)
+    figure.colorbar(image, ax=axes, shrink=0.5, label="attention (shared scale)")
+    figure.suptitle(title, fontsize=10)
+    save(figure, path)
+
+
+def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], path) -> None:
+    """Example images (rows) under the received attention of chosen heads (columns)."""
+    n, k = maps.shape[:2]
+    size = images.shape[1]
+    figure = new_figure(1.9 * (k + 1), 1.9 * n, dpi=100)
+    axes = figure.subplots(n, k + 1, squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(images[i])
+        axes[i, 0].set_title("image" if i == 0 else "", fontsize=8)
+        for j in range(k):
+            ax = axes[i, j + 1]
+            ax.imshow(images[i])
+            ax.imshow(maps[i, j], cmap="magma", alpha=0.6, extent=(0, size, size, 0), interpolation="nearest")
+            if i == 0:
+                ax.set_title(head_names[j], fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    save(figure, path)
+
+
+def label_grid(labels: np.ndarray, order: tuple[str, ...], colours: dict[str, str], title: str, path) -> None:
+    """Layers x heads grid coloured by taxonomy label, with a legend."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    layers, heads = labels.shape
+    codes = np.vectorize(order.index)(labels)
+    figure = new_figure(0.5 * heads + 3.4, 0.4 * layers + 1.2)
+    ax = figure.subplots()
+    ax.imshow(codes, cmap=ListedColormap([colours[o] for o in order]), vmin=-0.5, vmax=len(order) - 0.5)
+    ax.set_xticks(range(heads), [str(h + 1) for h in range(heads)], fontsize=7)
+    ax.set_yticks(range(layers), [str(l + 1) for l in range(layers)], fontsize=7)
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title, fontsize=9)
+    ax.legend(handles=[Patch(color=colours[o], label=o) for o in order], loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False)
+    save(figure, path)

@@ -1,0 +1,59 @@
+"""Named hook points on timm's VisionTransformer, TransformerLens style, that never touch weights.
+
+    blocks.{l}.hook_resid_pre      block l's input, the residual stream     [B, N, D]
+    blocks.{l}.attn.hook_z         the heads' outputs, concatenated,
+                                   as they enter the output projection      [B, N, H*Dh]
+    blocks.{l}.attn.hook_pattern   attention probabilities (after softmax)  [B, H, N, N]
+
+A hook function gets the tensor and returns a replacement or None. `hooked` registers them
+for the duration of a `with` block and always removes them; for hook_pattern it switches
+timm's fused attention off (fused attention never materialises the probabilities, and a
+hook would silently see nothing) and restores the flag afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+HookFn = Callable[[torch.Tensor], torch.Tensor | None]
+_NAME = re.compile(r"blocks\.(\d+)\.(hook_resid_pre|attn\.hook_z|attn\.hook_pattern)$")
+
+
+def _register(model: nn.Module, name: str, fn: HookFn) -> torch.utils.hooks.RemovableHandle:
+    match = _NAME.match(name)
+    if not match or int(match[1]) >= len(model.blocks):
+        raise KeyError(f"no hook point '{name}' in a {len(model.blocks)}-block ViT")
+    block = model.blocks[int(match[1])]
+    if match[2] == "hook_resid_pre":
+        return block.register_forward_pre_hook(lambda module, args: None if (out := fn(args[0])) is None else (out, *args[1:]))
+    if match[2] == "attn.hook_z":
+        return block.attn.proj.register_forward_pre_hook(lambda module, args: None if (out := fn(args[0])) is None else (out,))
+    return block.attn.attn_drop.register_forward_hook(lambda module, args, output: fn(output))
+
+
+@contextlib.contextmanager
+def hooked(model: nn.Module, hooks: dict[str, HookFn]) -> Iterator[nn.Module]:
+    """Run `model` with the named hooks attached; they and the fused-attention flags are restored."""
+    fused = [block.attn.fused_attn for block in model.blocks]
+    handles = []
+    try:
+        for name, fn in hooks.items():
+            if name.endswith("hook_pattern"):
+                model.blocks[int(name.split(".")[1])].attn.fused_attn = False
+            handles.append(_register(model, name, fn))
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+        for block, flag in zip(model.blocks, fused):
+            block.attn.fused_attn = flag
+
+
+def split_heads(z: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """[..., N, H*Dh] -> [..., N, H, Dh], a view: writes reach the original tensor."""
+    return z.view(*z.shape[:-1], num_heads, z.shape[-1] // num_heads)

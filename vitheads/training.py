@@ -1,0 +1,170 @@
+"""Fine-tuning the regression ViT: seeded AdamW, warmup + cosine, clipping, early stopping."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from vitheads.outputs import StageError, log
+
+TARGETS = ("Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq")
+UNITS = {"Chirp_Start_Time": "s", "Chirp_Start_Freq": "Hz", "Chirp_End_Freq": "Hz"}
+EVAL_BATCH = 128
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Z-scoring of the targets with the train split's mean and std, kept with the model."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> "Scaling":
+        return cls(y.mean(axis=0), y.std(axis=0))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Scaling":
+        return cls(np.asarray(config["target_mean"]), np.asarray(config["target_std"]))
+
+    def z(self, y: np.ndarray) -> np.ndarray:
+        return ((y - self.mean) / self.std).astype(np.float32)
+
+    def unscale(self, z: np.ndarray) -> np.ndarray:
+        return z * self.std + self.mean
+
+    def to_config(self) -> dict[str, list[float]]:
+        return {"target_mean": self.mean.tolist(), "target_std": self.std.tolist()}
+
+
+def to_input(images: np.ndarray) -> torch.Tensor:
+    """uint8 [B, S, S, 3] -> float [B, 3, S, S] in [-1, 1] (mean 0.5, std 0.5: timm's ViT-B/16 augreg)."""
+    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)  # copy: memmaps are read-only
+    return x.float().div_(127.5).sub_(1.0)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Z-scored predictions for uint8 images, in batches, in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = [model(to_input(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    model.train(was_training)
+    return np.concatenate(out)
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warmup to `base`, then cosine decay to zero at `total`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def apply_lora(model: nn.Module, f: dict[str, Any]) -> nn.Module:
+    """Wrap with peft LoRA on `finetune.lora_targets`; only adapters and the new head train."""
+    from peft import LoraConfig, get_peft_model  # imported here: full fine-tuning does not need it
+
+    config = LoraConfig(
+        r=f["lora_rank"], lora_alpha=f["lora_alpha"], target_modules=list(f["lora_targets"]), modules_to_save=["head"]
+    )
+    return get_peft_model(model, config)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    lr: float
+    seconds: float
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train/validation split of the train rows, both sorted (sequential memmap reads)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(n * val_fraction)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def train(
+    model: nn.Module,
+    images: np.ndarray,
+    z: np.ndarray,
+    split: tuple[np.ndarray, np.ndarray],
+    f: dict[str, Any],
+    seed: int,
+    on_epoch: Callable[[EpochRecord], None] = lambda record: None,
+) -> list[EpochRecord]:
+    """Train in place on rows split[0] of images/z (z-scored targets); keep the weights of the
+    best epoch on rows split[1]; stop after `finetune.patience` epochs without improvement."""
+    train_rows, val_rows = split
+    val_images, val_z = images[val_rows], z[val_rows]
+    generator = torch.Generator().manual_seed(seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=f["lr"], weight_decay=f["weight_decay"])
+    total = math.ceil(len(train_rows) / f["batch_size"]) * f["epochs"]
+    warmup = max(1, int(f["warmup_fraction"] * total))
+    targets = torch.from_numpy(z)
+    best, best_state, history, step, started = math.inf, None, [], 0, time.perf_counter()
+    progress = tqdm(total=total, desc="finetune", unit="step")
+    for epoch in range(1, f["epochs"] + 1):
+        order = train_rows[torch.randperm(len(train_rows), generator=generator).numpy()]
+        losses = []
+        for start in range(0, len(order), f["batch_size"]):
+            batch = np.sort(order[start : start + f["batch_size"]])  # sorted: sequential reads from the memmap
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, total, warmup, f["lr"])
+            loss = nn.functional.mse_loss(model(to_input(images[batch])), targets[batch])
+            if not torch.isfinite(loss):
+                progress.close()
+                raise StageError(
+                    f"training loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
+                    f"lower finetune.lr (now {f['lr']}) or check the inputs"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(trainable, f["clip_grad"])
+            optimizer.step()
+            losses.append(loss.item())
+            step += 1
+            progress.update()
+            progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", epoch=epoch)
+        val_loss = float(np.mean((predict(model, val_images) - val_z) ** 2))
+        record = EpochRecord(epoch, float(np.mean(losses)), val_loss, optimizer.param_groups[0]["lr"], time.perf_counter() - started)
+        history.append(record)
+        on_epoch(record)
+        log.info("epoch %d: train loss %.4f, val loss %.4f", epoch, record.train_loss, val_loss)
+        if val_loss < best:
+            best, best_state = val_loss, copy.deepcopy(model.state_dict())
+        elif epoch - min(history, key=lambda r: r.val_loss).epoch >= f["patience"]:
+            log.info("early stop: no better val loss for %d epochs", f["patience"])
+            break
+    progress.close()
+    model.load_state_dict(best_state)
+    return history
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def regression_metrics(pred_z: np.ndarray, true_z: np.ndarray, scaling: Scaling) -> dict[str, Any]:
+    """Test MSE on z-scores (the paper's figure), and R^2, Pearson r, MAE per target in physical units."""
+    pred, true = scaling.unscale(pred_z), scaling.unscale(true_z)
+    per_target = {}
+    for i, name in enumerate(TARGETS):
+        residual = pred[:, i] - true[:, i]
+        per_target[name] = {
+            "r2": round(float(1 - (residual**2).sum() / ((true[:, i] - true[:, i].mean()) ** 2).sum()), 5),
+            "pearson_r": round(pearson(pred[:, i], true[:, i]), 5),
+            f"mae_{UNITS[name]}": round(float(np.abs(residual).mean()), 5),
+        }
+    return {"test_mse": round(float(np.mean((pred_z - true_z) ** 2)), 6), "test_images": len(true_z), **per_target}
