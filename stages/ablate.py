@@ -9,7 +9,7 @@ from vitheads.ablation import all_heads, layer_summary, paper_comparison, summar
 from vitheads.data import load_split
 from vitheads.model import load_trained
 from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
-from vitheads.training import TARGETS, Scaling
+from vitheads.training import TARGETS, Scaling, best_device
 
 DATA = "data/generated"
 MODEL_DIR = "models"
@@ -36,6 +36,7 @@ def main() -> None:
     p = params.load()
     a = p["ablate"]
     model, config = load_trained(MODEL_DIR)
+    model.to(best_device())
     test = load_split(DATA, "test")
     n = len(test.labels) if a["max_images"] == 0 else min(a["max_images"], len(test.labels))
     images = np.asarray(test.images[:n])

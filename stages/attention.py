@@ -11,6 +11,7 @@ from vitheads.attention import head_table, per_image_maps, region_table, summari
 from vitheads.data import load_split
 from vitheads.model import load_trained
 from vitheads.outputs import atomic_path, run_stage, setup_logging
+from vitheads.training import best_device
 
 DATA = "data/generated"
 MODEL_DIR = "models"
@@ -32,6 +33,7 @@ def main() -> None:
     p = params.load()
     a = p["attention"]
     model, _ = load_trained(MODEL_DIR)
+    model.to(best_device())
     test = load_split(DATA, "test")
     n = len(test.labels) if a["max_images"] == 0 else min(a["max_images"], len(test.labels))
     log.info("read %s and %d test images from %s", MODEL_DIR, n, DATA)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from vitheads import figures, params
 from vitheads.outputs import StageError, atomic_path, run_stage, setup_logging, write_json
-from vitheads.taxonomy import LABELS, band_counts, classify
+from vitheads.taxonomy import DISTRACTOR_LABELS, LABELS, band_counts, classify
 
 REGION = "results/attention/region_mass.csv"
 ENTROPY = "results/attention/heads.csv"
@@ -54,6 +54,7 @@ def main() -> None:
             "chirp_monosemantic_layers_6_11": int(((heads["label"] == "monosemantic-chirp") & heads["layer"].between(6, 11)).sum()),
             "heads_layers_6_11": int(heads["layer"].between(6, 11).sum()),
             "text_or_frame_detectors_layers_1_4": int(early["label"].isin(["monosemantic-text", "monosemantic-frame"]).sum()),
+            "distractor_detectors_layers_1_4": int(early["label"].isin(DISTRACTOR_LABELS).sum()),
             "heads_layers_1_4": len(early),
             "important_heads": int(heads["important"].sum()),
             "important_by_label": heads[heads["important"]]["label"].value_counts().to_dict(),

@@ -10,7 +10,7 @@ from vitheads import figures, params
 from vitheads.data import load_split
 from vitheads.model import build_model, load_pretrained, save_trained
 from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
-from vitheads.training import TARGETS, UNITS, Scaling, apply_lora, predict, regression_metrics, split_indices, train
+from vitheads.training import TARGETS, UNITS, Scaling, apply_lora, best_device, predict, regression_metrics, split_indices, train
 
 DATA = "data/generated"
 MODEL_DIR = "models"
@@ -35,6 +35,7 @@ def main() -> None:
     if m["init"] != "scratch":
         left = load_pretrained(model, m["init"])
         log.info("read %s (new, randomly initialised: %s)", m["init"], ", ".join(left) or "nothing")
+    model.to(best_device())
     net = apply_lora(model, f) if f["method"] == "lora" else model
     n_trainable = sum(q.numel() for q in net.parameters() if q.requires_grad)
     log.info("%s fine-tuning: %d of %d parameters train", f["method"], n_trainable, sum(q.numel() for q in net.parameters()))
@@ -44,6 +45,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     if f["method"] == "lora":
         model = net.merge_and_unload()
+    model.cpu()
 
     true_z = scaling.z(test_split.labels[list(TARGETS)].to_numpy())
     pred_z = predict(model, test_split.images)

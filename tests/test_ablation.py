@@ -11,7 +11,7 @@ from vitheads.ablation import Ablation, all_heads, paper_comparison, summarise, 
 from vitheads.model import build_model
 from vitheads.training import predict
 
-MODEL = {"image_size": 32, "patch_size": 8, "depth": 4, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "init": "scratch"}
+MODEL = {"image_size": 32, "patch_size": 8, "depth": 4, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
 N_IMAGES = 10
 
 

@@ -16,7 +16,7 @@ from vitheads.rendering import CLASS_ID, CLASSES, Distortions, PlotRenderer, tit
 from vitheads.taxonomy import classify
 from vitheads.training import to_input
 
-MODEL = {"image_size": 32, "patch_size": 8, "depth": 3, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "init": "scratch"}
+MODEL = {"image_size": 32, "patch_size": 8, "depth": 3, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
 RULE = {"min_enrichment": 2.0, "mono_share": 0.75, "diffuse_entropy": 0.9, "importance_mode": "zero", "view": "cls"}
 
 

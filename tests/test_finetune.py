@@ -14,7 +14,7 @@ from vitheads.model import build_model, load_pretrained, load_trained, save_trai
 from vitheads.outputs import StageError
 from vitheads.training import apply_lora, predict, split_indices, train
 
-MODEL = {"image_size": 32, "patch_size": 8, "depth": 2, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "init": "scratch"}
+MODEL = {"image_size": 32, "patch_size": 8, "depth": 2, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
 FINETUNE = {
     "method": "full", "lora_rank": 4, "lora_alpha": 8, "lora_targets": ["qkv"], "lr": 1e-2, "weight_decay": 0.0,
     "batch_size": 4, "epochs": 2, "warmup_fraction": 0.0, "clip_grad": 1.0, "val_fraction": 0.25, "patience": 5,
@@ -162,3 +162,13 @@ def test_nan_loss_fails_the_stage_and_writes_no_model(project):
     assert result.returncode != 0
     assert "training loss became" in output and "lower finetune.lr" in output and "Traceback" not in output
     assert not (project.path / "models").exists() and not (project.path / "metrics/finetune.json").exists()
+
+
+def test_conv_stem_keeps_one_token_per_patch_and_refuses_patch_checkpoints(tmp_path):
+    model = tiny_model(stem="conv")
+    assert model.patch_embed.grid_size == (4, 4) and len(model.patch_embed.proj) == 3 * 3 + 1  # log2(8) conv layers
+    assert predict(randomise_head(model), random_images(2)).shape == (2, 3)
+    path = tmp_path / "patch_stem.safetensors"
+    save_file(tiny_model().state_dict(), str(path))
+    with pytest.raises(StageError, match=r"does not fit model.*patch embedding has keys \['patch_embed.proj.bias"):
+        load_pretrained(tiny_model(stem="conv"), path)

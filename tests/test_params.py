@@ -74,3 +74,20 @@ def test_unreadable_yaml_is_refused(tmp_path):
     path.write_text("seed: [1,\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         params.load(path)
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"model": {"embed_dim": 100, "num_heads": 12}}, r"model.embed_dim \(100\) must be divisible by model.num_heads \(12\)"),
+        ({"model": {"stem": "conv", "patch_size": 12, "image_size": 120}}, r"model.stem 'conv' needs a power-of-two model.patch_size"),
+        ({"finetune": {"val_fraction": 0.0001}}, r"finetune.val_fraction \(0.0001\) .* gives 0 validation images"),
+        ({"classify": {"importance_mode": "mean"}, "ablate": {"modes": ["zero"]}}, r"classify.importance_mode \(mean\) must be one of ablate.modes"),
+    ],
+)
+def test_impossible_combinations_are_refused(changes, words):
+    p = copy.deepcopy(GOOD)
+    for section, values in changes.items():
+        p[section].update(values)
+    with pytest.raises(ParamsError, match=words):
+        params.validate(p)

@@ -27,8 +27,9 @@ def test_repro_report_experiments_and_offline_plots(project):
     assert stages_run(project.dvc("repro").stdout) == []
     project.commit("baseline run")
 
-    project.set_params({"classify": {"min_enrichment": 3.0}})
-    assert stages_run(project.dvc("repro").stdout) == ["classify", "report"]
+    project.set_params({"classify": {"min_enrichment": 1.0, "mono_share": 1.0}})
+    rerun = stages_run(project.dvc("repro").stdout)  # report follows only if classify's outputs changed
+    assert rerun[0] == "classify" and set(rerun) <= {"classify", "report"}
     project.run("git", "checkout", "params.yaml")
     project.dvc("repro")
 

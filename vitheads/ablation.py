@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vitheads.hooks import hooked, split_heads
-from vitheads.training import TARGETS, to_input
+from vitheads.training import TARGETS, device_of, to_input
 
 MODES = ("zero", "mean")
 
@@ -72,7 +72,7 @@ def mean_head_outputs(model: nn.Module, images: np.ndarray, batch_size: int) -> 
 
     with hooked(model, {f"blocks.{l}.attn.hook_z": accumulate(l) for l in range(len(model.blocks))}):
         for start in range(0, len(images), batch_size):
-            model(to_input(images[start : start + batch_size]))
+            model(to_input(images[start : start + batch_size], device_of(model)))
     return [s / len(images) for s in sums]
 
 
@@ -110,9 +110,10 @@ def sweep(
     baseline, ablated = [], {a: [] for a in ablations}
     progress = tqdm(total=len(ablations) * len(images), desc="ablate", unit="img·head")
     for start in range(0, len(images), batch_size):
-        x, y = to_input(images[start : start + batch_size]), torch.from_numpy(z_true[start : start + batch_size])
+        x = to_input(images[start : start + batch_size], device_of(model))
+        y = torch.from_numpy(z_true[start : start + batch_size]).to(x.device)
         inputs, clean = block_inputs(model, x)
-        baseline.append(((clean - y) ** 2).numpy())
+        baseline.append(((clean - y) ** 2).cpu().numpy())
         per_group = max(1, max_rows // len(x))
         for layer, todo in by_layer.items():
             for g in range(0, len(todo), per_group):
@@ -121,7 +122,7 @@ def sweep(
                 with hooked(model, {f"blocks.{layer}.attn.hook_z": replace_heads(chunks, means, num_heads)}):
                     out = run_from(model, layer, stacked).view(len(chunks), len(x), -1)
                 for k, a in enumerate(chunks):
-                    ablated[a].append(((out[k] - y) ** 2).numpy())
+                    ablated[a].append(((out[k] - y) ** 2).cpu().numpy())
                 progress.update(len(chunks) * len(x))
     progress.close()
     return SweepErrors(np.concatenate(baseline), {a: np.concatenate(e) for a, e in ablated.items()})

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from vitheads.hooks import hooked
 from vitheads.outputs import StageError
 from vitheads.rendering import CLASSES
-from vitheads.training import to_input
+from vitheads.training import device_of, to_input
 
 ROW_SUM_TOLERANCE = 1e-4
 
@@ -73,7 +73,7 @@ def summarise(model: nn.Module, images: np.ndarray, fractions: np.ndarray | None
     sums = {v: 0.0 for v in VIEWS}
     masses, entropies = {v: [] for v in VIEWS}, {v: [] for v in VIEWS}
     for start in tqdm(range(0, len(images), batch_size), desc="attention", unit="batch"):
-        per_view = views(patterns(model, to_input(images[start : start + batch_size])), prefix)
+        per_view = {v: d.cpu() for v, d in views(patterns(model, to_input(images[start : start + batch_size], device_of(model))), prefix).items()}
         if fractions is not None:
             f = torch.from_numpy(np.asarray(fractions[start : start + batch_size], np.float32)).flatten(1, 2)  # [B, P, C]
         for v, d in per_view.items():
@@ -116,5 +116,5 @@ def head_table(s: AttentionSummary) -> pd.DataFrame:
 @torch.inference_mode()
 def per_image_maps(model: nn.Module, images: np.ndarray, view: str) -> np.ndarray:
     """One view of every head for a few images: [n, L, H, G, G] (for overlays)."""
-    d = views(patterns(model.eval(), to_input(images)), model.num_prefix_tokens)[view]
+    d = views(patterns(model.eval(), to_input(images, device_of(model))), model.num_prefix_tokens)[view].cpu()
     return d.reshape(*d.shape[:3], *model.patch_embed.grid_size).numpy()

@@ -8,6 +8,7 @@ three targets from the flattened patch tokens gives every patch a direct path to
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from timm.models import load_state_dict
+from timm.layers import PatchEmbed
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
@@ -22,6 +24,22 @@ from vitheads.outputs import StageError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "model.json"
+
+
+class ConvStemEmbed(PatchEmbed):
+    """Early convolutions (Xiao et al. 2021, "Early convolutions help transformers see better"):
+    log2(patch) 3x3 stride-2 conv+BN+ReLU layers and a 1x1 conv replace the one patchifying conv.
+    The grid, and so one token per image patch, is unchanged."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        dim, channels, layers = self.proj.out_channels, self.proj.in_channels, []
+        steps = int(math.log2(self.patch_size[0]))
+        for i in range(steps):
+            out = dim if i == steps - 1 else min(dim, 32 * 2**i)
+            layers += [nn.Conv2d(channels, out, 3, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            channels = out
+        self.proj = nn.Sequential(*layers, nn.Conv2d(channels, dim, 1))
 
 
 class ChirpViT(VisionTransformer):
@@ -57,6 +75,7 @@ def build_model(m: dict[str, Any], num_outputs: int) -> ChirpViT:
         mlp_ratio=m["mlp_ratio"],
         global_pool=m["pooling"],
         num_classes=num_outputs,
+        embed_layer=ConvStemEmbed if m["stem"] == "conv" else PatchEmbed,
     )
 
 
@@ -79,6 +98,12 @@ def load_pretrained(model: ChirpViT, path: str | Path) -> list[str]:
             raise StageError(f"refusing to load '{path}': it is not a plain state dict ({first_line})") from None
         raise StageError(f"cannot read checkpoint '{path}': {type(err).__name__}: {first_line}") from None
     own = model.state_dict()
+    stems = [sorted(k for k in keys if k.startswith("patch_embed.")) for keys in (own, state)]
+    if stems[0] != stems[1]:
+        raise StageError(
+            f"checkpoint '{path}' does not fit model.*: its patch embedding has keys {stems[1][:3]}, "
+            f"the model's {stems[0][:3]} (model.stem)"
+        )
     state = {
         k: v
         for k, v in checkpoint_filter_fn(state, model).items()

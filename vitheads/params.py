@@ -92,6 +92,7 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "embed_dim": integer(8, 4096),
         "mlp_ratio": number(0.25, 16),
         "pooling": choice("flatten", "token", "avg"),
+        "stem": choice("patch", "conv"),
         "init": scratch_or_checkpoint(),
     },
     "finetune": {
@@ -160,6 +161,8 @@ def _check_combinations(p: dict[str, Any]) -> None:
             f"model.image_size ({m['image_size']}) must be divisible by model.patch_size ({m['patch_size']}) "
             "so that every token is one whole image patch"
         )
+    if m["stem"] == "conv" and (m["patch_size"] & (m["patch_size"] - 1) or m["patch_size"] < 4):
+        raise ParamsError(f"model.stem 'conv' needs a power-of-two model.patch_size >= 4, got {m['patch_size']}")
     if m["embed_dim"] % m["num_heads"]:
         raise ParamsError(
             f"model.embed_dim ({m['embed_dim']}) must be divisible by model.num_heads ({m['num_heads']}) "

@@ -27,6 +27,7 @@ import pandas as pd
 from vitheads.rendering import DETECTABLE
 
 LABELS = ("monosemantic-chirp", "monosemantic-text", "monosemantic-colorbar", "monosemantic-frame", "polysemantic", "diffuse", "unfocused")
+DISTRACTOR_LABELS = ("monosemantic-text", "monosemantic-colorbar", "monosemantic-frame")
 BANDS = {"1-3": (1, 3), "4-5": (4, 5), "6-11": (6, 11), "12": (12, 12)}
 KIND_OF = {c: k for k, classes in DETECTABLE.items() for c in classes}
 

@@ -45,9 +45,18 @@ class Scaling:
         return {"target_mean": self.mean.tolist(), "target_std": self.std.tolist()}
 
 
-def to_input(images: np.ndarray) -> torch.Tensor:
+def best_device() -> torch.device:
+    """The GPU when torch sees one (paper-scale profiles), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def to_input(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 [B, S, S, 3] -> float [B, 3, S, S] in [-1, 1] (mean 0.5, std 0.5: timm's ViT-B/16 augreg)."""
-    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)  # copy: memmaps are read-only
+    x = torch.from_numpy(np.array(images)).to(device).permute(0, 3, 1, 2)  # copy: memmaps are read-only
     return x.float().div_(127.5).sub_(1.0)
 
 
@@ -56,7 +65,8 @@ def predict(model: nn.Module, images: np.ndarray, batch_size: int = EVAL_BATCH) 
     """Z-scored predictions for uint8 images, in batches, in eval mode."""
     was_training = model.training
     model.eval()
-    out = [model(to_input(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    device = device_of(model)
+    out = [model(to_input(images[i : i + batch_size], device)).cpu().numpy() for i in range(0, len(images), batch_size)]
     model.train(was_training)
     return np.concatenate(out)
 
@@ -112,7 +122,8 @@ def train(
     optimizer = torch.optim.AdamW(trainable, lr=f["lr"], weight_decay=f["weight_decay"])
     total = math.ceil(len(train_rows) / f["batch_size"]) * f["epochs"]
     warmup = max(1, int(f["warmup_fraction"] * total))
-    targets = torch.from_numpy(z)
+    device = device_of(model)
+    targets = torch.from_numpy(z).to(device)
     best, best_state, history, step, started = math.inf, None, [], 0, time.perf_counter()
     progress = tqdm(total=total, desc="finetune", unit="step")
     for epoch in range(1, f["epochs"] + 1):
@@ -122,7 +133,7 @@ def train(
             batch = np.sort(order[start : start + f["batch_size"]])  # sorted: sequential reads from the memmap
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, warmup, f["lr"])
-            loss = nn.functional.mse_loss(model(to_input(images[batch])), targets[batch])
+            loss = nn.functional.mse_loss(model(to_input(images[batch], device)), targets[batch])
             if not torch.isfinite(loss):
                 progress.close()
                 raise StageError(
