@@ -31,7 +31,7 @@ def run_summary(p: dict) -> list:
         ),
         Paragraph(
             f"Model: timm ViT, {m['depth']} layers x {m['num_heads']} heads, dim {m['embed_dim']}, patch "
-            f"{m['patch_size']}, {m['pooling']} readout, init `{m['init']}`, {f['method']} fine-tuning."
+            f"{m['patch_size']} ({m['stem']} stem), {m['pooling']} readout, init: {m['init']}, {f['method']} fine-tuning."
         ),
     ]
 
