@@ -6,7 +6,7 @@ import numpy as np
 
 from vitheads import figures, params
 from vitheads.ablation import all_heads, layer_summary, paper_comparison, summarise, sweep
-from vitheads.data import load_split
+from vitheads.data import load_first
 from vitheads.model import load_trained
 from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
 from vitheads.training import TARGETS, Scaling, best_device
@@ -37,10 +37,10 @@ def main() -> None:
     a = p["ablate"]
     model, config = load_trained(MODEL_DIR)
     model.to(best_device())
-    test = load_split(DATA, "test")
-    n = len(test.labels) if a["max_images"] == 0 else min(a["max_images"], len(test.labels))
-    images = np.asarray(test.images[:n])
-    z_true = Scaling.from_config(config).z(test.labels[list(TARGETS)].to_numpy()[:n])
+    test = load_first(DATA, "test", a["max_images"])
+    n = len(test.labels)
+    images = np.asarray(test.images)
+    z_true = Scaling.from_config(config).z(test.labels[list(TARGETS)].to_numpy())
     log.info("read %s and %d test images from %s", MODEL_DIR, n, DATA)
 
     depth, num_heads = len(model.blocks), model.blocks[0].attn.num_heads

@@ -8,7 +8,7 @@ import pandas as pd
 
 from vitheads import figures, params
 from vitheads.attention import head_table, per_image_maps, region_table, summarise
-from vitheads.data import load_split
+from vitheads.data import load_first
 from vitheads.model import load_trained
 from vitheads.outputs import atomic_path, run_stage, setup_logging
 from vitheads.training import best_device
@@ -34,15 +34,15 @@ def main() -> None:
     a = p["attention"]
     model, _ = load_trained(MODEL_DIR)
     model.to(best_device())
-    test = load_split(DATA, "test")
-    n = len(test.labels) if a["max_images"] == 0 else min(a["max_images"], len(test.labels))
+    test = load_first(DATA, "test", a["max_images"])
+    n = len(test.labels)
     log.info("read %s and %d test images from %s", MODEL_DIR, n, DATA)
 
-    fractions = None if test.patch_fractions is None else test.patch_fractions[:n]
+    fractions = test.patch_fractions
     if fractions is None:
         log.warning("the data have no masks (data.source %s): no region_mass.csv, classify cannot run", p["data"]["source"])
     started = time.perf_counter()
-    summary = summarise(model, test.images[:n], fractions, a["batch_size"])
+    summary = summarise(model, test.images, fractions, a["batch_size"])
     chosen = top_heads(a["overlay_heads"])
     examples = np.asarray(test.images[: a["overlay_images"]])
     example_maps = per_image_maps(model, examples, p["classify"]["view"])[:, [l for l, _ in chosen], [h for _, h in chosen]]

@@ -131,6 +131,17 @@ def load_meta(root: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def load_first(root: str | Path, split: str, max_images: int) -> Split:
+    """The first `max_images` rows of a split (0: all of them), still memory-mapped."""
+    s = load_split(root, split)
+    n = len(s.labels) if max_images == 0 else min(max_images, len(s.labels))
+
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[:n]
+
+    return Split(cut(s.images), cut(s.masks), cut(s.patch_fractions), s.labels.iloc[:n])
+
+
 def load_split(root: str | Path, split: str) -> Split:
     """Memory-map one split; nothing is read until it is indexed."""
     folder = Path(root) / split
