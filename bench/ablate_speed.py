@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from vitheads.ablation import all_heads, sweep
-from vitheads.data import load_split
+from vitheads.dataset import load_split
 from vitheads.model import load_trained
-from vitheads.training import TARGETS, Scaling, to_input
+from vitheads.model import Scaling, to_input
+from vitheads.names import TARGETS
 
 BATCH = 50
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vitheads.chirps import sample_chirp, spectrogram
-from vitheads.data import RenderSpec, worker_count, write_dataset
+from vitheads.generation import RenderSpec, worker_count, write_dataset
 from vitheads.rendering import Distortions, PlotRenderer, title_for
 
 AUTHOR_IMAGES_PER_SECOND = 6.4

@@ -4,18 +4,18 @@ import time
 
 import numpy as np
 
-from vitheads import figures, params
+from vitheads import params
 from vitheads.ablation import all_heads, layer_summary, paper_comparison, summarise, sweep
-from vitheads.data import load_first
-from vitheads.model import load_trained
+from vitheads.dataset import load_first
+from vitheads.model import Scaling, best_device, load_trained
+from vitheads.names import TARGETS, head_name
 from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
-from vitheads.training import TARGETS, Scaling, best_device
 
 DATA = "data/generated"
 MODEL_DIR = "models"
 RESULTS = "results/ablate"
 METRICS = "metrics/ablate.json"
-PLOTS = "plots/ablate"
+TIMINGS = "timings/ablate.json"
 TOP = 5
 
 log = setup_logging("ablate")
@@ -28,7 +28,7 @@ def mode_metrics(heads, boot, layers, mode: str) -> dict:
         **paper_comparison(heads, boot, mode),
         "per_layer_mean_pct": {str(r.layer): round(r.mean_pct, 5) for r in layers[layers["mode"] == mode].itertuples()},
         "heads_ci_above_zero": int((h["ci_low_pct"] > 0).sum()),
-        "top_heads": {f"L{r.layer}H{r.head}": round(r.increase_pct, 4) for r in top.itertuples()},
+        "top_heads": {head_name(r.layer, r.head): round(r.increase_pct, 4) for r in top.itertuples()},
     }
 
 
@@ -44,9 +44,8 @@ def main() -> None:
     log.info("read %s and %d test images from %s", MODEL_DIR, n, DATA)
 
     depth, num_heads = len(model.blocks), model.blocks[0].attn.num_heads
-    ablations = all_heads(depth, num_heads, a["modes"])
     started = time.perf_counter()
-    errors = sweep(model, images, z_true, ablations, a["batch_size"])
+    errors = sweep(model, images, z_true, all_heads(depth, num_heads, a["modes"]), a["batch_size"])
     seconds = time.perf_counter() - started
     heads, boot = summarise(errors, a["bootstrap"], p["seed"])
     layers = layer_summary(heads)
@@ -55,24 +54,15 @@ def main() -> None:
         heads.to_csv(tmp / "heads.csv", index=False, float_format="%.6g")
         layers.to_csv(tmp / "layers.csv", index=False, float_format="%.6g")
     log.info("wrote %s (heads.csv, layers.csv)", RESULTS)
-    with atomic_path(PLOTS, is_dir=True) as tmp:
-        for mode in a["modes"]:
-            grid = heads[heads["mode"] == mode].pivot(index="layer", columns="head", values="increase_pct")
-            grid = grid[sorted(grid.columns, key=int)].to_numpy()
-            figures.head_heatmap(grid, f"MSE increase when one head is {mode}-ablated (%)", "MSE increase (%)", tmp / f"heatmap_{mode}.png")
-        per_layer = {m: [g["increase_pct"].to_numpy() for _, g in heads[heads["mode"] == m].groupby("layer")] for m in a["modes"]}
-        figures.layer_boxes(per_layer, "MSE increase (%)", tmp / "layers.png")
-    log.info("wrote %s (heatmap per mode, layers.png)", PLOTS)
-
     write_json(
         METRICS,
         {
             "baseline_mse": round(float(errors.baseline.mean()), 6),
             "images": n,
-            "sweep_seconds": round(seconds, 1),
             **{mode: mode_metrics(heads, boot, layers, mode) for mode in a["modes"]},
         },
     )
+    write_json(TIMINGS, {"sweep_seconds": round(seconds, 1)})
     log.info("ablated %d heads x %d modes on %d images in %.0f s", depth * num_heads, len(a["modes"]), n, seconds)
 
 

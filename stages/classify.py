@@ -4,17 +4,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from vitheads import figures, params
+from vitheads import params
 from vitheads.outputs import StageError, atomic_path, run_stage, setup_logging, write_json
-from vitheads.taxonomy import DISTRACTOR_LABELS, LABELS, band_counts, classify
+from vitheads.taxonomy import band_counts, classify, paper_counts
 
 REGION = "results/attention/region_mass.csv"
 ENTROPY = "results/attention/heads.csv"
 ABLATION = "results/ablate/heads.csv"
 RESULTS = "results/classify/heads.csv"  # in the results/classify out
 METRICS = "metrics/classify.json"
-PLOT = "plots/classify/taxonomy.png"
-COLOURS = dict(zip(LABELS, ["#d62728", "#1f77b4", "#ff7f0e", "#7f7f7f", "#9467bd", "#e5e5e5", "#bcbd22"]))
 
 log = setup_logging("classify")
 
@@ -22,7 +20,7 @@ log = setup_logging("classify")
 def join_importance(labelled: pd.DataFrame, mode: str) -> pd.DataFrame:
     ablation = pd.read_csv(ABLATION)
     ablation = ablation[ablation["mode"] == mode][["layer", "head", "increase_pct", "ci_low_pct", "ci_high_pct"]]
-    joined = labelled.merge(ablation.astype({"head": int}), on=["layer", "head"], how="left")
+    joined = labelled.merge(ablation, on=["layer", "head"], how="left")
     return joined.assign(important=joined["ci_low_pct"] > 0)
 
 
@@ -41,21 +39,11 @@ def main() -> None:
     with atomic_path(RESULTS) as tmp:
         heads.to_csv(tmp, index=False, float_format="%.6g")
     log.info("wrote %s", RESULTS)
-    grid = heads.pivot(index="layer", columns="head", values="label").to_numpy()
-    with atomic_path(PLOT) as tmp:
-        figures.label_grid(grid, LABELS, COLOURS, "Head taxonomy from attention vs ground-truth masks", tmp)
-    log.info("wrote %s", PLOT)
-
-    early = heads[heads["layer"] <= 4]
     write_json(
         METRICS,
         {
             "counts": band_counts(heads),
-            "chirp_monosemantic_layers_6_11": int(((heads["label"] == "monosemantic-chirp") & heads["layer"].between(6, 11)).sum()),
-            "heads_layers_6_11": int(heads["layer"].between(6, 11).sum()),
-            "text_or_frame_detectors_layers_1_4": int(early["label"].isin(["monosemantic-text", "monosemantic-frame"]).sum()),
-            "distractor_detectors_layers_1_4": int(early["label"].isin(DISTRACTOR_LABELS).sum()),
-            "heads_layers_1_4": len(early),
+            **paper_counts(heads),
             "important_heads": int(heads["important"].sum()),
             "important_by_label": heads[heads["important"]]["label"].value_counts().to_dict(),
         },

@@ -6,19 +6,28 @@ import time
 import pandas as pd
 import torch
 
-from vitheads import figures, params
-from vitheads.data import load_split
-from vitheads.model import build_model, load_pretrained, save_trained
+from vitheads import params
+from vitheads.dataset import load_split
+from vitheads.model import Scaling, best_device, build_model, load_pretrained, predict, save_trained
+from vitheads.names import TARGETS
 from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
-from vitheads.training import TARGETS, UNITS, Scaling, apply_lora, best_device, predict, regression_metrics, split_indices, train
+from vitheads.training import apply_lora, regression_metrics, split_indices, train
 
 DATA = "data/generated"
 MODEL_DIR = "models"
 METRICS = "metrics/finetune.json"
+TIMINGS = "timings/finetune.json"
 HISTORY = "plots/finetune/history.csv"
-SCATTER = "plots/finetune/pred_vs_true.png"
+PREDICTIONS = "results/finetune/predictions.csv"
 
 log = setup_logging("finetune")
+
+
+def predictions_table(true, pred) -> pd.DataFrame:
+    """Test targets and predictions in physical units, one row per test image."""
+    columns = {f"true_{t}": true[:, i] for i, t in enumerate(TARGETS)}
+    columns |= {f"pred_{t}": pred[:, i] for i, t in enumerate(TARGETS)}
+    return pd.DataFrame(columns)
 
 
 def main() -> None:
@@ -56,17 +65,14 @@ def main() -> None:
     log.info("wrote %s", MODEL_DIR)
     with atomic_path(HISTORY) as tmp:
         pd.DataFrame([vars(r) for r in history]).to_csv(tmp, index=False)
-    log.info("wrote %s", HISTORY)
-    with atomic_path(SCATTER) as tmp:
-        r2 = [metrics[t]["r2"] for t in TARGETS]
-        figures.pred_vs_true(scaling.unscale(pred_z), scaling.unscale(true_z), list(TARGETS), [UNITS[t] for t in TARGETS], r2, tmp)
-    log.info("wrote %s", SCATTER)
+    with atomic_path(PREDICTIONS) as tmp:
+        predictions_table(scaling.unscale(true_z), scaling.unscale(pred_z)).to_csv(tmp, index=False, float_format="%.6g")
+    log.info("wrote %s and %s", HISTORY, PREDICTIONS)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    write_json(METRICS, {**metrics, "epochs_run": len(history), "train_seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb)})
-    log.info(
-        "trained %d epochs in %.0f s (peak RSS %.0f MB); test MSE %.4f, R2 %s",
-        len(history), seconds, peak_mb, metrics["test_mse"], " / ".join(f"{v:.3f}" for v in r2),
-    )
+    write_json(METRICS, {**metrics, "epochs_run": len(history)})
+    write_json(TIMINGS, {"train_seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb)})
+    r2 = " / ".join(f"{metrics[t]['r2']:.3f}" for t in TARGETS)
+    log.info("trained %d epochs in %.0f s (peak RSS %.0f MB); test MSE %.4f, R2 %s", len(history), seconds, peak_mb, metrics["test_mse"], r2)
 
 
 if __name__ == "__main__":

@@ -5,37 +5,28 @@ import time
 import numpy as np
 
 from vitheads import params
-from vitheads.data import RenderSpec, load_split, write_dataset
+from vitheads.dataset import load_split
+from vitheads.generation import RenderSpec, write_dataset
 from vitheads.ingest import ingest
+from vitheads.names import CLASSES
 from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
-from vitheads.rendering import CLASSES, Distortions, save_preview
+from vitheads.rendering import Distortions
 
 DATA = "data/generated"
-PREVIEW = "plots/generate/samples.png"
 METRICS = "metrics/generate.json"
-N_PREVIEW = 4
-
+TIMINGS = "timings/generate.json"
 
 log = setup_logging("generate")
 
 
-def write_preview(masks: bool):
-    test = load_split(DATA, "test")
-    shown = slice(0, min(N_PREVIEW, len(test.labels)))
-    captions = [f"#{r.Image} {r.Chirp_Type}" for r in test.labels.iloc[shown].itertuples()]
-    with atomic_path(PREVIEW) as tmp:
-        save_preview(test.images[shown], test.masks[shown] if masks else None, captions, tmp)
-    log.info("wrote %s", PREVIEW)
-    return test
-
-
 def ingest_external(p: dict) -> None:
     source = p["data"]["source"]
+    started = time.perf_counter()
     with atomic_path(DATA, is_dir=True) as tmp:
         sizes = ingest(source, p["model"]["image_size"], p["generate"]["n_test"], p["seed"], tmp)
     log.info("read %s; wrote %s", source, DATA)
-    write_preview(masks=False)
     write_json(METRICS, {"images": sum(sizes.values()), "source": source})
+    write_json(TIMINGS, {"seconds": round(time.perf_counter() - started, 1)})
     log.info("ingested %s (%s) at %d px; no masks", source, sizes, p["model"]["image_size"])
 
 
@@ -53,17 +44,10 @@ def main() -> None:
     seconds = time.perf_counter() - started
     log.info("wrote %s", DATA)
 
-    test = write_preview(masks=True)
-
-    share = np.asarray(test.patch_fractions).mean(axis=(0, 1, 2))
+    share = np.asarray(load_split(DATA, "test").patch_fractions).mean(axis=(0, 1, 2))
     total = sum(sizes.values())
-    write_json(
-        METRICS,
-        {
-            "images": total,
-            "test_area_share": {c: round(float(s), 5) for c, s in zip(CLASSES, share)},
-        },
-    )
+    write_json(METRICS, {"images": total, "test_area_share": {c: round(float(s), 5) for c, s in zip(CLASSES, share)}})
+    write_json(TIMINGS, {"seconds": round(seconds, 1), "images_per_second": round(total / seconds, 1)})
     log.info("rendered %d images (%s) at %d px in %.1f s, %.0f img/s", total, sizes, spec.image_size, seconds, total / seconds)
 
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from vitheads import params
+from vitheads import paper, params
+from vitheads.names import TARGETS, UNITS
 from vitheads.outputs import atomic_path, run_stage, setup_logging
-from vitheads.report import Heading, Image, Paragraph, Table, fmt, replication_table, to_html, to_markdown, verdict_rules
+from vitheads.report import Heading, Image, Paragraph, Table, fmt, replication_table, to_html, to_markdown
 from vitheads.taxonomy import LABELS
-from vitheads.training import TARGETS, UNITS
 
 OUT = Path("report")
 TITLE = "vitheads: attention heads of a ViT on distorted spectrograms"
@@ -36,12 +36,12 @@ def run_summary(p: dict) -> list:
     ]
 
 
-def accuracy(fine: dict) -> list:
+def accuracy(fine: dict, timings: dict) -> list:
     rows = [[t, fmt(fine[t]["r2"]), fmt(fine[t]["pearson_r"]), f"{fine[t][f'mae_{UNITS[t]}']:.2f} {UNITS[t]}"] for t in TARGETS]
     return [
         Heading("Model accuracy (test split)"),
         Paragraph(f"Test MSE on z-scored targets: {fine['test_mse']:.4f} ({fine['test_images']} images, "
-                  f"{fine['epochs_run']} epochs, {fine['train_seconds']:.0f} s of training)."),
+                  f"{fine['epochs_run']} epochs, {timings['train_seconds']:.0f} s of training)."),
         Table(["Target", "R²", "Pearson r", "MAE"], rows),
         Image(Path("plots/finetune/pred_vs_true.png"), "Predicted vs true, physical units"),
     ]
@@ -81,10 +81,11 @@ def main() -> None:
     log.info("read params.yaml and metrics/{finetune,ablate,classify}.json")
     mode = p["classify"]["importance_mode"]
     blocks = [Heading(TITLE, 1), *run_summary(p), Heading("Replication of arXiv 2503.18762")]
-    blocks += [replication_table(ab, cl, mode), verdict_rules()] if ab[mode] else [
-        Paragraph("The model has fewer than 6 layers: the paper's layer comparisons do not apply.")
-    ]
-    blocks += accuracy(fine) + ablation(ab, p["ablate"]["modes"]) + attention_and_taxonomy(cl)
+    if "layer_6_mean_pct" not in ab[mode]:
+        blocks.append(Paragraph(f"The model has {p['model']['depth']} layers: the paper's layer-6 comparisons do not apply."))
+    blocks += [replication_table(ab, cl, mode), Paragraph(paper.VERDICT_RULES)]
+    timings = json.loads(Path("timings/finetune.json").read_text())
+    blocks += accuracy(fine, timings) + ablation(ab, p["ablate"]["modes"]) + attention_and_taxonomy(cl)
     with atomic_path(OUT, is_dir=True) as tmp:
         (tmp / "report.md").write_text(to_markdown(blocks, OUT))
         (tmp / "report.html").write_text(to_html(blocks, TITLE))

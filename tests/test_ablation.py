@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from vitheads.ablation import Ablation, all_heads, paper_comparison, summarise, sweep
-from vitheads.model import build_model
-from vitheads.training import predict
+from vitheads.model import build_model, predict
 
 MODEL = {"image_size": 32, "patch_size": 8, "depth": 4, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
 N_IMAGES = 10
@@ -109,7 +108,7 @@ def test_summary_and_bootstrap(setup):
     model, images, z_true = setup
     errors = sweep(model, images, z_true, all_heads(MODEL["depth"], MODEL["num_heads"], ["zero"]), batch_size=5)
     heads, boot = summarise(errors, resamples=200, seed=0)
-    assert len(heads) == 12 and list(heads["layer"].unique()) == [1, 2, 3, 4] and heads["head"].iloc[0] == "1"
+    assert len(heads) == 12 and list(heads["layer"].unique()) == [1, 2, 3, 4] and heads["head"].iloc[0] == 1 and heads["head"].dtype.kind == "i"
     manual = (errors.ablated[Ablation(0, (0,), "zero")].astype(float).mean() / errors.baseline.astype(float).mean() - 1) * 100
     assert heads["increase_pct"].iloc[0] == pytest.approx(manual)
     assert (heads["ci_low_pct"] <= heads["increase_pct"] + 1e-9).all() and (heads["increase_pct"] <= heads["ci_high_pct"] + 1e-9).all()
@@ -140,6 +139,4 @@ def test_ablate_stage_runs_under_dvc(project):
     assert {"layer", "head", "mode", "increase_pct", "ci_low_pct", "ci_high_pct", "increase_pct_Chirp_End_Freq"} <= set(heads.columns)
     metrics = json.loads((project.path / "metrics/ablate.json").read_text())
     assert set(metrics["zero"]) >= {"per_layer_mean_pct", "top_heads", "heads_ci_above_zero"}  # 2 layers: no layer 6
-    for mode in ("zero", "mean"):
-        assert (project.path / f"plots/ablate/heatmap_{mode}.png").stat().st_size > 5_000
-    assert (project.path / "plots/ablate/layers.png").exists()
+    assert "sweep_seconds" not in metrics and "sweep_seconds" in json.loads((project.path / "timings/ablate.json").read_text())

@@ -9,12 +9,12 @@ import torch
 
 from vitheads.attention import AttentionSummary, head_table, patterns, region_table
 from vitheads.chirps import sample_chirp, spectrogram
-from vitheads.data import patch_fractions
+from vitheads.generation import patch_fractions
 from vitheads.hooks import hooked
-from vitheads.model import build_model
-from vitheads.rendering import CLASS_ID, CLASSES, Distortions, PlotRenderer, title_for
+from vitheads.model import build_model, to_input
+from vitheads.names import CLASS_ID, CLASSES
+from vitheads.rendering import Distortions, PlotRenderer, title_for
 from vitheads.taxonomy import classify
-from vitheads.training import to_input
 
 MODEL = {"image_size": 32, "patch_size": 8, "depth": 3, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
 RULE = {"min_enrichment": 2.0, "mono_share": 0.75, "diffuse_entropy": 0.9, "importance_mode": "zero", "view": "cls"}
@@ -79,8 +79,9 @@ def test_without_a_colorbar_no_head_is_a_colorbar_detector():
 
 
 def test_attention_and_classify_stages_run_under_dvc(project):
-    project.set_params({"ablate": {"bootstrap": 20}, "attention": {"overlay_images": 2, "overlay_heads": 2}})
-    project.dvc("repro", "classify")
+    project.set_params({"model": {"depth": 4}, "ablate": {"bootstrap": 20}, "attention": {"example_images": 2}, "figures": {"overlay_images": 2, "overlay_heads": 2}})
+    project.dvc("repro", "report")  # 4 layers: no layer 6, the report says so
+    assert "the paper's layer-6 comparisons do not apply" in (project.path / "report/report.md").read_text()
     maps = np.load(project.path / "results/attention/maps.npz")
     assert maps["cls"].shape == maps["received"].shape == (2, 3, 6, 6)
     np.testing.assert_allclose(maps["received"].sum(axis=(2, 3)), 1, rtol=1e-5)

@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 
 from vitheads.chirps import LABEL_COLUMNS
-from vitheads.data import RenderSpec, load_meta, load_split, patch_fractions, write_dataset
-from vitheads.rendering import CLASSES, Distortions
+from vitheads.dataset import load_meta, load_split
+from vitheads.generation import RenderSpec, patch_fractions, write_dataset
+from vitheads.names import CLASSES
+from vitheads.rendering import Distortions
 
 SPEC = RenderSpec(seed=7, image_size=64, patch_size=16, distortions=Distortions())
 SIZES = {"train": 10, "test": 5}

@@ -4,15 +4,16 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 
-from vitheads.model import build_model, load_pretrained, load_trained, save_trained
+from vitheads.model import build_model, load_pretrained, load_trained, predict, save_trained
 from vitheads.outputs import StageError
-from vitheads.training import apply_lora, predict, split_indices, train
+from vitheads.training import apply_lora, split_indices, train
 
 MODEL = {"image_size": 32, "patch_size": 8, "depth": 2, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
 FINETUNE = {
@@ -144,14 +145,16 @@ def test_non_finite_loss_stops_training_with_a_clear_message():
 def test_finetune_stage_runs_under_dvc(project):
     project.dvc("repro", "finetune")
     metrics = json.loads((project.path / "metrics/finetune.json").read_text())
-    assert set(metrics) >= {"test_mse", "Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq", "train_seconds"}
+    assert set(metrics) >= {"test_mse", "Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq"} and "train_seconds" not in metrics
+    assert json.loads((project.path / "timings/finetune.json").read_text()).keys() == {"train_seconds", "peak_rss_mb"}
     assert metrics["Chirp_Start_Time"].keys() == {"r2", "pearson_r", "mae_s"}
     assert metrics["test_images"] == 8 and np.isfinite(metrics["test_mse"])
     model, config = load_trained(project.path / "models")
     assert config["model"]["embed_dim"] == 24 and len(config["target_mean"]) == 3
     history = (project.path / "plots/finetune/history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_loss,val_loss,lr,seconds" and len(history) == 3
-    assert (project.path / "plots/finetune/pred_vs_true.png").stat().st_size > 10_000
+    predictions = pd.read_csv(project.path / "results/finetune/predictions.csv")
+    assert len(predictions) == 8 and {"true_Chirp_Start_Time", "pred_Chirp_End_Freq"} <= set(predictions.columns)
 
 
 def test_nan_loss_fails_the_stage_and_writes_no_model(project):

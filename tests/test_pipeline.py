@@ -4,15 +4,14 @@ import json
 
 import numpy as np
 
-from vitheads.data import load_split
-from vitheads.rendering import CLASS_ID
+from vitheads.dataset import load_split
+from vitheads.names import CLASS_ID
 
 
 def test_generate_stage_runs_under_dvc_and_reruns_only_on_change(project):
     project.dvc("repro", "generate")
     test = load_split(project.path / "data/generated", "test")
     assert test.images.shape == (8, 96, 96, 3)
-    assert (project.path / "plots/generate/samples.png").stat().st_size > 10_000
     metrics = json.loads((project.path / "metrics/generate.json").read_text())
     assert metrics["images"] == 32 and metrics["test_area_share"]["colorbar"] > 0
 

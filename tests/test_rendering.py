@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from vitheads.chirps import MAX_FREQ_HZ, N_FREQ_BINS, N_TIME_BINS, DURATION_S, bin_centres, sample_chirp, spectrogram
-from vitheads.rendering import CLASS_ID, Distortions, PlotRenderer, title_for
+from vitheads.names import CLASS_ID
+from vitheads.rendering import Distortions, PlotRenderer, title_for
 
 SIZE = 160
 

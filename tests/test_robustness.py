@@ -97,7 +97,7 @@ def test_bad_external_data_is_refused_with_the_file_named(author_folder, tmp_pat
 
 def test_author_data_runs_through_finetune_ablate_and_attention(project, author_folder):
     project.set_params({"data": {"source": str(author_folder)}, "generate": {"n_test": 3}, "finetune": {"val_fraction": 0.2}, "ablate": {"bootstrap": 20}})
-    project.dvc("repro", "attention")
+    project.dvc("repro", "ablate", "attention")
     assert json.loads((project.path / "metrics/generate.json").read_text())["images"] == N_AUTHOR
     assert len(pd.read_csv(project.path / "results/ablate/heads.csv")) == 2 * 2 * 3
     assert (project.path / "results/attention/maps.npz").exists()

@@ -7,7 +7,8 @@ import re
 SMALL = {
     "model": {"depth": 6, "num_heads": 2, "embed_dim": 16},
     "ablate": {"bootstrap": 50},
-    "attention": {"overlay_images": 2, "overlay_heads": 2},
+    "attention": {"example_images": 2},
+    "figures": {"overlay_images": 2, "overlay_heads": 2},
 }
 
 
@@ -18,7 +19,7 @@ def stages_run(output: str) -> list[str]:
 def test_repro_report_experiments_and_offline_plots(project):
     project.set_params(SMALL)
     first = project.dvc("repro")
-    assert stages_run(first.stdout) == ["generate", "finetune", "ablate", "attention", "classify", "report"]
+    assert stages_run(first.stdout) == ["generate", "finetune", "ablate", "attention", "classify", "figures", "report"]
     report = (project.path / "report/report.html").read_text()
     assert "Replication of arXiv 2503.18762" in report and report.count("data:image/png;base64,") >= 8
     assert not re.search(r"""(src|href)=["']?https?:""", report)
@@ -28,9 +29,16 @@ def test_repro_report_experiments_and_offline_plots(project):
     project.commit("baseline run")
 
     project.set_params({"classify": {"min_enrichment": 1.0, "mono_share": 1.0}})
-    rerun = stages_run(project.dvc("repro").stdout)  # report follows only if classify's outputs changed
-    assert rerun[0] == "classify" and set(rerun) <= {"classify", "report"}
+    rerun = stages_run(project.dvc("repro").stdout)  # figures and report follow only if classify's outputs changed
+    assert rerun[0] == "classify" and set(rerun) <= {"classify", "figures", "report"}
     project.run("git", "checkout", "params.yaml")
+    project.dvc("repro")
+
+    (project.path / "vitheads/figures.py").write_text((project.path / "vitheads/figures.py").read_text() + "\n# restyled\n")
+    assert set(json.loads(project.dvc("status", "--json").stdout)) == {"figures"}
+    rerun = stages_run(project.dvc("repro").stdout)
+    assert rerun[0] == "figures" and set(rerun) <= {"figures", "report"}, "a figure change reruns figures and report only"
+    project.run("git", "checkout", "vitheads/figures.py")
     project.dvc("repro")
 
     project.dvc("exp", "run", "-S", "distortion.colorbar=false")

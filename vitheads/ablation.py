@@ -19,10 +19,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from vitheads.hooks import hooked, split_heads
-from vitheads.training import TARGETS, device_of, to_input
-
-MODES = ("zero", "mean")
+from vitheads.hooks import hooked
+from vitheads.model import device_of, to_input
+from vitheads.names import TARGETS
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def run_from(model: nn.Module, layer: int, h: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def mean_head_outputs(model: nn.Module, images: np.ndarray, batch_size: int) -> list[torch.Tensor]:
-    """Per layer, every head's output averaged over the images, per token position: [N, H*Dh]."""
+    """Per layer, every head's output averaged over the images, per token position: [N, H, Dh]."""
     sums = [None] * len(model.blocks)
 
     def accumulate(layer):
@@ -76,19 +75,16 @@ def mean_head_outputs(model: nn.Module, images: np.ndarray, batch_size: int) -> 
     return [s / len(images) for s in sums]
 
 
-def replace_heads(chunks: list[Ablation], means: list[torch.Tensor], num_heads: int):
+def replace_heads(chunks: list[Ablation], means: list[torch.Tensor]):
     """hook_z function for a batch of stacked copies: copy k gets ablation chunks[k]."""
 
-    def hook(z: torch.Tensor) -> torch.Tensor:
-        z = split_heads(z.clone(), num_heads)
-        per_copy = z.view(len(chunks), -1, *z.shape[1:])  # [K, B, N, H, Dh]
+    def hook(z: torch.Tensor) -> torch.Tensor:  # [K*B, N, H, Dh]
+        z = z.clone()
+        per_copy = z.view(len(chunks), -1, *z.shape[1:])  # [K, B, N, H, Dh], a view of z
         for k, a in enumerate(chunks):
             heads = list(a.heads)
-            if a.mode == "zero":
-                per_copy[k, :, :, heads] = 0
-            else:
-                per_copy[k, :, :, heads] = split_heads(means[a.layer], num_heads)[:, heads]
-        return z.flatten(-2)
+            per_copy[k, :, :, heads] = 0 if a.mode == "zero" else means[a.layer][:, heads]
+        return z
 
     return hook
 
@@ -104,7 +100,6 @@ def sweep(
 ) -> SweepErrors:
     """Squared errors of the clean model and of every ablation, per image and target."""
     model.eval()
-    num_heads = model.blocks[0].attn.num_heads
     means = mean_head_outputs(model, images, batch_size) if any(a.mode == "mean" for a in ablations) else []
     by_layer = {l: [a for a in ablations if a.layer == l] for l in sorted({a.layer for a in ablations})}
     baseline, ablated = [], {a: [] for a in ablations}
@@ -119,7 +114,7 @@ def sweep(
             for g in range(0, len(todo), per_group):
                 chunks = todo[g : g + per_group]
                 stacked = inputs[layer].repeat(len(chunks), 1, 1)
-                with hooked(model, {f"blocks.{layer}.attn.hook_z": replace_heads(chunks, means, num_heads)}):
+                with hooked(model, {f"blocks.{layer}.attn.hook_z": replace_heads(chunks, means)}):
                     out = run_from(model, layer, stacked).view(len(chunks), len(x), -1)
                 for k, a in enumerate(chunks):
                     ablated[a].append(((out[k] - y) ** 2).cpu().numpy())
@@ -142,6 +137,8 @@ def summarise(errors: SweepErrors, resamples: int, seed: int) -> tuple[pd.DataFr
     """One row per ablation: MSEs, relative increase (%), per target, and a paired bootstrap 95% CI;
     and the bootstrap increases themselves, [resamples, rows], for CIs of aggregates."""
     keys = list(errors.ablated)
+    if any(len(a.heads) != 1 for a in keys):
+        raise ValueError("summarise tabulates single-head ablations (one integer head per row)")
     baseline = errors.baseline.astype(np.float64)
     ablated = {a: e.astype(np.float64) for a, e in errors.ablated.items()}
     base_img = baseline.mean(1)  # per-image MSE over targets
@@ -156,7 +153,7 @@ def summarise(errors: SweepErrors, resamples: int, seed: int) -> tuple[pd.DataFr
         per_target = ablated[a].mean(0)
         row = {
             "layer": a.layer + 1,
-            "head": "+".join(str(h + 1) for h in a.heads),
+            "head": a.heads[0] + 1,
             "mode": a.mode,
             "baseline_mse": base_mse,
             "ablated_mse": abl_img[:, i].mean(),

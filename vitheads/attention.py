@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from vitheads.hooks import hooked
 from vitheads.outputs import StageError
-from vitheads.rendering import CLASSES
-from vitheads.training import device_of, to_input
+from vitheads.model import device_of, to_input
+from vitheads.names import CLASSES
 
 ROW_SUM_TOLERANCE = 1e-4
 

@@ -1,4 +1,8 @@
-"""The pipeline's static figures, drawn with matplotlib's object API (no pyplot state)."""
+"""Every static figure of the pipeline, drawn with matplotlib's object API (no pyplot state).
+
+Only the figures stage imports this module: restyling a figure reruns figures and report, never
+a computation.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,17 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.colors import ListedColormap, to_rgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from vitheads.names import CLASSES  # noqa: E402
+
+
+LABEL_COLOURS = dict(zip(
+    ("monosemantic-chirp", "monosemantic-text", "monosemantic-colorbar", "monosemantic-frame", "polysemantic", "diffuse", "unfocused"),
+    ("#d62728", "#1f77b4", "#ff7f0e", "#7f7f7f", "#9467bd", "#e5e5e5", "#bcbd22"),
+))
 
 
 def new_figure(width: float, height: float, dpi: int = 110) -> Figure:
@@ -110,9 +124,6 @@ def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], path) 
 
 def label_grid(labels: np.ndarray, order: tuple[str, ...], colours: dict[str, str], title: str, path) -> None:
     """Layers x heads grid coloured by taxonomy label, with a legend."""
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
     layers, heads = labels.shape
     codes = np.vectorize(order.index)(labels)
     figure = new_figure(0.5 * heads + 3.4, 0.4 * layers + 1.2)
@@ -124,4 +135,45 @@ def label_grid(labels: np.ndarray, order: tuple[str, ...], colours: dict[str, st
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=9)
     ax.legend(handles=[Patch(color=colours[o], label=o) for o in order], loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False)
+    save(figure, path)
+
+
+CLASS_COLOURS = {
+    "margin": "#ffffff",
+    "background": "#d9d9d9",
+    "chirp": "#e41a1c",
+    "title": "#377eb8",
+    "axis_labels": "#4daf4a",
+    "tick_labels": "#984ea3",
+    "colorbar": "#ff7f00",
+    "colorbar_text": "#a65628",
+    "frame": "#000000",
+}
+
+
+def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
+    palette = np.array([to_rgb(CLASS_COLOURS[c]) for c in CLASSES])
+    return (palette[mask] * 255).astype(np.uint8)
+
+
+def samples(images: np.ndarray, masks: np.ndarray | None, captions: list[str], path) -> None:
+    """Images above their colour-coded masks, with a class legend, to check alignment by eye.
+    Without masks (ingested data) only the images."""
+    n, rows = len(images), 1 if masks is None else 2
+    figure = new_figure(2.2 * n, 2.45 * rows)
+    axes = figure.subplots(rows, n, squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(images[i], interpolation="nearest")
+        axes[0, i].set_title(captions[i], fontsize=7)
+        if masks is not None:
+            axes[1, i].imshow(mask_to_rgb(masks[i]), interpolation="nearest")
+            axes[1, i].imshow(images[i], interpolation="nearest", alpha=0.25)
+        for ax in axes[:, i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if masks is None:
+        save(figure, path)
+        return
+    handles = [Patch(facecolor=CLASS_COLOURS[c], edgecolor="grey", label=c) for c in CLASSES]
+    figure.legend(handles=handles, loc="outside lower center", ncol=len(CLASSES) // 2 + 1, fontsize=7, frameon=False)
     save(figure, path)

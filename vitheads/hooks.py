@@ -1,14 +1,15 @@
 """Named hook points on timm's VisionTransformer, TransformerLens style, that never touch weights.
 
     blocks.{l}.hook_resid_pre      block l's input, the residual stream     [B, N, D]
-    blocks.{l}.attn.hook_z         the heads' outputs, concatenated,
-                                   as they enter the output projection      [B, N, H*Dh]
+    blocks.{l}.attn.hook_z         each head's output (attention x values)
+                                   as it enters the output projection      [B, N, H, Dh]
     blocks.{l}.attn.hook_pattern   attention probabilities (after softmax)  [B, H, N, N]
 
-A hook function gets the tensor and returns a replacement or None. `hooked` registers them
-for the duration of a `with` block and always removes them; for hook_pattern it switches
-timm's fused attention off (fused attention never materialises the probabilities, and a
-hook would silently see nothing) and restores the flag afterwards.
+Shapes follow TransformerLens (`hook_z` is [batch, pos, head_index, d_head]), so code written
+for one reads the other. A hook function gets the tensor and returns a replacement (same
+shape) or None. `hooked` registers them for the duration of a `with` block and always removes
+them; for hook_pattern it switches timm's fused attention off (fused attention never
+materialises the probabilities, and a hook would silently see nothing) and restores the flag.
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ HookFn = Callable[[torch.Tensor], torch.Tensor | None]
 _NAME = re.compile(r"blocks\.(\d+)\.(hook_resid_pre|attn\.hook_z|attn\.hook_pattern)$")
 
 
+def _z_hook(fn: HookFn, num_heads: int):
+    """Adapt fn on [B, N, H, Dh] to proj's input [B, N, H*Dh] (timm concatenates the heads)."""
+
+    def pre_hook(module, args):
+        z = args[0]
+        out = fn(z.view(*z.shape[:-1], num_heads, z.shape[-1] // num_heads))  # [B, N, H, Dh]
+        return None if out is None else (out.reshape(z.shape),)
+
+    return pre_hook
+
+
 def _register(model: nn.Module, name: str, fn: HookFn) -> torch.utils.hooks.RemovableHandle:
     match = _NAME.match(name)
     if not match or int(match[1]) >= len(model.blocks):
@@ -32,7 +44,7 @@ def _register(model: nn.Module, name: str, fn: HookFn) -> torch.utils.hooks.Remo
     if match[2] == "hook_resid_pre":
         return block.register_forward_pre_hook(lambda module, args: None if (out := fn(args[0])) is None else (out, *args[1:]))
     if match[2] == "attn.hook_z":
-        return block.attn.proj.register_forward_pre_hook(lambda module, args: None if (out := fn(args[0])) is None else (out,))
+        return block.attn.proj.register_forward_pre_hook(_z_hook(fn, block.attn.num_heads))
     return block.attn.attn_drop.register_forward_hook(lambda module, args, output: fn(output))
 
 
@@ -52,8 +64,3 @@ def hooked(model: nn.Module, hooks: dict[str, HookFn]) -> Iterator[nn.Module]:
             handle.remove()
         for block, flag in zip(model.blocks, fused):
             block.attn.fused_attn = flag
-
-
-def split_heads(z: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """[..., N, H*Dh] -> [..., N, H, Dh], a view: writes reach the original tensor."""
-    return z.view(*z.shape[:-1], num_heads, z.shape[-1] // num_heads)

@@ -118,6 +118,9 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
     "attention": {
         "batch_size": integer(1),
         "max_images": integer(0),
+        "example_images": integer(1, 64),
+    },
+    "figures": {
         "overlay_images": integer(1, 16),
         "overlay_heads": integer(1, 16),
     },
@@ -171,6 +174,11 @@ def _check_combinations(p: dict[str, Any]) -> None:
     if p["classify"]["importance_mode"] not in p["ablate"]["modes"]:
         raise ParamsError(
             f"classify.importance_mode ({p['classify']['importance_mode']}) must be one of ablate.modes ({p['ablate']['modes']})"
+        )
+    if p["figures"]["overlay_images"] > p["attention"]["example_images"]:
+        raise ParamsError(
+            f"figures.overlay_images ({p['figures']['overlay_images']}) must be at most attention.example_images "
+            f"({p['attention']['example_images']}): the overlays draw the images whose maps attention kept"
         )
     n_val = int(p["generate"]["n_train"] * p["finetune"]["val_fraction"])
     if not 1 <= n_val < p["generate"]["n_train"]:

@@ -17,31 +17,9 @@ import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
-import matplotlib.patches  # noqa: E402
 
 from vitheads.chirps import DURATION_S, MAX_FREQ_HZ, N_FREQ_BINS, Chirp  # noqa: E402
-
-CLASSES = (
-    "margin",
-    "background",
-    "chirp",
-    "title",
-    "axis_labels",
-    "tick_labels",
-    "colorbar",
-    "colorbar_text",
-    "frame",
-)
-CLASS_ID = {name: i for i, name in enumerate(CLASSES)}
-TEXT_CLASSES = ("title", "axis_labels", "tick_labels", "colorbar_text")
-# What a head can be said to detect: the chirp (the task) and three kinds of distractor.
-# Background (plot interior) and margin (white space) only hold these, so they are no kind.
-DETECTABLE = {
-    "chirp": ("chirp",),
-    "text": ("title", "axis_labels", "tick_labels"),
-    "colorbar": ("colorbar", "colorbar_text"),
-    "frame": ("frame",),
-}
+from vitheads.names import CLASS_ID  # noqa: E402
 
 DPI = 100
 BASE_SIZE_PX = 160  # font sizes below are for this image size and scale with it
@@ -245,45 +223,3 @@ def _distance_to_polyline(points: np.ndarray, curve: np.ndarray) -> np.ndarray:
     u = np.clip((ap * ab[None]).sum(axis=2) / length2[None], 0.0, 1.0)
     closest = a[None] + u[..., None] * ab[None]
     return np.sqrt(((points[:, None, :] - closest) ** 2).sum(axis=2)).min(axis=1)
-
-
-CLASS_COLOURS = {
-    "margin": "#ffffff",
-    "background": "#d9d9d9",
-    "chirp": "#e41a1c",
-    "title": "#377eb8",
-    "axis_labels": "#4daf4a",
-    "tick_labels": "#984ea3",
-    "colorbar": "#ff7f00",
-    "colorbar_text": "#a65628",
-    "frame": "#000000",
-}
-
-
-def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
-    palette = np.array([matplotlib.colors.to_rgb(CLASS_COLOURS[c]) for c in CLASSES])
-    return (palette[mask] * 255).astype(np.uint8)
-
-
-def save_preview(images: np.ndarray, masks: np.ndarray | None, captions: list[str], path) -> None:
-    """Images above their colour-coded masks, with a class legend, to check alignment by eye.
-    Without masks (ingested data) only the images."""
-    n, rows = len(images), 1 if masks is None else 2
-    figure = Figure(figsize=(2.2 * n, 2.45 * rows), dpi=110, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, n, squeeze=False)
-    for i in range(n):
-        axes[0, i].imshow(images[i], interpolation="nearest")
-        axes[0, i].set_title(captions[i], fontsize=7)
-        if masks is not None:
-            axes[1, i].imshow(mask_to_rgb(masks[i]), interpolation="nearest")
-            axes[1, i].imshow(images[i], interpolation="nearest", alpha=0.25)
-        for ax in axes[:, i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    if masks is None:
-        figure.savefig(path, format="png")
-        return
-    handles = [matplotlib.patches.Patch(facecolor=CLASS_COLOURS[c], edgecolor="grey", label=c) for c in CLASSES]
-    figure.legend(handles=handles, loc="outside lower center", ncol=len(CLASSES) // 2 + 1, fontsize=7, frameon=False)
-    figure.savefig(path, format="png")

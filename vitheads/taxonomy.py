@@ -1,7 +1,7 @@
 """Head taxonomy from measured attention, not by eye (rule: README; thresholds: params `classify`).
 
 Input: the attention stage's region table in one view (`classify.view`: cls or received), per
-head and mask class: mass (attention on the class's pixels) and area share. The kinds a head can detect are rendering.DETECTABLE: the chirp
+head and mask class: mass (attention on the class's pixels) and area share. The kinds a head can detect are names.KINDS: the chirp
 (the task), text (title, axis and tick labels), the colorbar (bar and its labels) and the
 frame (spines and tick marks: edges and corners). Plot interior and white margin only hold
 these and are no kind.
@@ -24,12 +24,11 @@ from typing import Any
 
 import pandas as pd
 
-from vitheads.rendering import DETECTABLE
+from vitheads import paper
+from vitheads.names import KIND_OF
 
 LABELS = ("monosemantic-chirp", "monosemantic-text", "monosemantic-colorbar", "monosemantic-frame", "polysemantic", "diffuse", "unfocused")
 DISTRACTOR_LABELS = ("monosemantic-text", "monosemantic-colorbar", "monosemantic-frame")
-BANDS = {"1-3": (1, 3), "4-5": (4, 5), "6-11": (6, 11), "12": (12, 12)}
-KIND_OF = {c: k for k, classes in DETECTABLE.items() for c in classes}
 
 
 def kind_scores(region: pd.DataFrame) -> pd.DataFrame:
@@ -72,6 +71,21 @@ def classify(region: pd.DataFrame, heads: pd.DataFrame, c: dict[str, Any]) -> pd
 def band_counts(labelled: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Label counts overall and per layer band (1-based layers, as in the paper)."""
     out = {"all": labelled["label"].value_counts().to_dict()}
-    for band, (low, high) in BANDS.items():
+    for band, (low, high) in paper.BANDS.items():
         out[f"layers_{band}"] = labelled[labelled["layer"].between(low, high)]["label"].value_counts().to_dict()
     return {k: {label: int(v.get(label, 0)) for label in LABELS} for k, v in out.items()}
+
+
+def paper_counts(labelled: pd.DataFrame) -> dict[str, int]:
+    """The head counts the paper's head-type claims are judged on (bands: vitheads.paper)."""
+    chirp = labelled["label"] == "monosemantic-chirp"
+    chirp_band = labelled["layer"].between(*paper.CHIRP_LAYERS)
+    early = labelled["layer"].between(*paper.DISTRACTOR_LAYERS)
+    return {
+        "chirp_heads_all": int(chirp.sum()),
+        "chirp_heads_layers_6_11": int((chirp & chirp_band).sum()),
+        "heads_layers_6_11": int(chirp_band.sum()),
+        "distractor_heads_layers_1_4": int((early & labelled["label"].isin(DISTRACTOR_LABELS)).sum()),
+        "text_or_frame_heads_layers_1_4": int((early & labelled["label"].isin(["monosemantic-text", "monosemantic-frame"])).sum()),
+        "heads_layers_1_4": int(early.sum()),
+    }

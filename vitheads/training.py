@@ -13,63 +13,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from vitheads.model import Scaling, device_of, predict, to_input
+from vitheads.names import TARGETS, UNITS
 from vitheads.outputs import StageError, log
-
-TARGETS = ("Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq")
-UNITS = {"Chirp_Start_Time": "s", "Chirp_Start_Freq": "Hz", "Chirp_End_Freq": "Hz"}
-EVAL_BATCH = 128
-
-
-@dataclass(frozen=True)
-class Scaling:
-    """Z-scoring of the targets with the train split's mean and std, kept with the model."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(cls, y: np.ndarray) -> "Scaling":
-        return cls(y.mean(axis=0), y.std(axis=0))
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Scaling":
-        return cls(np.asarray(config["target_mean"]), np.asarray(config["target_std"]))
-
-    def z(self, y: np.ndarray) -> np.ndarray:
-        return ((y - self.mean) / self.std).astype(np.float32)
-
-    def unscale(self, z: np.ndarray) -> np.ndarray:
-        return z * self.std + self.mean
-
-    def to_config(self) -> dict[str, list[float]]:
-        return {"target_mean": self.mean.tolist(), "target_std": self.std.tolist()}
-
-
-def best_device() -> torch.device:
-    """The GPU when torch sees one (paper-scale profiles), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def to_input(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 [B, S, S, 3] -> float [B, 3, S, S] in [-1, 1] (mean 0.5, std 0.5: timm's ViT-B/16 augreg)."""
-    x = torch.from_numpy(np.array(images)).to(device).permute(0, 3, 1, 2)  # copy: memmaps are read-only
-    return x.float().div_(127.5).sub_(1.0)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, images: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Z-scored predictions for uint8 images, in batches, in eval mode."""
-    was_training = model.training
-    model.eval()
-    device = device_of(model)
-    out = [model(to_input(images[i : i + batch_size], device)).cpu().numpy() for i in range(0, len(images), batch_size)]
-    model.train(was_training)
-    return np.concatenate(out)
-
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     """Linear warmup to `base`, then cosine decay to zero at `total`."""

@@ -1,9 +1,9 @@
-"""The on-disk dataset: rendered splits as memory-mappable arrays, masks, patch fractions, labels.
+"""Rendering a dataset to disk (the generate stage); reading it back is vitheads.dataset.
 
 Layout of a dataset directory (one per pipeline run, a DVC output):
     meta.json                      image size, patch size, classes, distortions, split sizes
     <split>/images.npy             uint8 [N, S, S, 3] RGB, the model's input size
-    <split>/masks.npy              uint8 [N, S, S], class ids (rendering.CLASSES)
+    <split>/masks.npy              uint8 [N, S, S], class ids (names.CLASSES)
     <split>/patch_fractions.npy    float32 [N, S/p, S/p, C], share of each class per patch
     <split>/labels.csv             Image (1-based, as in the title) + the seed paper's columns
 """
@@ -21,10 +21,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from vitheads.chirps import LABEL_COLUMNS, sample_chirp, spectrogram
-from vitheads.outputs import StageError
-from vitheads.rendering import CLASSES, Distortions, PlotRenderer, title_for
+from vitheads.dataset import SPLITS
+from vitheads.names import CLASSES
+from vitheads.rendering import Distortions, PlotRenderer, title_for
 
-SPLITS = ("train", "test")
 CHUNK = 64
 _renderer: PlotRenderer | None = None
 
@@ -37,14 +37,6 @@ class RenderSpec:
     image_size: int
     patch_size: int
     distortions: Distortions
-
-
-@dataclass
-class Split:
-    images: np.ndarray
-    masks: np.ndarray | None  # None for ingested data (vitheads.ingest): it has no masks
-    patch_fractions: np.ndarray | None
-    labels: pd.DataFrame
 
 
 def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -122,38 +114,3 @@ def write_dataset(spec: RenderSpec, sizes: dict[str, int], out: Path, workers: i
         "distortions": asdict(spec.distortions),
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-
-
-def load_meta(root: str | Path) -> dict:
-    path = Path(root) / "meta.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"dataset metadata '{path}' not found; run `dvc repro generate` first")
-    return json.loads(path.read_text())
-
-
-def load_first(root: str | Path, split: str, max_images: int) -> Split:
-    """The first `max_images` rows of a split (0: all of them), still memory-mapped."""
-    s = load_split(root, split)
-    n = len(s.labels) if max_images == 0 else min(max_images, len(s.labels))
-
-    def cut(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else a[:n]
-
-    return Split(cut(s.images), cut(s.masks), cut(s.patch_fractions), s.labels.iloc[:n])
-
-
-def load_split(root: str | Path, split: str) -> Split:
-    """Memory-map one split; nothing is read until it is indexed."""
-    folder = Path(root) / split
-    if not (folder / "images.npy").is_file():
-        raise StageError(f"'{folder / 'images.npy'}' not found; run `dvc repro generate` first")
-
-    def optional(name: str) -> np.ndarray | None:
-        return np.load(folder / name, mmap_mode="r") if (folder / name).is_file() else None
-
-    return Split(
-        images=np.load(folder / "images.npy", mmap_mode="r"),
-        masks=optional("masks.npy"),
-        patch_fractions=optional("patch_fractions.npy"),
-        labels=pd.read_csv(folder / "labels.csv"),
-    )

@@ -1,0 +1,82 @@
+"""figures: draw every PNG under plots/ from the computing stages' tables and arrays (see README).
+
+The only stage that imports matplotlib for figures: restyling one reruns figures and report only.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from vitheads import figures, params
+from vitheads.dataset import load_split
+from vitheads.names import TARGETS, UNITS, head_name
+from vitheads.outputs import atomic_path, run_stage, setup_logging
+from vitheads.taxonomy import LABELS
+
+DATA = "data/generated"
+N_SAMPLES = 4
+
+log = setup_logging("figures")
+
+
+def samples() -> None:
+    test = load_split(DATA, "test")
+    shown = slice(0, min(N_SAMPLES, len(test.labels)))
+    captions = [f"#{r.Image} {r.Chirp_Type}" for r in test.labels.iloc[shown].itertuples()]
+    with atomic_path("plots/generate/samples.png") as tmp:
+        figures.samples(test.images[shown], None if test.masks is None else test.masks[shown], captions, tmp)
+
+
+def predictions() -> None:
+    table = pd.read_csv("results/finetune/predictions.csv")
+    fine = json.loads(open("metrics/finetune.json").read())
+    true, pred = table[[f"true_{t}" for t in TARGETS]].to_numpy(), table[[f"pred_{t}" for t in TARGETS]].to_numpy()
+    with atomic_path("plots/finetune/pred_vs_true.png") as tmp:
+        figures.pred_vs_true(pred, true, list(TARGETS), [UNITS[t] for t in TARGETS], [fine[t]["r2"] for t in TARGETS], tmp)
+
+
+def ablation(heads: pd.DataFrame) -> None:
+    modes = list(dict.fromkeys(heads["mode"]))
+    with atomic_path("plots/ablate", is_dir=True) as tmp:
+        for mode in modes:
+            grid = heads[heads["mode"] == mode].pivot(index="layer", columns="head", values="increase_pct").to_numpy()
+            figures.head_heatmap(grid, f"MSE increase when one head is {mode}-ablated (%)", "MSE increase (%)", tmp / f"heatmap_{mode}.png")
+        per_layer = {m: [g["increase_pct"].to_numpy() for _, g in heads[heads["mode"] == m].groupby("layer")] for m in modes}
+        figures.layer_boxes(per_layer, "MSE increase (%)", tmp / "layers.png")
+
+
+def attention(heads: pd.DataFrame, p: dict) -> None:
+    maps, examples = np.load("results/attention/maps.npz"), np.load("results/attention/examples.npz")
+    ranked = heads[heads["mode"] == p["classify"]["importance_mode"]].nlargest(p["figures"]["overlay_heads"], "increase_pct")
+    chosen = [(int(r.layer) - 1, int(r.head) - 1) for r in ranked.itertuples()]
+    k = p["figures"]["overlay_images"]
+    view = p["classify"]["view"]
+    with atomic_path("plots/attention", is_dir=True) as tmp:
+        figures.head_grid(maps["cls"], "CLS attention over patches, mean over test images", tmp / "grid_cls.png")
+        figures.head_grid(maps["received"], "Attention received per patch (mean over queries and test images)", tmp / "grid_received.png")
+        example_maps = examples[view][:k][:, [l for l, _ in chosen], [h for _, h in chosen]]
+        names = [f"{head_name(l + 1, h + 1)} ({view})" for l, h in chosen]
+        figures.overlays(examples["images"][:k], example_maps, names, tmp / "overlays.png")
+
+
+def taxonomy() -> None:
+    labelled = pd.read_csv("results/classify/heads.csv")
+    grid = labelled.pivot(index="layer", columns="head", values="label").to_numpy()
+    with atomic_path("plots/classify/taxonomy.png") as tmp:
+        figures.label_grid(grid, LABELS, figures.LABEL_COLOURS, "Head taxonomy from attention vs ground-truth masks", tmp)
+
+
+def main() -> None:
+    p = params.load()
+    heads = pd.read_csv("results/ablate/heads.csv")
+    samples()
+    predictions()
+    ablation(heads)
+    attention(heads, p)
+    taxonomy()
+    log.info("drew plots/{generate,finetune,ablate,attention,classify}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

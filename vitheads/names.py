@@ -1,0 +1,43 @@
+"""Names every stage shares: mask classes and the kinds a head can detect, regression targets
+and their units, ablation modes, attention views, and how a head is written (L12H3).
+
+Only plain data lives here, so any stage can import it without pulling in the renderer, the
+model or matplotlib.
+"""
+
+from __future__ import annotations
+
+# Mask classes, in the order of their ids in masks.npy and of the last axis of patch_fractions.npy.
+CLASSES = (
+    "margin",
+    "background",
+    "chirp",
+    "title",
+    "axis_labels",
+    "tick_labels",
+    "colorbar",
+    "colorbar_text",
+    "frame",
+)
+CLASS_ID = {name: i for i, name in enumerate(CLASSES)}
+# What a head can be said to detect: the chirp (the task) and three kinds of plot furniture.
+# Background (plot interior) and margin (white space) only hold these, so they are no kind.
+KINDS = {
+    "chirp": ("chirp",),
+    "text": ("title", "axis_labels", "tick_labels"),
+    "colorbar": ("colorbar", "colorbar_text"),
+    "frame": ("frame",),
+}
+KIND_OF = {c: kind for kind, classes in KINDS.items() for c in classes}
+DISTRACTOR_KINDS = ("text", "colorbar", "frame")
+
+TARGETS = ("Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq")
+UNITS = {"Chirp_Start_Time": "s", "Chirp_Start_Freq": "Hz", "Chirp_End_Freq": "Hz"}
+
+ABLATION_MODES = ("zero", "mean")
+POOLINGS = ("flatten", "token", "avg")
+
+
+def head_name(layer: int, head: int) -> str:
+    """1-based layer and head as the paper writes them: L12H3."""
+    return f"L{layer}H{head}"
