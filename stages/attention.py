@@ -1,4 +1,4 @@
-"""attention: every head's attention maps on the test split, scored against the masks (see README)."""
+"""attention: every head's attention on the test split, per image, scored against the masks (see README)."""
 
 import time
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from vitheads import params
-from vitheads.attention import VIEWS, head_table, per_image_maps, region_table, summarise
+from vitheads.attention import head_table, per_image_maps, region_table, score, scores_arrays
 from vitheads.dataset import load_first
 from vitheads.model import best_device, load_trained
 from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
@@ -22,7 +22,7 @@ log = setup_logging("attention")
 def main() -> None:
     p = params.load()
     a = p["attention"]
-    model, _ = load_trained(MODEL_DIR)
+    model, config = load_trained(MODEL_DIR)
     model.to(best_device())
     test = load_first(DATA, "test", a["max_images"])
     n = len(test.labels)
@@ -30,23 +30,25 @@ def main() -> None:
 
     fractions = test.patch_fractions
     if fractions is None:
-        log.warning("the data have no masks (data.source %s): no region_mass.csv, classify cannot run", p["data"]["source"])
+        log.warning("the data have no masks (data.source %s): no region scores, classify cannot run", p["data"]["source"])
     started = time.perf_counter()
-    summary = summarise(model, test.images, fractions, a["batch_size"])
-    examples = np.asarray(test.images[: a["example_images"]])
-    example_maps = {v: per_image_maps(model, examples, v) for v in VIEWS}  # view -> [n, L, H, G, G]
+    scores = score(model, test.images, fractions, a["batch_size"], p["seed"])
+    k = min(a["example_images"], n)
+    examples = np.asarray(test.images[:k])
+    example_maps = per_image_maps(model, examples, None if fractions is None else fractions[:k])
     seconds = time.perf_counter() - started
 
     with atomic_path(RESULTS, is_dir=True) as tmp:
-        np.savez_compressed(tmp / "maps.npz", **summary.maps)
+        np.savez_compressed(tmp / "maps.npz", **scores.maps)
         np.savez_compressed(tmp / "examples.npz", images=examples, **example_maps)
+        np.savez_compressed(tmp / "scores.npz", **scores_arrays(scores))
         if fractions is not None:
-            region_table(summary).to_csv(tmp / "region_mass.csv", index=False, float_format="%.6g")
-        head_table(summary).to_csv(tmp / "heads.csv", index=False, float_format="%.6g")
+            np.save(tmp / "example_masks.npy", np.asarray(test.masks[:k]))
+            region_table(scores, config["model"]["pooling"]).to_csv(tmp / "region_mass.csv", index=False, float_format="%.6g")
+        head_table(scores).to_csv(tmp / "heads.csv", index=False, float_format="%.6g")
     log.info("wrote %s: %s", RESULTS, ", ".join(sorted(f.name for f in Path(RESULTS).iterdir())))
     write_json(TIMINGS, {"seconds": round(seconds, 1)})
-    layers, heads = summary.maps["cls"].shape[:2]
-    log.info("summarised %d heads on %d images in %.1f s", layers * heads, n, seconds)
+    log.info("scored %d views of every head on %d images in %.1f s", len(scores.maps), n, seconds)
 
 
 if __name__ == "__main__":

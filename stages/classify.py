@@ -1,17 +1,19 @@
-"""classify: label every head from its measured attention, joined with its ablation (see README)."""
+"""classify: label every head from its measured attention, with controls, joined with its ablation (see README)."""
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from vitheads import params
+from vitheads.names import view_reaches_output
 from vitheads.outputs import StageError, atomic_path, run_stage, setup_logging, write_json
-from vitheads.taxonomy import band_counts, classify, paper_counts
+from vitheads.taxonomy import LABELS, band_counts, label_all, paper_counts, region_stats, sensitivity, wide
 
-REGION = "results/attention/region_mass.csv"
-ENTROPY = "results/attention/heads.csv"
+SCORES = "results/attention/scores.npz"
+ATTENTION_HEADS = "results/attention/heads.csv"
 ABLATION = "results/ablate/heads.csv"
-RESULTS = "results/classify/heads.csv"  # in the results/classify out
+RESULTS = "results/classify"  # heads.csv, regions.csv, sensitivity.csv
 METRICS = "metrics/classify.json"
 
 log = setup_logging("classify")
@@ -24,32 +26,45 @@ def join_importance(labelled: pd.DataFrame, mode: str) -> pd.DataFrame:
     return joined.assign(important=joined["ci_low_pct"] > 0)
 
 
+def sensitivity_ranges(table: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per label, the fewest and most heads it gets anywhere on the threshold grid."""
+    return {label: {"min": int(table[label].min()), "max": int(table[label].max())} for label in LABELS}
+
+
 def main() -> None:
     p = params.load()
     c = p["classify"]
-    if not Path(REGION).is_file():
+    scores = np.load(SCORES)
+    if "area" not in scores:
         raise StageError(
             f"the taxonomy needs ground-truth masks and data.source '{p['data']['source']}' has none "
-            f"({REGION} was not written); ablate and attention results are in results/"
+            f"({SCORES} holds no region scores); ablate and attention results are in results/"
         )
-    region, entropy = pd.read_csv(REGION), pd.read_csv(ENTROPY)
-    log.info("read %s, %s and %s", REGION, ENTROPY, ABLATION)
-    heads = join_importance(classify(region, entropy, c), c["importance_mode"])
+    log.info("read %s, %s and %s", SCORES, ATTENTION_HEADS, ABLATION)
+    stats = region_stats(scores, c["view"], c["min_enrichment"], c["bootstrap"], p["seed"])
+    table = wide(stats, pd.read_csv(ATTENTION_HEADS), f"entropy_{c['view']}")
+    heads = join_importance(table.assign(label=label_all(table, c)), c["importance_mode"])
+    grid = sensitivity(table, c)
 
-    with atomic_path(RESULTS) as tmp:
-        heads.to_csv(tmp, index=False, float_format="%.6g")
-    log.info("wrote %s", RESULTS)
+    with atomic_path(RESULTS, is_dir=True) as tmp:
+        heads.to_csv(tmp / "heads.csv", index=False, float_format="%.6g")
+        stats.to_csv(tmp / "regions.csv", index=False, float_format="%.6g")
+        grid.to_csv(tmp / "sensitivity.csv", index=False)
+    log.info("wrote %s (heads.csv, regions.csv, sensitivity.csv)", RESULTS)
     write_json(
         METRICS,
         {
+            "view": c["view"],
+            "view_reaches_output": view_reaches_output(c["view"], p["model"]["pooling"]),
             "counts": band_counts(heads),
             **paper_counts(heads),
             "important_heads": int(heads["important"].sum()),
             "important_by_label": heads[heads["important"]]["label"].value_counts().to_dict(),
+            "sensitivity": sensitivity_ranges(grid),
         },
     )
     counts = heads["label"].value_counts()
-    log.info("labelled %d heads: %s", len(heads), ", ".join(f"{k} {v}" for k, v in counts.items()))
+    log.info("labelled %d heads in the %s view: %s", len(heads), c["view"], ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 if __name__ == "__main__":

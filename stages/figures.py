@@ -10,7 +10,7 @@ import pandas as pd
 
 from vitheads import figures, params
 from vitheads.dataset import load_split
-from vitheads.names import TARGETS, UNITS, head_name
+from vitheads.names import TARGETS, UNITS, VIEW_TITLES, head_name, view_reaches_output
 from vitheads.outputs import atomic_path, run_stage, setup_logging
 from vitheads.taxonomy import LABELS
 
@@ -47,24 +47,33 @@ def ablation(heads: pd.DataFrame) -> None:
 
 
 def attention(heads: pd.DataFrame, p: dict) -> None:
+    """Every view's grid and the overlays on one scale, in multiples of uniform attention."""
     maps, examples = np.load("results/attention/maps.npz"), np.load("results/attention/examples.npz")
+    patches = maps["received"].shape[-1] * maps["received"].shape[-2]
     ranked = heads[heads["mode"] == p["classify"]["importance_mode"]].nlargest(p["figures"]["overlay_heads"], "increase_pct")
     chosen = [(int(r.layer) - 1, int(r.head) - 1) for r in ranked.itertuples()]
-    k = p["figures"]["overlay_images"]
-    view = p["classify"]["view"]
+    view, k = p["classify"]["view"], p["figures"]["overlay_images"]
+    example_maps = examples[view][:k][:, [l for l, _ in chosen], [h for _, h in chosen]] * patches
+    grids = {v: maps[v] * patches for v in maps.files}
+    vmax = float(np.percentile(np.concatenate([example_maps.ravel(), *(g.ravel() for g in grids.values())]), 99.5))
     with atomic_path("plots/attention", is_dir=True) as tmp:
-        figures.head_grid(maps["cls"], "CLS attention over patches, mean over test images", tmp / "grid_cls.png")
-        figures.head_grid(maps["received"], "Attention received per patch (mean over queries and test images)", tmp / "grid_received.png")
-        example_maps = examples[view][:k][:, [l for l, _ in chosen], [h for _, h in chosen]]
-        names = [f"{head_name(l + 1, h + 1)} ({view})" for l, h in chosen]
-        figures.overlays(examples["images"][:k], example_maps, names, tmp / "overlays.png")
+        for v, grid in grids.items():
+            unread = "" if view_reaches_output(v, p["model"]["pooling"]) else f" (not read by the {p['model']['pooling']} readout)"
+            figures.head_grid(grid, f"{VIEW_TITLES[v]}{unread}, mean over test images", tmp / f"grid_{v}.png", vmax)
+        names = [head_name(l + 1, h + 1) for l, h in chosen]
+        title = f"{VIEW_TITLES[view]}: the {len(chosen)} heads whose {p['classify']['importance_mode']} ablation hurts most"
+        figures.overlays(examples["images"][:k], example_maps, names, title, tmp / "overlays.png", vmax)
+        scores = np.load("results/attention/scores.npz")
+        distance = pd.read_csv("results/attention/heads.csv").pivot(index="layer", columns="head", values="distance").to_numpy()
+        figures.attention_distance(distance, float(scores["uniform_distance"]), tmp / "distance.png")
 
 
-def taxonomy() -> None:
+def taxonomy(view: str) -> None:
     labelled = pd.read_csv("results/classify/heads.csv")
     grid = labelled.pivot(index="layer", columns="head", values="label").to_numpy()
     with atomic_path("plots/classify/taxonomy.png") as tmp:
-        figures.label_grid(grid, LABELS, figures.LABEL_COLOURS, "Head taxonomy from attention vs ground-truth masks", tmp)
+        title = f"Head roles in the {view} view (patch-level enrichment vs shuffle null)"
+        figures.label_grid(grid, LABELS, figures.LABEL_COLOURS, title, tmp)
 
 
 def main() -> None:
@@ -74,7 +83,7 @@ def main() -> None:
     predictions()
     ablation(heads)
     attention(heads, p)
-    taxonomy()
+    taxonomy(p["classify"]["view"])
     log.info("drew plots/{generate,finetune,ablate,attention,classify}")
 
 

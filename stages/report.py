@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from vitheads import paper, params
-from vitheads.names import TARGETS, UNITS
+from vitheads.names import TARGETS, UNITS, VIEW_TITLES, VIEWS, view_reaches_output
 from vitheads.outputs import atomic_path, run_stage, setup_logging
 from vitheads.report import Heading, Image, Paragraph, Table, fmt, replication_table, to_html, to_markdown
 from vitheads.taxonomy import LABELS
@@ -62,16 +62,32 @@ def ablation(ab: dict, modes: list[str]) -> list:
     return blocks + [Image(Path("plots/ablate/layers.png"), "Spread of the heads' MSE increase per layer")]
 
 
-def attention_and_taxonomy(cl: dict) -> list:
+def attention_and_taxonomy(cl: dict, p: dict) -> list:
     rows = [[band] + [str(counts[label]) for label in LABELS] for band, counts in cl["counts"].items()]
+    grid = pd.read_csv("results/classify/sensitivity.csv")
+    sens = [[f"{r['threshold']} = {r['value']:g}" + (" (default)" if r["is_default"] else "")] + [str(r[l]) for l in LABELS]
+            for r in grid.to_dict("records")]
+    pooling = p["model"]["pooling"]
+    cls_note = "" if view_reaches_output("cls", pooling) else (
+        f" With the {pooling} readout the CLS token is never read (forward_head drops it), so the CLS view is shown "
+        "for comparison only and cannot be labelled (params refuse classify.view: cls)."
+    )
+    grids = [Image(Path(f"plots/attention/grid_{v}.png"), f"{VIEW_TITLES[v]}, per head, in multiples of uniform attention")
+             for v in VIEWS if Path(f"plots/attention/grid_{v}.png").is_file()]
     return [
         Heading("Attention"),
-        Image(Path("plots/attention/grid_received.png"), "Attention each patch receives, per head (mean over queries and images)"),
-        Image(Path("plots/attention/grid_cls.png"), "CLS token attention over patches, per head"),
+        Paragraph("All maps share one colour scale in multiples of uniform attention (1 = every patch equal); "
+                  "each panel prints its maximum." + cls_note),
+        *grids,
         Image(Path("plots/attention/overlays.png"), "Example test images under the heads whose ablation hurts most"),
-        Heading("Head taxonomy"),
+        Image(Path("plots/attention/distance.png"), "Mean attention distance per head by layer"),
+        Heading("Head roles"),
+        Paragraph(f"Labels from patch-level enrichment in the *{cl['view']}* view, per image, against a shuffle null "
+                  "(the head's map scored against another test image's masks); rule in the README. Counts per layer band:"),
         Table(["Layers"] + list(LABELS), rows),
-        Image(Path("plots/classify/taxonomy.png"), "Label of every head, from attention measured against the masks"),
+        Paragraph("Threshold sensitivity: the label counts with one threshold moved at a time, the others at their defaults."),
+        Table(["Threshold"] + list(LABELS), sens),
+        Image(Path("plots/classify/taxonomy.png"), "Role of every head"),
     ]
 
 
@@ -85,7 +101,7 @@ def main() -> None:
         blocks.append(Paragraph(f"The model has {p['model']['depth']} layers: the paper's layer-6 comparisons do not apply."))
     blocks += [replication_table(ab, cl, mode), Paragraph(paper.VERDICT_RULES)]
     timings = json.loads(Path("timings/finetune.json").read_text())
-    blocks += accuracy(fine, timings) + ablation(ab, p["ablate"]["modes"]) + attention_and_taxonomy(cl)
+    blocks += accuracy(fine, timings) + ablation(ab, p["ablate"]["modes"]) + attention_and_taxonomy(cl, p)
     with atomic_path(OUT, is_dir=True) as tmp:
         (tmp / "report.md").write_text(to_markdown(blocks, OUT))
         (tmp / "report.html").write_text(to_html(blocks, TITLE))

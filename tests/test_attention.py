@@ -1,23 +1,29 @@
 """attention and classify: captured patterns are real softmax rows; the taxonomy reads the masks."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from vitheads.attention import AttentionSummary, head_table, patterns, region_table
+from vitheads import params
+from vitheads.attention import (
+    AttentionScores, derangement, entropy, grid_distances, head_table, mean_distance, patterns, region_indicators,
+    region_scores, scores_arrays, views,
+)
 from vitheads.chirps import sample_chirp, spectrogram
 from vitheads.generation import patch_fractions
 from vitheads.hooks import hooked
 from vitheads.model import build_model, to_input
-from vitheads.names import CLASS_ID, CLASSES
+from vitheads.names import CLASSES
+from vitheads.params import ParamsError
 from vitheads.rendering import Distortions, PlotRenderer, title_for
-from vitheads.taxonomy import classify
+from vitheads.taxonomy import label_all, region_stats, wide
 
 MODEL = {"image_size": 32, "patch_size": 8, "depth": 3, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
-RULE = {"min_enrichment": 2.0, "mono_share": 0.75, "diffuse_entropy": 0.9, "importance_mode": "zero", "view": "cls"}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_captured_attention_is_softmax_of_q_and_k():
@@ -39,43 +45,95 @@ def test_captured_attention_is_softmax_of_q_and_k():
     assert all(not b.attn.attn_drop._forward_hooks for b in model.blocks)
 
 
-def rendered_fractions(distortions: Distortions, size=96, patch=16, seed=3):
-    rng = np.random.default_rng(seed)
-    chirp = sample_chirp(rng)
-    _, mask = PlotRenderer(size, distortions).render(spectrogram(chirp, rng), chirp, title_for(1, chirp))
-    return patch_fractions(mask[None], patch)[0].reshape(-1, len(CLASSES))  # [P, C]
+RULE = {"view": "received", "min_enrichment": 2.0, "null_ratio": 1.5, "mono_share": 0.75, "sink_enrichment": 1.5,
+        "local_ratio": 0.5, "diffuse_entropy": 0.9, "bootstrap": 200, "importance_mode": "zero"}
+SIZE, PATCH, N_IMAGES = 128, 16, 16
 
 
-def on(fractions, *classes):
-    """Attention spread evenly over the patches that contain any of the classes."""
-    where = fractions[:, [CLASS_ID[c] for c in classes]].sum(1) > 0
-    assert where.any()
-    return where / where.sum()
+@pytest.fixture(scope="module")
+def fractions():
+    """Patch fractions of real renders of different chirps: [n, G, G, C]."""
+    renderer = PlotRenderer(SIZE, Distortions())
+    masks = []
+    for i in range(N_IMAGES):
+        rng = np.random.default_rng(i)
+        chirp = sample_chirp(rng)
+        masks.append(renderer.render(spectrogram(chirp, rng), chirp, title_for(i + 1, chirp))[1])
+    return patch_fractions(np.stack(masks), PATCH)
 
 
-def labels_for(maps: list[np.ndarray], fractions: np.ndarray) -> list[str]:
-    r = np.stack(maps)  # [heads, P]
-    entropy = (-(r * np.log(np.clip(r, 1e-12, None))).sum(1) / np.log(r.shape[1]))[None, None]
-    summary = AttentionSummary({}, {"cls": (r @ fractions)[None, None]}, fractions.mean(0)[None], {"cls": entropy, "received": entropy})
-    return list(classify(region_table(summary), head_table(summary), RULE)["label"])
+def rows_on(keys: np.ndarray) -> np.ndarray:
+    """[n, P] key weights -> [n, P, P] every patch query attending to them."""
+    d = keys / keys.sum(-1, keepdims=True)
+    return np.repeat(d[:, None, :], d.shape[1], axis=1)
 
 
-def test_synthetic_maps_get_the_labels_they_were_built_for():
-    f = rendered_fractions(Distortions())
-    uniform = np.full(len(f), 1 / len(f))
-    split = 0.5 * on(f, "title") + 0.5 * on(f, "colorbar")
-    assert labels_for([on(f, "chirp"), on(f, "title"), split, uniform], f) == [
-        "monosemantic-chirp", "monosemantic-text", "polysemantic", "diffuse",
-    ]
+def synthetic_labels(fractions: np.ndarray, heads: list[np.ndarray]) -> list[str]:
+    """Labels for heads given as [n, P, P] patch-to-patch attention, through the stages' code."""
+    grid = fractions.shape[1:3]
+    n, patches = len(fractions), grid[0] * grid[1]
+    a = np.zeros((n, 1, len(heads), patches + 1, patches + 1), np.float32)
+    a[..., 0, 1:] = 1 / patches  # the CLS row: uniform, unused by the received view
+    for h, rows in enumerate(heads):
+        a[:, 0, h, 1:, 1:] = rows
+    a = torch.from_numpy(a)
+    chirp = torch.from_numpy(region_indicators(fractions)[..., 0])
+    per_view = views(a, 1, chirp)
+    distances = grid_distances(grid)
+    s = AttentionScores(
+        maps={}, entropy={v: entropy(d) for v, d in per_view.items()},
+        distance=mean_distance(a, 1, distances), uniform_distance=float(distances.mean()), margin_valued=None,
+        **region_scores({v: d.numpy() for v, d in per_view.items()}, fractions, seed=0),
+    )
+    scores = scores_arrays(s)
+    table = wide(region_stats(scores, "received", RULE["min_enrichment"], RULE["bootstrap"], 0), head_table(s), "entropy_received")
+    return label_all(table, RULE)
 
 
-def test_without_a_colorbar_no_head_is_a_colorbar_detector():
-    with_bar = rendered_fractions(Distortions())
-    f = rendered_fractions(Distortions(colorbar=False))
-    assert f[:, CLASS_ID["colorbar"]].sum() == 0
-    where_the_bar_was = on(with_bar, "colorbar")  # now margin and white space
-    labels = labels_for([where_the_bar_was, on(f, "chirp")], f)
-    assert "monosemantic-colorbar" not in labels and labels[1] == "monosemantic-chirp"
+def test_synthetic_heads_on_real_renders_get_the_roles_they_were_built_for(fractions):
+    regions = region_indicators(fractions)  # [n, P, R]: chirp, text, colorbar, frame, margin
+    n, patches = regions.shape[:2]
+    uniform = np.ones((n, patches))
+    ring = np.zeros((8, 8))
+    ring[[0, -1], :] = ring[:, [0, -1]] = 1
+    distances = grid_distances(fractions.shape[1:3]).numpy()
+    local = np.broadcast_to(np.exp(-(distances**2)), (n, patches, patches))
+    heads = {
+        "follows the chirp": rows_on(regions[..., 0]),
+        "where chirps usually are": rows_on(np.broadcast_to(regions[..., 0].mean(0) ** 4, (n, patches))),
+        "tick labels and title (fixed)": rows_on(regions[..., 1]),
+        "local": local / local.sum(-1, keepdims=True),
+        "white margin": rows_on(regions[..., 4]),
+        "border ring, 80%": 0.8 * rows_on(np.broadcast_to(ring.ravel(), (n, patches))) + 0.2 * rows_on(uniform),
+        "uniform": rows_on(uniform),
+    }
+    labels = dict(zip(heads, synthetic_labels(fractions, list(heads.values()))))
+    assert labels == {
+        "follows the chirp": "chirp",
+        "where chirps usually are": "positional-interior",
+        "tick labels and title (fixed)": "furniture-text",
+        "local": "local",
+        "white margin": "sink",
+        "border ring, 80%": "sink",
+        "uniform": "diffuse",
+    }
+
+
+def test_the_shuffle_null_scores_each_image_against_another(fractions):
+    order = derangement(N_IMAGES, seed=0)
+    assert sorted(order) == list(range(N_IMAGES)) and (order != np.arange(N_IMAGES)).all()
+    follows = torch.from_numpy(region_indicators(fractions)[None, None, ..., 0].transpose(2, 0, 1, 3))  # [n, 1, 1, P]
+    scores = region_scores({"received": (follows / follows.sum(-1, keepdim=True)).numpy()}, fractions, seed=0)
+    real = scores["mass"]["received"][:, 0, 0, 0]
+    np.testing.assert_allclose(real, 1, rtol=1e-6)  # all of a chirp-following head's mass is on its chirp
+    assert (scores["null_mass"]["received"][:, 0, 0, 0] < 1).all()
+
+
+def test_a_cls_view_of_a_flatten_model_is_refused():
+    p = params.load(ROOT / "params.yaml")
+    with pytest.raises(ParamsError, match=r"classify.view 'cls' .* model.pooling 'flatten' never reads"):
+        params.validate({**p, "classify": {**p["classify"], "view": "cls"}})
+    params.validate({**p, "model": {**p["model"], "pooling": "token"}, "classify": {**p["classify"], "view": "cls"}})
 
 
 def test_attention_and_classify_stages_run_under_dvc(project):
@@ -83,17 +141,22 @@ def test_attention_and_classify_stages_run_under_dvc(project):
     project.dvc("repro", "report")  # 4 layers: no layer 6, the report says so
     assert "the paper's layer-6 comparisons do not apply" in (project.path / "report/report.md").read_text()
     maps = np.load(project.path / "results/attention/maps.npz")
-    assert maps["cls"].shape == maps["received"].shape == (2, 3, 6, 6)
-    np.testing.assert_allclose(maps["received"].sum(axis=(2, 3)), 1, rtol=1e-5)
-    np.testing.assert_allclose(maps["cls"].sum(axis=(2, 3)), 1, rtol=1e-5)
+    assert sorted(maps.files) == ["cls", "from_chirp", "received"]
+    for view in maps.files:
+        assert maps[view].shape == (4, 3, 6, 6)
+        np.testing.assert_allclose(maps[view].sum(axis=(2, 3)), 1, rtol=1e-5)
     region = pd.read_csv(project.path / "results/attention/region_mass.csv")
-    assert len(region) == 2 * 2 * 3 * len(CLASSES)  # views x layers x heads x classes
+    assert len(region) == 3 * 4 * 3 * len(CLASSES)  # views x layers x heads x classes
     np.testing.assert_allclose(region.groupby(["view", "layer", "head"])["mass"].sum(), 1, rtol=1e-5)
+    assert not region[region["view"] == "cls"]["reaches_output"].any() and region[region["view"] == "received"]["reaches_output"].all()
     heads = pd.read_csv(project.path / "results/classify/heads.csv")
-    assert len(heads) == 6 and {"label", "dominant", "important", "increase_pct"} <= set(heads.columns)
+    assert len(heads) == 12 and {"label", "important", "increase_pct", "enrichment_chirp", "excess_ci_low_chirp", "distance"} <= set(heads.columns)
+    assert heads["layer"].dtype.kind == heads["head"].dtype.kind == "i"
     metrics = json.loads((project.path / "metrics/classify.json").read_text())
-    assert sum(metrics["counts"]["all"].values()) == 6
-    for name in ("grid_cls.png", "grid_received.png", "overlays.png"):
+    assert sum(metrics["counts"]["all"].values()) == 12 and metrics["view"] == "received" and metrics["view_reaches_output"]
+    sensitivity = pd.read_csv(project.path / "results/classify/sensitivity.csv")
+    assert (sensitivity.drop(columns=["threshold", "value", "is_default"]).sum(axis=1) == 12).all()
+    for name in ("grid_cls.png", "grid_received.png", "grid_from_chirp.png", "overlays.png", "distance.png"):
         assert (project.path / "plots/attention" / name).stat().st_size > 5_000
     assert (project.path / "plots/classify/taxonomy.png").exists()
 

@@ -21,10 +21,11 @@ from matplotlib.patches import Patch  # noqa: E402
 from vitheads.names import CLASSES  # noqa: E402
 
 
-LABEL_COLOURS = dict(zip(
-    ("monosemantic-chirp", "monosemantic-text", "monosemantic-colorbar", "monosemantic-frame", "polysemantic", "diffuse", "unfocused"),
-    ("#d62728", "#1f77b4", "#ff7f0e", "#7f7f7f", "#9467bd", "#e5e5e5", "#bcbd22"),
-))
+LABEL_COLOURS = {
+    "chirp": "#d62728", "furniture-text": "#1f77b4", "furniture-colorbar": "#ff7f0e", "furniture-frame": "#7f7f7f",
+    "polysemantic": "#9467bd", "positional-interior": "#f7b6d2", "sink": "#8c564b", "local": "#17becf",
+    "diffuse": "#e5e5e5", "unfocused": "#bcbd22",
+}
 
 
 def new_figure(width: float, height: float, dpi: int = 110) -> Figure:
@@ -80,32 +81,34 @@ def layer_boxes(per_layer: dict[str, list[np.ndarray]], ylabel: str, path) -> No
     save(figure, path)
 
 
-def head_grid(maps: np.ndarray, title: str, path) -> None:
-    """Layers x heads small multiples of [G, G] maps on one shared colour scale, labelled from 1."""
+def head_grid(maps: np.ndarray, title: str, path, vmax: float) -> None:
+    """Layers x heads small multiples of [G, G] maps in multiples of uniform attention (1 = uniform),
+    all on one colour scale from 0 to vmax, each panel's maximum printed in its corner."""
     layers, heads = maps.shape[:2]
-    vmax = float(np.percentile(maps, 99.5))
-    figure = new_figure(0.9 * heads + 1.2, 0.9 * layers + 0.8, dpi=100)
+    figure = new_figure(0.9 * heads + 1.2, 0.9 * layers + 0.9, dpi=100)
     axes = figure.subplots(layers, heads, squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.04})
     for l in range(layers):
         for h in range(heads):
             ax = axes[l, h]
             image = ax.imshow(maps[l, h], cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+            ax.text(0.03, 0.97, f"{maps[l, h].max():.1f}", transform=ax.transAxes, fontsize=5.5, va="top", color="white")
             ax.set_xticks([])
             ax.set_yticks([])
             if l == 0:
                 ax.set_title(f"H{h + 1}", fontsize=8)
             if h == 0:
                 ax.set_ylabel(f"L{l + 1}", fontsize=8, rotation=0, labelpad=12)
-    figure.colorbar(image, ax=axes, shrink=0.5, label="attention (shared scale)")
+    figure.colorbar(image, ax=axes, shrink=0.5, extend="max", label="attention / uniform (1 = uniform); corner: panel max")
     figure.suptitle(title, fontsize=10)
     save(figure, path)
 
 
-def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], path) -> None:
-    """Example images (rows) under the received attention of chosen heads (columns)."""
+def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], title: str, path, vmax: float) -> None:
+    """Example images (rows) under chosen heads' maps (columns), in multiples of uniform attention on
+    one shared scale (0 to vmax), each panel's maximum printed: a flat map stays dark."""
     n, k = maps.shape[:2]
     size = images.shape[1]
-    figure = new_figure(1.9 * (k + 1), 1.9 * n, dpi=100)
+    figure = new_figure(1.9 * (k + 1) + 0.8, 1.9 * n + 0.5, dpi=100)
     axes = figure.subplots(n, k + 1, squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(images[i])
@@ -113,12 +116,32 @@ def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], path) 
         for j in range(k):
             ax = axes[i, j + 1]
             ax.imshow(images[i])
-            ax.imshow(maps[i, j], cmap="magma", alpha=0.6, extent=(0, size, size, 0), interpolation="nearest")
+            image = ax.imshow(maps[i, j], cmap="magma", alpha=0.7, vmin=0, vmax=vmax, extent=(0, size, size, 0), interpolation="nearest")
+            ax.text(0.03, 0.97, f"max {maps[i, j].max():.1f}", transform=ax.transAxes, fontsize=6, va="top", color="white")
             if i == 0:
                 ax.set_title(head_names[j], fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
+    figure.colorbar(image, ax=axes, shrink=0.6, extend="max", label="attention / uniform")
+    figure.suptitle(title, fontsize=9)
+    save(figure, path)
+
+
+def attention_distance(distance: np.ndarray, uniform: float, path) -> None:
+    """Mean attention distance of every head by layer (Dosovitskiy et al. 2021, Fig. 7), in patches."""
+    layers, heads = distance.shape
+    figure = new_figure(5.0, 3.4)
+    ax = figure.subplots()
+    for l in range(layers):
+        ax.scatter(np.full(heads, l + 1), distance[l], s=12, color="#1f77b4", alpha=0.7, edgecolors="none")
+    ax.axhline(uniform, color="grey", lw=0.8, ls="--", label=f"uniform attention ({uniform:.2f})")
+    ax.set_xticks(range(1, layers + 1))
+    ax.set_ylim(0, None)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mean attention distance (patches)")
+    ax.set_title("Attention distance per head, mean over patch queries and test images", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
     save(figure, path)
 
 

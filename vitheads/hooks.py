@@ -1,6 +1,7 @@
 """Named hook points on timm's VisionTransformer, TransformerLens style, that never touch weights.
 
     blocks.{l}.hook_resid_pre      block l's input, the residual stream     [B, N, D]
+    blocks.{l}.attn.hook_v         each head's values (observe only)       [B, N, H, Dh]
     blocks.{l}.attn.hook_z         each head's output (attention x values)
                                    as it enters the output projection      [B, N, H, Dh]
     blocks.{l}.attn.hook_pattern   attention probabilities (after softmax)  [B, H, N, N]
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
-_NAME = re.compile(r"blocks\.(\d+)\.(hook_resid_pre|attn\.hook_z|attn\.hook_pattern)$")
+_NAME = re.compile(r"blocks\.(\d+)\.(hook_resid_pre|attn\.hook_v|attn\.hook_z|attn\.hook_pattern)$")
 
 
 def _z_hook(fn: HookFn, num_heads: int):
@@ -36,6 +37,15 @@ def _z_hook(fn: HookFn, num_heads: int):
     return pre_hook
 
 
+def _v_hook(fn: HookFn, num_heads: int):
+    """Show fn the values [B, N, H, Dh]; what it returns is ignored (values cannot be replaced here)."""
+
+    def hook(module, args, qkv):
+        fn(qkv.chunk(3, -1)[2].unflatten(-1, (num_heads, -1)))
+
+    return hook
+
+
 def _register(model: nn.Module, name: str, fn: HookFn) -> torch.utils.hooks.RemovableHandle:
     match = _NAME.match(name)
     if not match or int(match[1]) >= len(model.blocks):
@@ -43,6 +53,8 @@ def _register(model: nn.Module, name: str, fn: HookFn) -> torch.utils.hooks.Remo
     block = model.blocks[int(match[1])]
     if match[2] == "hook_resid_pre":
         return block.register_forward_pre_hook(lambda module, args: None if (out := fn(args[0])) is None else (out, *args[1:]))
+    if match[2] == "attn.hook_v":  # timm's qkv output is [B, N, 3 * H * Dh], values last
+        return block.attn.qkv.register_forward_hook(_v_hook(fn, block.attn.num_heads))
     if match[2] == "attn.hook_z":
         return block.attn.proj.register_forward_pre_hook(_z_hook(fn, block.attn.num_heads))
     return block.attn.attn_drop.register_forward_hook(lambda module, args, output: fn(output))

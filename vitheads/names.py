@@ -35,7 +35,19 @@ TARGETS = ("Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq")
 UNITS = {"Chirp_Start_Time": "s", "Chirp_Start_Freq": "Hz", "Chirp_End_Freq": "Hz"}
 
 ABLATION_MODES = ("zero", "mean")
-POOLINGS = ("flatten", "token", "avg")
+# Attention views (vitheads.attention): distributions over the patches of one image.
+VIEWS = ("received", "from_chirp", "cls")
+VIEW_TITLES = {
+    "received": "attention received per patch, mean over patch queries",
+    "from_chirp": "attention from the chirp's patches",
+    "cls": "CLS token attention",
+}
+
+
+def view_reaches_output(view: str, pooling: str) -> bool:
+    """Whether attention in a view can change the prediction: the CLS row only under a CLS readout
+    (with `flatten` the last layer's CLS token is dropped by forward_head and never read)."""
+    return view != "cls" or pooling == "token"
 
 
 def head_name(layer: int, head: int) -> str:

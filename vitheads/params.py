@@ -125,11 +125,15 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "overlay_heads": integer(1, 16),
     },
     "classify": {
+        "view": choice("received", "from_chirp", "cls"),
         "min_enrichment": number(1, 1e6),
+        "null_ratio": number(1, 1e6),
         "mono_share": number(0.5, 1, low_open=True),
+        "sink_enrichment": number(1, 1e6, low_open=True),
+        "local_ratio": number(0, 1),
         "diffuse_entropy": number(0, 1),
+        "bootstrap": integer(10),
         "importance_mode": choice("zero", "mean"),
-        "view": choice("cls", "received"),
     },
 }
 
@@ -174,6 +178,11 @@ def _check_combinations(p: dict[str, Any]) -> None:
     if p["classify"]["importance_mode"] not in p["ablate"]["modes"]:
         raise ParamsError(
             f"classify.importance_mode ({p['classify']['importance_mode']}) must be one of ablate.modes ({p['ablate']['modes']})"
+        )
+    if p["classify"]["view"] == "cls" and m["pooling"] != "token":
+        raise ParamsError(
+            f"classify.view 'cls' scores the CLS token's attention, which model.pooling '{m['pooling']}' never reads: "
+            "the labels would describe a view that cannot reach the output; use classify.view 'received' or 'from_chirp'"
         )
     if p["figures"]["overlay_images"] > p["attention"]["example_images"]:
         raise ParamsError(

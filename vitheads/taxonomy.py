@@ -1,70 +1,132 @@
-"""Head taxonomy from measured attention, not by eye (rule: README; thresholds: params `classify`).
+"""Head roles from measured attention, with controls (rule: README "How heads are labelled").
 
-Input: the attention stage's region table in one view (`classify.view`: cls or received), per
-head and mask class: mass (attention on the class's pixels) and area share. The kinds a head can detect are names.KINDS: the chirp
-(the task), text (title, axis and tick labels), the colorbar (bar and its labels) and the
-frame (spines and tick marks: edges and corners). Plot interior and white margin only hold
-these and are no kind.
+Input: the attention stage's per-image patch-level scores in one view (`classify.view`). For each
+head and region (the kinds chirp, text, colorbar, frame, and the white margin), an image's
+enrichment is the head's attention mass on the patches holding the region divided by the share
+of patches holding it (1 = uniform). Per head and region: mean and median over images, the share
+of images at or above `min_enrichment`, a bootstrap 95% CI of the mean, and the same for the
+enrichment minus the shuffle null (the head's map scored against another image's masks).
 
-A class's enrichment is mass / area share; its excess is max(enrichment - 1, 0); a kind's
-excess is the sum over its classes, and its share is that over all kinds' excess. Pooling
-excess rather than area keeps a head on the title from being diluted by all the other text.
-  - A kind is enriched when one of its classes has enrichment >= `min_enrichment`.
-  - No kind enriched: `diffuse` if the normalised entropy is >= `diffuse_entropy`, else `unfocused`.
-  - Two or more kinds enriched and none with share >= `mono_share`: `polysemantic`.
-  - Otherwise `monosemantic-<kind>` for the enriched kind with the largest share
-    (monosemantic-chirp is the task-relevant label).
-A class absent from the images (area share 0) has no enrichment: without a colorbar no head
-can be a colorbar detector.
+Rule, first match wins:
+  sink                 margin enrichment >= `sink_enrichment`
+  chirp                chirp enriched (mean >= `min_enrichment`), the CI of its excess over the
+                       null above zero and the mean >= `null_ratio` x the null's; no other kind
+                       holding `mono_share` of the excess (else polysemantic)
+  furniture-<kind>     text, colorbar or frame enriched: attention on a plot element that sits
+                       at the same place in every image, so position and content cannot be told
+                       apart from attention alone (positional, not yet a detector)
+  polysemantic         two or more kinds enriched and none holding `mono_share` of the excess
+  positional-interior  chirp enriched, but no more than on another image's chirp position
+  local                mean attention distance <= `local_ratio` x that of uniform attention
+  diffuse              normalised entropy >= `diffuse_entropy`
+  unfocused            none of these
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vitheads import paper
-from vitheads.names import KIND_OF
+from vitheads.names import DISTRACTOR_KINDS, KINDS
 
-LABELS = ("monosemantic-chirp", "monosemantic-text", "monosemantic-colorbar", "monosemantic-frame", "polysemantic", "diffuse", "unfocused")
-DISTRACTOR_LABELS = ("monosemantic-text", "monosemantic-colorbar", "monosemantic-frame")
-
-
-def kind_scores(region: pd.DataFrame) -> pd.DataFrame:
-    """Per layer, head and kind: mass, best class enrichment, excess (the rule in the module doc)."""
-    r = region[region["class"].isin(KIND_OF)].assign(kind=lambda d: d["class"].map(KIND_OF))
-    r = r.assign(excess=(r["enrichment"] - 1).clip(lower=0).fillna(0))
-    return r.groupby(["layer", "head", "kind"], as_index=False).agg(
-        mass=("mass", "sum"), enrichment=("enrichment", "max"), excess=("excess", "sum")
-    )
-
-
-def label_head(kinds: pd.DataFrame, entropy: float, c: dict[str, Any]) -> tuple[str, str]:
-    """(label, dominant kind or kinds) for one head's rows of kind_scores."""
-    enriched = kinds[kinds["enrichment"] >= c["min_enrichment"]]
-    if enriched.empty:
-        return ("diffuse" if entropy >= c["diffuse_entropy"] else "unfocused"), ""
-    shares = enriched.set_index("kind")["excess"] / kinds["excess"].sum()
-    if len(enriched) >= 2 and shares.max() < c["mono_share"]:
-        return "polysemantic", "+".join(shares.sort_values(ascending=False).index)
-    return f"monosemantic-{shares.idxmax()}", shares.idxmax()
+LABELS = (
+    "chirp", "furniture-text", "furniture-colorbar", "furniture-frame", "polysemantic",
+    "positional-interior", "sink", "local", "diffuse", "unfocused",
+)
+FURNITURE_LABELS = tuple(f"furniture-{k}" for k in DISTRACTOR_KINDS)
+THRESHOLDS = ("min_enrichment", "null_ratio", "mono_share", "sink_enrichment", "local_ratio", "diffuse_entropy")
+SENSITIVITY = {  # one threshold at a time, the others at their params.yaml values
+    "min_enrichment": (1.5, 2.0, 3.0),
+    "null_ratio": (1.0, 1.5, 2.0),
+    "sink_enrichment": (1.25, 1.5, 2.0),
+    "local_ratio": (0.4, 0.5, 0.6),
+    "diffuse_entropy": (0.85, 0.9, 0.95),
+}
 
 
-def classify(region: pd.DataFrame, heads: pd.DataFrame, c: dict[str, Any]) -> pd.DataFrame:
-    """One row per head: label, dominant kind, mass and enrichment per kind, entropy, all in the
-    attention view `classify.view` (cls or received)."""
-    kinds = kind_scores(region[region["view"] == c["view"]])
+def bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """[resamples, K] means of [n, K] values (NaN: image without the region) over images
+    resampled with replacement, one matmul with multinomial counts."""
+    n = len(values)
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=resamples).astype(np.float64)
+    valid = ~np.isnan(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (counts @ np.where(valid, values, 0)) / (counts @ valid)
+
+
+def enrichments(mass: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """[n, L, H, R] masses and [n, R] areas -> per-image enrichment, NaN where a region is absent."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(area[:, None, None, :] > 0, mass / area[:, None, None, :], np.nan)
+
+
+def region_stats(scores: dict[str, np.ndarray], view: str, min_enrichment: float, resamples: int, seed: int) -> pd.DataFrame:
+    """One row per layer, head and region (1-based): enrichment mean, median, share of images at or
+    above min_enrichment, bootstrap CI; the shuffle null's mean and the CI of the excess over it."""
+    real = enrichments(scores[f"mass_{view}"], scores["area"])
+    null = enrichments(scores[f"null_mass_{view}"], scores["null_area"])
+    n, layers, heads, regions = real.shape
+    flat_real, flat_excess = real.reshape(n, -1), (real - null).reshape(n, -1)
+    boot_real = bootstrap_means(flat_real, resamples, seed)
+    boot_excess = bootstrap_means(flat_excess, resamples, seed)
+    with np.errstate(invalid="ignore"):
+        ci_real = np.nanpercentile(boot_real, [2.5, 97.5], axis=0)
+        ci_excess = np.nanpercentile(boot_excess, [2.5, 97.5], axis=0)
+        at_threshold = np.nanmean(np.where(np.isnan(flat_real), np.nan, flat_real >= min_enrichment), 0)
+    names = [str(r) for r in scores["regions"]]
+    index = pd.MultiIndex.from_product([range(1, layers + 1), range(1, heads + 1), names], names=["layer", "head", "region"])
+    return pd.DataFrame({
+        "enrichment": np.nanmean(flat_real, 0), "median": np.nanmedian(flat_real, 0), "share_at_threshold": at_threshold,
+        "ci_low": ci_real[0], "ci_high": ci_real[1], "null": np.nanmean(null.reshape(n, -1), 0),
+        "excess_ci_low": ci_excess[0], "excess_ci_high": ci_excess[1],
+    }, index=index).reset_index()
+
+
+def wide(stats: pd.DataFrame, heads: pd.DataFrame, entropy_column: str) -> pd.DataFrame:
+    """One row per head: every region's statistics as columns (enrichment_chirp, ...), entropy, distance."""
+    table = stats.pivot(index=["layer", "head"], columns="region")
+    table.columns = [f"{stat}_{region}" for stat, region in table.columns]
+    table = table.reset_index().merge(heads[["layer", "head", entropy_column, "distance", "distance_ratio"]], on=["layer", "head"])
+    return table.rename(columns={entropy_column: "entropy"})
+
+
+def label_head(h: dict[str, float], c: dict[str, Any]) -> str:
+    """The rule in the module doc, for one head's row of `wide`."""
+    if h["enrichment_margin"] >= c["sink_enrichment"]:
+        return "sink"
+    chirp_raw = h["enrichment_chirp"] >= c["min_enrichment"]
+    chirp_beats_null = h["excess_ci_low_chirp"] > 0 and h["enrichment_chirp"] >= c["null_ratio"] * h["null_chirp"]
+    enriched = (["chirp"] if chirp_raw and chirp_beats_null else []) + [
+        k for k in DISTRACTOR_KINDS if h[f"enrichment_{k}"] >= c["min_enrichment"]
+    ]
+    if enriched:
+        excess = {k: max(h[f"enrichment_{k}"] - 1, 0) if np.isfinite(h[f"enrichment_{k}"]) else 0 for k in KINDS}
+        shares = {k: excess[k] / sum(excess.values()) for k in enriched}
+        top = max(shares, key=shares.get)
+        if len(enriched) >= 2 and shares[top] < c["mono_share"]:
+            return "polysemantic"
+        return "chirp" if top == "chirp" else f"furniture-{top}"
+    if chirp_raw:
+        return "positional-interior"
+    if h["distance_ratio"] <= c["local_ratio"]:
+        return "local"
+    return "diffuse" if h["entropy"] >= c["diffuse_entropy"] else "unfocused"
+
+
+def label_all(table: pd.DataFrame, c: dict[str, Any]) -> list[str]:
+    return [label_head(row, c) for row in table.to_dict("records")]
+
+
+def sensitivity(table: pd.DataFrame, c: dict[str, Any]) -> pd.DataFrame:
+    """Label counts with one threshold moved at a time: does a verdict hang on a threshold?"""
     rows = []
-    for h in heads.itertuples():
-        mine = kinds[(kinds["layer"] == h.layer) & (kinds["head"] == h.head)]
-        e = getattr(h, f"entropy_{c['view']}")
-        label, dominant = label_head(mine, e, c)
-        row = {"layer": h.layer, "head": h.head, "label": label, "dominant": dominant, "entropy": e}
-        for k in mine.itertuples():
-            row[f"mass_{k.kind}"] = k.mass
-            row[f"enrichment_{k.kind}"] = k.enrichment
-        rows.append(row)
+    for name, values in SENSITIVITY.items():
+        for value in sorted({*values, c[name]}):
+            labels = pd.Series(label_all(table, {**c, name: value}))
+            rows.append({"threshold": name, "value": value, "is_default": value == c[name], **{l: int((labels == l).sum()) for l in LABELS}})
     return pd.DataFrame(rows)
 
 
@@ -78,14 +140,14 @@ def band_counts(labelled: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 def paper_counts(labelled: pd.DataFrame) -> dict[str, int]:
     """The head counts the paper's head-type claims are judged on (bands: vitheads.paper)."""
-    chirp = labelled["label"] == "monosemantic-chirp"
+    chirp = labelled["label"] == "chirp"
     chirp_band = labelled["layer"].between(*paper.CHIRP_LAYERS)
     early = labelled["layer"].between(*paper.DISTRACTOR_LAYERS)
     return {
         "chirp_heads_all": int(chirp.sum()),
         "chirp_heads_layers_6_11": int((chirp & chirp_band).sum()),
         "heads_layers_6_11": int(chirp_band.sum()),
-        "distractor_heads_layers_1_4": int((early & labelled["label"].isin(DISTRACTOR_LABELS)).sum()),
-        "text_or_frame_heads_layers_1_4": int((early & labelled["label"].isin(["monosemantic-text", "monosemantic-frame"])).sum()),
+        "distractor_heads_layers_1_4": int((early & labelled["label"].isin(FURNITURE_LABELS)).sum()),
+        "text_or_frame_heads_layers_1_4": int((early & labelled["label"].isin(["furniture-text", "furniture-frame"])).sum()),
         "heads_layers_1_4": int(early.sum()),
     }
