@@ -55,14 +55,14 @@ def attention(heads: pd.DataFrame, p: dict) -> None:
     view, k = p["classify"]["view"], p["figures"]["overlay_images"]
     example_maps = examples[view][:k][:, [l for l, _ in chosen], [h for _, h in chosen]] * patches
     grids = {v: maps[v] * patches for v in maps.files}
-    vmax = float(np.percentile(np.concatenate([example_maps.ravel(), *(g.ravel() for g in grids.values())]), 99.5))
+    norm = figures.uniform_multiples_norm(max(float(example_maps.max()), *(float(g.max()) for g in grids.values())))
     with atomic_path("plots/attention", is_dir=True) as tmp:
         for v, grid in grids.items():
             unread = "" if view_reaches_output(v, p["model"]["pooling"]) else f" (not read by the {p['model']['pooling']} readout)"
-            figures.head_grid(grid, f"{VIEW_TITLES[v]}{unread}, mean over test images", tmp / f"grid_{v}.png", vmax)
+            figures.head_grid(grid, f"{VIEW_TITLES[v]}{unread}, mean over test images", tmp / f"grid_{v}.png", norm)
         names = [head_name(l + 1, h + 1) for l, h in chosen]
         title = f"{VIEW_TITLES[view]}: the {len(chosen)} heads whose {p['classify']['importance_mode']} ablation hurts most"
-        figures.overlays(examples["images"][:k], example_maps, names, title, tmp / "overlays.png", vmax)
+        figures.overlays(examples["images"][:k], example_maps, names, title, tmp / "overlays.png", norm)
         scores = np.load("results/attention/scores.npz")
         distance = pd.read_csv("results/attention/heads.csv").pivot(index="layer", columns="head", values="distance").to_numpy()
         figures.attention_distance(distance, float(scores["uniform_distance"]), tmp / "distance.png")

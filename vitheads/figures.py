@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.colors import ListedColormap, to_rgb  # noqa: E402
+from matplotlib.colors import ListedColormap, LogNorm, to_rgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -81,16 +81,23 @@ def layer_boxes(per_layer: dict[str, list[np.ndarray]], ylabel: str, path) -> No
     save(figure, path)
 
 
-def head_grid(maps: np.ndarray, title: str, path, vmax: float) -> None:
+def uniform_multiples_norm(vmax: float) -> LogNorm:
+    """One log colour scale for every attention figure, in multiples of uniform attention: 1 sits
+    in the middle of [1/vmax, vmax], so a flat map stays one mid colour and 30x stays distinct from 3x."""
+    vmax = max(vmax, 2.0)
+    return LogNorm(vmin=1 / vmax, vmax=vmax)
+
+
+def head_grid(maps: np.ndarray, title: str, path, norm: LogNorm) -> None:
     """Layers x heads small multiples of [G, G] maps in multiples of uniform attention (1 = uniform),
-    all on one colour scale from 0 to vmax, each panel's maximum printed in its corner."""
+    all on one colour scale, each panel's maximum printed in its corner."""
     layers, heads = maps.shape[:2]
     figure = new_figure(0.9 * heads + 1.2, 0.9 * layers + 0.9, dpi=100)
     axes = figure.subplots(layers, heads, squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.04})
     for l in range(layers):
         for h in range(heads):
             ax = axes[l, h]
-            image = ax.imshow(maps[l, h], cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+            image = ax.imshow(maps[l, h], cmap="magma", norm=norm, interpolation="nearest")
             ax.text(0.03, 0.97, f"{maps[l, h].max():.1f}", transform=ax.transAxes, fontsize=5.5, va="top", color="white")
             ax.set_xticks([])
             ax.set_yticks([])
@@ -98,14 +105,14 @@ def head_grid(maps: np.ndarray, title: str, path, vmax: float) -> None:
                 ax.set_title(f"H{h + 1}", fontsize=8)
             if h == 0:
                 ax.set_ylabel(f"L{l + 1}", fontsize=8, rotation=0, labelpad=12)
-    figure.colorbar(image, ax=axes, shrink=0.5, extend="max", label="attention / uniform (1 = uniform); corner: panel max")
+    figure.colorbar(image, ax=axes, shrink=0.5, label="attention / uniform (log scale, 1 = uniform); corner: panel max")
     figure.suptitle(title, fontsize=10)
     save(figure, path)
 
 
-def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], title: str, path, vmax: float) -> None:
+def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], title: str, path, norm: LogNorm) -> None:
     """Example images (rows) under chosen heads' maps (columns), in multiples of uniform attention on
-    one shared scale (0 to vmax), each panel's maximum printed: a flat map stays dark."""
+    one shared scale, each panel's maximum printed: a flat map stays one mid colour."""
     n, k = maps.shape[:2]
     size = images.shape[1]
     figure = new_figure(1.9 * (k + 1) + 0.8, 1.9 * n + 0.5, dpi=100)
@@ -116,14 +123,14 @@ def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], title:
         for j in range(k):
             ax = axes[i, j + 1]
             ax.imshow(images[i])
-            image = ax.imshow(maps[i, j], cmap="magma", alpha=0.7, vmin=0, vmax=vmax, extent=(0, size, size, 0), interpolation="nearest")
+            image = ax.imshow(maps[i, j], cmap="magma", alpha=0.7, norm=norm, extent=(0, size, size, 0), interpolation="nearest")
             ax.text(0.03, 0.97, f"max {maps[i, j].max():.1f}", transform=ax.transAxes, fontsize=6, va="top", color="white")
             if i == 0:
                 ax.set_title(head_names[j], fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    figure.colorbar(image, ax=axes, shrink=0.6, extend="max", label="attention / uniform")
+    figure.colorbar(image, ax=axes, shrink=0.6, label="attention / uniform (log scale)")
     figure.suptitle(title, fontsize=9)
     save(figure, path)
 

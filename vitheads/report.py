@@ -85,8 +85,9 @@ def head_type_rows(classify: dict[str, Any]) -> list[list[str]]:
         ],
         [
             paper.CLAIMS[4].text,
-            f"{classify['distractor_heads_layers_1_4']} of {classify['heads_layers_1_4']} heads label a distractor "
-            f"({classify['text_or_frame_heads_layers_1_4']} on text or frame, the rest on the colorbar)",
+            f"{classify['distractor_heads_layers_1_4']} of {classify['heads_layers_1_4']} heads attend to plot furniture "
+            f"({classify['text_or_frame_heads_layers_1_4']} on text or frame); positional: whether they detect it needs "
+            "an intervention",
             "",
             paper.count_verdict(classify["distractor_heads_layers_1_4"], classify["heads_layers_1_4"]),
         ],
