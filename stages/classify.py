@@ -26,6 +26,12 @@ def join_importance(labelled: pd.DataFrame, mode: str) -> pd.DataFrame:
     return joined.assign(important=joined["ci_low_pct"] > 0)
 
 
+def valued_margin_enrichment(scores) -> np.ndarray:
+    """Received attention on margin patches with keys weighted by ||v W_O|| (Kobayashi et al. 2020),
+    over their share of patches, mean over images; heads in layer-major order as in `wide`."""
+    return (scores["margin_valued"].mean(0) / scores["area"][:, -1].mean()).ravel()
+
+
 def sensitivity_ranges(table: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Per label, the fewest and most heads it gets anywhere on the threshold grid."""
     return {label: {"min": int(table[label].min()), "max": int(table[label].max())} for label in LABELS}
@@ -43,6 +49,7 @@ def main() -> None:
     log.info("read %s, %s and %s", SCORES, ATTENTION_HEADS, ABLATION)
     stats = region_stats(scores, c["view"], c["min_enrichment"], c["bootstrap"], p["seed"])
     table = wide(stats, pd.read_csv(ATTENTION_HEADS), f"entropy_{c['view']}")
+    table["enrichment_margin_valued"] = valued_margin_enrichment(scores)  # a check, not used by the rule
     heads = join_importance(table.assign(label=label_all(table, c)), c["importance_mode"])
     grid = sensitivity(table, c)
 
