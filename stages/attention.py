@@ -43,7 +43,6 @@ def main() -> None:
         np.savez_compressed(tmp / "examples.npz", images=examples, **example_maps)
         np.savez_compressed(tmp / "scores.npz", **scores_arrays(scores))
         if fractions is not None:
-            np.save(tmp / "example_masks.npy", np.asarray(test.masks[:k]))
             region_table(scores, config["model"]["pooling"]).to_csv(tmp / "region_mass.csv", index=False, float_format="%.6g")
         head_table(scores).to_csv(tmp / "heads.csv", index=False, float_format="%.6g")
     log.info("wrote %s: %s", RESULTS, ", ".join(sorted(f.name for f in Path(RESULTS).iterdir())))

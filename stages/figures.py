@@ -4,6 +4,7 @@ The only stage that imports matplotlib for figures: restyling one reruns figures
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ def samples() -> None:
 
 def predictions() -> None:
     table = pd.read_csv("results/finetune/predictions.csv")
-    fine = json.loads(open("metrics/finetune.json").read())
+    fine = json.loads(Path("metrics/finetune.json").read_text())
     true, pred = table[[f"true_{t}" for t in TARGETS]].to_numpy(), table[[f"pred_{t}" for t in TARGETS]].to_numpy()
     with atomic_path("plots/finetune/pred_vs_true.png") as tmp:
         figures.pred_vs_true(pred, true, list(TARGETS), [UNITS[t] for t in TARGETS], [fine[t]["r2"] for t in TARGETS], tmp)

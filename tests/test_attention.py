@@ -83,7 +83,7 @@ def synthetic_labels(fractions: np.ndarray, heads: list[np.ndarray]) -> list[str
     s = AttentionScores(
         maps={}, entropy={v: entropy(d) for v, d in per_view.items()},
         distance=mean_distance(a, 1, distances), uniform_distance=float(distances.mean()), margin_valued=None,
-        **region_scores({v: d.numpy() for v, d in per_view.items()}, fractions, seed=0),
+        **region_scores({v: d.numpy() for v, d in per_view.items()}, fractions, region_indicators(fractions), seed=0),
     )
     scores = scores_arrays(s)
     table = wide(region_stats(scores, "received", RULE["min_enrichment"], RULE["bootstrap"], 0), head_table(s), "entropy_received")
@@ -123,7 +123,8 @@ def test_the_shuffle_null_scores_each_image_against_another(fractions):
     order = derangement(N_IMAGES, seed=0)
     assert sorted(order) == list(range(N_IMAGES)) and (order != np.arange(N_IMAGES)).all()
     follows = torch.from_numpy(region_indicators(fractions)[None, None, ..., 0].transpose(2, 0, 1, 3))  # [n, 1, 1, P]
-    scores = region_scores({"received": (follows / follows.sum(-1, keepdim=True)).numpy()}, fractions, seed=0)
+    maps = {"received": (follows / follows.sum(-1, keepdim=True)).numpy()}
+    scores = region_scores(maps, fractions, region_indicators(fractions), seed=0)
     real = scores["mass"]["received"][:, 0, 0, 0]
     np.testing.assert_allclose(real, 1, rtol=1e-6)  # all of a chirp-following head's mass is on its chirp
     assert (scores["null_mass"]["received"][:, 0, 0, 0] < 1).all()

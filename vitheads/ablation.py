@@ -22,6 +22,7 @@ from tqdm import tqdm
 from vitheads.hooks import hooked
 from vitheads.model import device_of, to_input
 from vitheads.names import TARGETS
+from vitheads.resampling import bootstrap_weights
 
 
 @dataclass(frozen=True)
@@ -125,12 +126,6 @@ def sweep(
 
 def all_heads(depth: int, num_heads: int, modes: list[str]) -> list[Ablation]:
     return [Ablation(l, (h,), m) for m in modes for l in range(depth) for h in range(num_heads)]
-
-
-def bootstrap_weights(n_images: int, resamples: int, seed: int) -> np.ndarray:
-    """[resamples, n_images] multinomial counts: a paired resample of images as one matmul."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_images, np.full(n_images, 1 / n_images), size=resamples).astype(np.float64)
 
 
 def summarise(errors: SweepErrors, resamples: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:

@@ -142,12 +142,11 @@ def derangement(n: int, seed: int) -> np.ndarray:
     return out
 
 
-def region_scores(maps: dict[str, np.ndarray], fractions: np.ndarray, seed: int) -> dict[str, Any]:
-    """Per-image scores of per-image maps (view -> [n, L, H, P]) against the masks, and against
-    a derangement of them (the shuffle null)."""
+def region_scores(maps: dict[str, np.ndarray], fractions: np.ndarray, regions: np.ndarray, seed: int) -> dict[str, Any]:
+    """Per-image scores of per-image maps (view -> [n, L, H, P]) against the masks (pixel shares
+    [n, G, G, C] and region_indicators [n, P, R]), and against a derangement of them (the shuffle null)."""
     n = len(fractions)
     f = np.asarray(fractions, np.float32).reshape(n, -1, len(CLASSES))  # [n, P, C]
-    regions = region_indicators(fractions)  # [n, P, R]
     shuffled = derangement(n, seed)
     return dict(
         pixel_mass={v: np.einsum("nlhp,npc->nlhc", d, f) for v, d in maps.items()},
@@ -187,7 +186,7 @@ def score(model: nn.Module, images: np.ndarray, fractions: np.ndarray | None, ba
         entropy={v: np.concatenate(e) for v, e in entropies.items()},
         distance=np.concatenate(distance), uniform_distance=float(distances.mean()),
         margin_valued=np.concatenate(margin_valued) if margin_valued else None,
-        **(empty if fractions is None else region_scores(maps, fractions, seed)),
+        **(empty if fractions is None else region_scores(maps, fractions, regions, seed)),
     )
 
 

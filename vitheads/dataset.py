@@ -26,7 +26,6 @@ class Split:
     labels: pd.DataFrame
 
 
-
 def load_meta(root: str | Path) -> dict:
     path = Path(root) / "meta.json"
     if not path.is_file():

@@ -31,6 +31,7 @@ import pandas as pd
 
 from vitheads import paper
 from vitheads.names import DISTRACTOR_KINDS, KINDS
+from vitheads.resampling import bootstrap_means, bootstrap_weights
 
 LABELS = (
     "chirp", "furniture-text", "furniture-colorbar", "furniture-frame", "polysemantic",
@@ -47,16 +48,6 @@ SENSITIVITY = {  # one threshold at a time, the others at their params.yaml valu
 }
 
 
-def bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    """[resamples, K] means of [n, K] values (NaN: image without the region) over images
-    resampled with replacement, one matmul with multinomial counts."""
-    n = len(values)
-    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=resamples).astype(np.float64)
-    valid = ~np.isnan(values)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (counts @ np.where(valid, values, 0)) / (counts @ valid)
-
-
 def enrichments(mass: np.ndarray, area: np.ndarray) -> np.ndarray:
     """[n, L, H, R] masses and [n, R] areas -> per-image enrichment, NaN where a region is absent."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -70,8 +61,8 @@ def region_stats(scores: dict[str, np.ndarray], view: str, min_enrichment: float
     null = enrichments(scores[f"null_mass_{view}"], scores["null_area"])
     n, layers, heads, regions = real.shape
     flat_real, flat_excess = real.reshape(n, -1), (real - null).reshape(n, -1)
-    boot_real = bootstrap_means(flat_real, resamples, seed)
-    boot_excess = bootstrap_means(flat_excess, resamples, seed)
+    weights = bootstrap_weights(n, resamples, seed)  # the same resamples for both: paired
+    boot_real, boot_excess = bootstrap_means(weights, flat_real), bootstrap_means(weights, flat_excess)
     with np.errstate(invalid="ignore"):
         ci_real = np.nanpercentile(boot_real, [2.5, 97.5], axis=0)
         ci_excess = np.nanpercentile(boot_excess, [2.5, 97.5], axis=0)
