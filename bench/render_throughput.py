@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from vitheads.chirps import sample_chirp, spectrogram
-from vitheads.generation import RenderSpec, worker_count, write_dataset
+from vitheads.generation import RenderSpec, write_dataset
+from vitheads.threads import all_cores
 from vitheads.rendering import Distortions, PlotRenderer, title_for
 
 AUTHOR_IMAGES_PER_SECOND = 6.4
@@ -45,7 +46,7 @@ def main() -> None:
     many = all_cores(n, size)
     print(f"image size {size} px, masks and patch fractions included")
     print(f"one process:          {one:7.1f} img/s")
-    print(f"all {worker_count()} cores (to disk): {many:7.1f} img/s  (pool start-up and writing included)")
+    print(f"all {all_cores()} cores (to disk): {many:7.1f} img/s  (pool start-up and writing included)")
     print(f"vs target {TARGET:.0f} img/s:     {many / TARGET:7.2f}x")
     print(f"vs seed author's {AUTHOR_IMAGES_PER_SECOND} img/s: {many / AUTHOR_IMAGES_PER_SECOND:6.1f}x")
 

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from vitheads import params
+from vitheads import params, threads
 from vitheads.ablation import all_heads, layer_summary, paper_comparison, summarise, sweep
 from vitheads.dataset import load_first
 from vitheads.model import Scaling, best_device, load_trained
@@ -34,6 +34,7 @@ def mode_metrics(heads, boot, layers, mode: str) -> dict:
 
 def main() -> None:
     p = params.load()
+    threads.limit_torch()
     a = p["ablate"]
     model, config = load_trained(MODEL_DIR)
     model.to(best_device())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitheads import params
+from vitheads import params, threads
 from vitheads.attention import head_table, per_image_maps, region_table, score, scores_arrays
 from vitheads.dataset import load_first
 from vitheads.model import best_device, load_trained
@@ -21,6 +21,7 @@ log = setup_logging("attention")
 
 def main() -> None:
     p = params.load()
+    threads.limit_torch()
     a = p["attention"]
     model, config = load_trained(MODEL_DIR)
     model.to(best_device())

@@ -6,7 +6,7 @@ import time
 import pandas as pd
 import torch
 
-from vitheads import params
+from vitheads import params, threads
 from vitheads.dataset import load_split
 from vitheads.model import Scaling, best_device, build_model, load_pretrained, predict, save_trained
 from vitheads.names import TARGETS
@@ -32,6 +32,7 @@ def predictions_table(true, pred) -> pd.DataFrame:
 
 def main() -> None:
     p = params.load()
+    threads.limit_torch()
     m, f = p["model"], p["finetune"]
     train_split, test_split = load_split(DATA, "train"), load_split(DATA, "test")
     log.info("read params.yaml and %s (%d train, %d test images)", DATA, len(train_split.labels), len(test_split.labels))

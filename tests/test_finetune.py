@@ -19,6 +19,7 @@ MODEL = {"image_size": 32, "patch_size": 8, "depth": 2, "num_heads": 3, "embed_d
 FINETUNE = {
     "method": "full", "lora_rank": 4, "lora_alpha": 8, "lora_targets": ["qkv"], "lr": 1e-2, "weight_decay": 0.0,
     "batch_size": 4, "epochs": 2, "warmup_fraction": 0.0, "clip_grad": 1.0, "val_fraction": 0.25, "patience": 5,
+    "precision": "fp32",
 }
 
 
@@ -134,6 +135,16 @@ def test_training_is_seeded_and_lowers_the_loss():
     assert [r.train_loss for r in runs[0][0]] == [r.train_loss for r in runs[1][0]]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
     assert runs[0][0][-1].train_loss < runs[0][0][0].train_loss
+
+
+def test_bf16_autocast_changes_the_arithmetic_and_still_trains():
+    images, z, rows = training_data()
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        history = train(tiny_model(), images, z, rows, {**FINETUNE, "epochs": 6, "precision": precision}, seed=3)
+        losses[precision] = [r.train_loss for r in history]
+    assert losses["bf16"] != losses["fp32"], "autocast took effect"
+    assert losses["bf16"][-1] < losses["bf16"][0]
 
 
 def test_non_finite_loss_stops_training_with_a_clear_message():

@@ -3,13 +3,13 @@
 import copy
 
 import pytest
-import yaml
+from dvc.utils.serialize import load_yaml
 
 from conftest import ROOT
 from vitheads import params
 from vitheads.params import ParamsError
 
-GOOD = yaml.safe_load((ROOT / "params.yaml").read_text())
+GOOD = params.read_yaml((ROOT / "params.yaml").read_text())
 
 
 def with_value(section: str, key: str | None, value):
@@ -40,21 +40,37 @@ def test_unknown_section_is_refused():
 
 
 @pytest.mark.parametrize(
-    "section, key, value, words",
+    "section, key, value, kind, words",
     [
-        ("generate", "n_train", "many", "an integer >= 1"),
-        ("generate", "n_test", 0, "an integer >= 1"),
-        ("model", "image_size", 8, r"an integer in \[32, 1024\]"),
-        ("model", "image_size", 160.0, "an integer"),
-        ("distortion", "title", 1, "true or false"),
-        ("distortion", "colorbar", "no", "true or false"),
-        ("seed", None, -1, "an integer"),
+        ("generate", "n_train", "many", "text", "an integer >= 1"),
+        ("generate", "n_test", 0, "an integer", "an integer >= 1"),
+        ("model", "image_size", 8, "an integer", r"an integer in \[32, 1024\]"),
+        ("model", "image_size", 160.0, "a float", "an integer"),
+        ("distortion", "title", 1, "an integer", "true or false"),
+        ("distortion", "colorbar", "no", "text", "true or false"),
+        ("finetune", "lr", None, r"empty \(null\)", "a number"),
+        ("seed", None, -1, "an integer", "an integer"),
     ],
 )
-def test_bad_values_name_the_key_and_what_is_allowed(section, key, value, words):
+def test_bad_values_name_the_key_its_type_and_what_is_allowed(section, key, value, kind, words):
     name = section if key is None else f"{section}.{key}"
-    with pytest.raises(ParamsError, match=rf"parameter '{name}' is {value!r}; expected {words}"):
+    with pytest.raises(ParamsError, match=rf"parameter '{name}' is {value!r} \({kind}\); expected {words}"):
         params.validate(with_value(section, key, value))
+
+
+@pytest.mark.parametrize("written, value", [("1e-4", 1e-4), ("3E-4", 3e-4), ("1.5e-3", 1.5e-3), ("+2e-2", 2e-2), ("5", 5)])
+def test_hand_written_numbers_read_as_dvc_reads_them(tmp_path, written, value):
+    """YAML 1.2, as DVC's ruamel reader: PyYAML's 1.1 rules would make '1e-4' a string."""
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text().replace("  lr: 0.001", f"  lr: {written}"))
+    assert params.load(path)["finetune"]["lr"] == value == load_yaml(path)["finetune"]["lr"]
+
+
+def test_a_quoted_number_is_refused_as_text(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text().replace("  lr: 0.001", "  lr: '1e-4'"))
+    with pytest.raises(ParamsError, match=r"parameter 'finetune.lr' is '1e-4' \(text\); expected a number"):
+        params.load(path)
 
 
 def test_missing_key_is_refused():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from vitheads import threads
 from vitheads.chirps import LABEL_COLUMNS, sample_chirp, spectrogram
 from vitheads.dataset import SPLITS
 from vitheads.names import CLASSES
@@ -72,10 +72,6 @@ def _render_chunk(job: tuple[RenderSpec, str, int, int]):
     return start, images, masks, patch_fractions(masks, spec.patch_size), rows
 
 
-def worker_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def write_split(spec: RenderSpec, split: str, n: int, out: Path, pool) -> pd.DataFrame:
     """Render n images of one split into out/<split>/ with a progress bar."""
     folder = out / split
@@ -102,9 +98,9 @@ def write_split(spec: RenderSpec, split: str, n: int, out: Path, pool) -> pd.Dat
 
 
 def write_dataset(spec: RenderSpec, sizes: dict[str, int], out: Path, workers: int | None = None) -> None:
-    """Render every split into the (empty, temporary) directory `out`, using all cores."""
+    """Render every split into the (empty, temporary) directory `out`, one process per thread of the budget."""
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers or worker_count(), initializer=_init_worker, initargs=(spec,)) as pool:
+    with context.Pool(workers or threads.budget(), initializer=_init_worker, initargs=(spec,)) as pool:
         for split, n in sizes.items():
             write_split(spec, split, n, out, pool)
     meta = {

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from vitheads.outputs import StageError
 
@@ -108,6 +108,7 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "clip_grad": number(0, 1e6, low_open=True),
         "val_fraction": number(0, 0.5, low_open=True),
         "patience": integer(1),
+        "precision": choice("fp32", "bf16"),
     },
     "ablate": {
         "modes": subset("zero", "mean"),
@@ -144,9 +145,17 @@ def _unknown(key: str, valid: list[str]) -> ParamsError:
     return ParamsError(f"unknown parameter '{key}'{hint} (valid here: {', '.join(sorted(valid))})")
 
 
+KIND_NAMES = {str: "text", bool: "a boolean", int: "an integer", float: "a float", list: "a list", dict: "a mapping"}
+
+
+def kind_of(value: Any) -> str:
+    """The YAML type of a value in words: a quoted or 1.1-style number reads as text, and says so."""
+    return "empty (null)" if value is None else KIND_NAMES.get(type(value), type(value).__name__)
+
+
 def _check_value(key: str, value: Any, rule: Rule) -> None:
     if not rule.check(value):
-        raise ParamsError(f"parameter '{key}' is {value!r}; expected {rule.allowed}")
+        raise ParamsError(f"parameter '{key}' is {value!r} ({kind_of(value)}); expected {rule.allowed}")
 
 
 def _check_section(name: str, section: Any, rules: dict[str, Rule]) -> None:
@@ -216,14 +225,18 @@ def validate(p: Any) -> dict[str, Any]:
     return p
 
 
+def read_yaml(text: str) -> Any:
+    """Parse YAML as DVC does (ruamel, YAML 1.2, safe): `1e-4` is a number here and in `dvc params diff`."""
+    return YAML(typ="safe").load(text)
+
+
 def load(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read and validate params.yaml (yaml.safe_load: ten times cheaper than dvc.api.params_show)."""
+    """Read and validate params.yaml (a direct read: ten times cheaper than dvc.api.params_show)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"params file '{path}' not found; run from the project root")
-    with path.open() as f:
-        try:
-            parsed = yaml.safe_load(f)
-        except yaml.YAMLError as err:
-            raise ParamsError(f"params file '{path}' is not valid YAML: {err}") from None
+    try:
+        parsed = read_yaml(path.read_text())
+    except YAMLError as err:
+        raise ParamsError(f"params file '{path}' is not valid YAML: {err}") from None
     return validate(parsed)

@@ -34,6 +34,13 @@ def apply_lora(model: nn.Module, f: dict[str, Any]) -> nn.Module:
     return get_peft_model(model, config)
 
 
+def mixed_precision(precision: str, device: torch.device) -> torch.autocast:
+    """The autocast context of `finetune.precision`; bf16 is refused on a GPU without it, not replaced."""
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise StageError(f"finetune.precision 'bf16' needs a GPU with bfloat16 support; {torch.cuda.get_device_name(device)} lacks it: use fp32")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @dataclass
 class EpochRecord:
     epoch: int
@@ -69,6 +76,7 @@ def train(
     total = math.ceil(len(train_rows) / f["batch_size"]) * f["epochs"]
     warmup = max(1, int(f["warmup_fraction"] * total))
     device = device_of(model)
+    autocast = mixed_precision(f["precision"], device)
     targets = torch.from_numpy(z).to(device)
     best, best_state, history, step, started = math.inf, None, [], 0, time.perf_counter()
     progress = tqdm(total=total, desc="finetune", unit="step")
@@ -79,7 +87,9 @@ def train(
             batch = np.sort(order[start : start + f["batch_size"]])  # sorted: sequential reads from the memmap
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, warmup, f["lr"])
-            loss = nn.functional.mse_loss(model(to_input(images[batch], device)), targets[batch])
+            with autocast:
+                prediction = model(to_input(images[batch], device))
+            loss = nn.functional.mse_loss(prediction.float(), targets[batch])
             if not torch.isfinite(loss):
                 progress.close()
                 raise StageError(

@@ -1,0 +1,135 @@
+"""Sharing and scale with the real dvc CLI: a local-directory remote, queued experiments that run
+side by side under a thread budget, and queued experiments that run their own code."""
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, Project
+from vitheads.params import read_yaml
+
+QUEUE_TIMEOUT_S = 600
+
+
+def finished_queue(project: Project) -> str:
+    """Wait until no queued experiment is queued or running; return the final `dvc queue status`."""
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = project.dvc("queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        time.sleep(3)
+    raise AssertionError(f"queue still busy after {QUEUE_TIMEOUT_S} s:\n{status}")
+
+
+def experiments(project: Project) -> dict[str, dict]:
+    """Each named experiment's metrics files and params, from `dvc exp show --json`."""
+    found = {}
+    for commit in json.loads(project.dvc("exp", "show", "--json").stdout):
+        for exp in commit.get("experiments") or []:
+            for rev in exp["revs"]:
+                found[rev["name"]] = {path: m["data"] for path, m in (rev["data"]["metrics"] | rev["data"]["params"]).items()}
+    return found
+
+
+def stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def read_metrics(path) -> dict[str, dict]:
+    return {f"metrics/{f.name}": json.loads(f.read_text()) for f in sorted((path / "metrics").glob("*.json"))}
+
+
+def share(project: Project, tmp_path: Path) -> str:
+    """Run the pipeline, add a bare git `origin` and a default local-directory DVC remote, push both;
+    return the branch."""
+    project.dvc("repro")
+    project.run("git", "init", "-q", "--bare", str(tmp_path / "origin.git"))
+    project.run("git", "remote", "add", "origin", str(tmp_path / "origin.git"))
+    project.dvc("remote", "add", "-d", "store", str(tmp_path / "dvc-store"))
+    project.commit("pipeline run, remote store")
+    branch = project.run("git", "branch", "--show-current").stdout.strip()
+    project.run("git", "push", "-q", "origin", branch)
+    assert re.search(r"\d+ files? pushed", project.dvc("push").stdout)
+    return branch
+
+
+def test_push_clone_pull_and_experiment_push_pull(project, tmp_path):
+    branch = share(project, tmp_path)
+
+    clone = Project(tmp_path / "clone")
+    subprocess.run(["git", "clone", "-q", "-b", branch, str(tmp_path / "origin.git"), str(clone.path)], check=True)
+    assert not (clone.path / "models").exists()
+    clone.dvc("pull")
+    assert json.loads(clone.dvc("status", "--json").stdout) == {}, "a pulled clone has nothing to rerun"
+    assert read_metrics(clone.path) == read_metrics(project.path)
+
+    project.dvc("exp", "run", "-n", "stricter", "-S", "classify.min_enrichment=3")
+    project.dvc("exp", "push", "origin", "stricter")
+    clone.dvc("exp", "pull", "origin", "stricter")
+    clone.dvc("exp", "apply", "stricter")
+    assert json.loads(clone.dvc("status", "--json").stdout) == {}, "an applied pulled experiment has nothing to rerun"
+    assert clone.params()["classify"]["min_enrichment"] == 3
+    assert read_metrics(clone.path) == read_metrics(project.path)
+
+
+def test_two_queued_experiments_run_side_by_side_with_the_metrics_of_sequential_runs(project):
+    project.env["VITHEADS_THREADS"] = "1"  # thread count changes float rounding: both ways run with one thread
+    for seed in (1, 2):
+        project.dvc("exp", "run", "--queue", "-n", f"queued-{seed}", "-S", f"seed={seed}")
+    project.dvc("queue", "start", "-j", "2")
+    status = finished_queue(project)
+    assert status.count("Success") == 2, status
+    assert "torch uses 1 thread(s) (VITHEADS_THREADS=1)" in project.dvc("queue", "logs", "queued-1").stdout
+
+    for seed in (1, 2):
+        run = project.dvc("exp", "run", "-f", "-n", f"sequential-{seed}", "-S", f"seed={seed}").stdout
+        assert "Running stage 'finetune'" in run, "forced: computed again, not restored from the run cache"
+    found = experiments(project)
+    for seed in (1, 2):
+        assert found[f"queued-{seed}"] == found[f"sequential-{seed}"]
+    assert found["queued-1"]["metrics/finetune.json"] != found["queued-2"]["metrics/finetune.json"]
+
+
+def test_a_queued_experiment_runs_the_code_it_was_queued_with(project):
+    """Stages import the vitheads of the checkout they run in, not the editable install's."""
+    project.dvc("repro")
+    project.commit("pipeline run")
+    library = project.path / "vitheads/report.py"
+    original = library.read_text()
+    assert '"Claim (paper)"' in original
+    library.write_text(original.replace('"Claim (paper)"', '"Claim (paper, queued code)"'))
+    project.dvc("exp", "run", "--queue", "-n", "new-code")
+    library.write_text(original.replace('"Claim (paper)"', '"Claim (paper, workspace code)"'))
+    project.dvc("queue", "start")
+    assert "Success" in finished_queue(project)
+
+    library.write_text(original)
+    project.dvc("exp", "apply", "new-code")
+    assert "(paper, queued code)" in library.read_text()
+    report = (project.path / "report/report.md").read_text()
+    assert "| Claim (paper, queued code) |" in report and "workspace code" not in report
+
+
+@pytest.mark.skipif(not (Path(sys.prefix) / "bin/activate").exists(), reason="tests run outside a virtual environment")
+def test_the_skypilot_job_runs_an_experiment_and_pushes_it_to_the_shared_remotes(project, tmp_path):
+    """The task file's `run` block as written, on a clone made as its `setup` block makes it (the
+    install step aside: the clone's .venv is this interpreter's); SkyPilot itself is not run here."""
+    branch = share(project, tmp_path)
+    home = tmp_path / "home"
+    subprocess.run(["git", "clone", "-q", "-b", branch, str(tmp_path / "origin.git"), str(home / "vitheads")], check=True)
+    (home / "vitheads/.venv").symlink_to(sys.prefix)
+    task = read_yaml((ROOT / "cloud/skypilot-experiment.yaml").read_text())
+    env = {**project.env, **task["envs"], "HOME": str(home), "EXP_NAME": "job", "PARAMS": "classify.min_enrichment=3"}
+    job = subprocess.run(["bash", "-c", task["run"]], env=env, capture_output=True, text=True)
+    assert job.returncode == 0, job.stderr[-3000:]
+    assert stages_run(job.stdout)[0] == "classify", "the job pulls what the remote holds and runs only what changed"
+
+    project.dvc("exp", "pull", "origin", "job")
+    pulled = experiments(project)["job"]
+    assert pulled["params.yaml"]["classify"]["min_enrichment"] == 3 and "metrics/classify.json" in pulled
