@@ -41,7 +41,8 @@ def main() -> None:
 
     with atomic_path(RESULTS, is_dir=True) as tmp:
         np.savez_compressed(tmp / "maps.npz", **scores.maps)
-        np.savez_compressed(tmp / "examples.npz", images=examples, **example_maps)
+        masks = {} if test.masks is None else {"masks": np.asarray(test.masks[:k])}  # the explorer's outlines
+        np.savez_compressed(tmp / "examples.npz", images=examples, **masks, **example_maps)
         np.savez_compressed(tmp / "scores.npz", **scores_arrays(scores))
         if fractions is not None:
             region_table(scores, config["model"]["pooling"]).to_csv(tmp / "region_mass.csv", index=False, float_format="%.6g")

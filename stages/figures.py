@@ -13,7 +13,7 @@ from vitheads import figures, params
 from vitheads.dataset import load_split
 from vitheads.names import TARGETS, UNITS, VIEW_TITLES, head_name, view_reaches_output
 from vitheads.outputs import atomic_path, run_stage, setup_logging
-from vitheads.taxonomy import LABELS
+from vitheads.taxonomy import LABEL_COLOURS, LABELS
 
 DATA = "data/generated"
 N_SAMPLES = 4
@@ -74,7 +74,7 @@ def taxonomy(view: str) -> None:
     grid = labelled.pivot(index="layer", columns="head", values="label").to_numpy()
     with atomic_path("plots/classify/taxonomy.png") as tmp:
         title = f"Head roles in the {view} view (patch-level enrichment vs shuffle null)"
-        figures.label_grid(grid, LABELS, figures.LABEL_COLOURS, title, tmp)
+        figures.label_grid(grid, LABELS, LABEL_COLOURS, title, tmp)
 
 
 def main() -> None:

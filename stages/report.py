@@ -3,15 +3,18 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from vitheads import paper, params
+from vitheads.explorer import explorer_html, payload
 from vitheads.names import TARGETS, UNITS, VIEW_TITLES, VIEWS, view_reaches_output
 from vitheads.outputs import atomic_path, run_stage, setup_logging
-from vitheads.report import Heading, Image, Paragraph, Table, fmt, replication_table, to_html, to_markdown
+from vitheads.report import Heading, Image, Interactive, Paragraph, Table, fmt, replication_table, to_html, to_markdown
 from vitheads.taxonomy import LABELS
 
 OUT = Path("report")
+TEMPLATES = Path("templates")
 TITLE = "vitheads: attention heads of a ViT on distorted spectrograms"
 
 log = setup_logging("report")
@@ -91,17 +94,31 @@ def attention_and_taxonomy(cl: dict, p: dict) -> list:
     ]
 
 
+def explorer(p: dict) -> list:
+    """The interactive head explorer (HTML only): every head's maps on the example images, its region
+    scores and its ablation effects, read from results/."""
+    with np.load("results/attention/examples.npz") as examples:
+        data = payload(
+            pd.read_csv("results/classify/heads.csv"), pd.read_csv("results/classify/regions.csv"),
+            pd.read_csv("results/ablate/heads.csv"), dict(examples), p,
+        )
+    return [
+        Heading("Head explorer"),
+        Interactive(explorer_html(data, TEMPLATES), "The interactive head explorer is in report.html (open it in a browser; it works offline)."),
+    ]
+
+
 def main() -> None:
     p = params.load()
     fine, ab, cl = read_metrics("finetune"), read_metrics("ablate"), read_metrics("classify")
-    log.info("read params.yaml and metrics/{finetune,ablate,classify}.json")
+    log.info("read params.yaml, metrics/{finetune,ablate,classify}.json and results/")
     mode = p["classify"]["importance_mode"]
     blocks = [Heading(TITLE, 1), *run_summary(p), Heading("Replication of arXiv 2503.18762")]
     if "layer_6_mean_pct" not in ab[mode]:
         blocks.append(Paragraph(f"The model has {p['model']['depth']} layers: the paper's layer-6 comparisons do not apply."))
     blocks += [replication_table(ab, cl, mode), Paragraph(paper.VERDICT_RULES)]
     timings = json.loads(Path("timings/finetune.json").read_text())
-    blocks += accuracy(fine, timings) + ablation(ab, p["ablate"]["modes"]) + attention_and_taxonomy(cl, p)
+    blocks += accuracy(fine, timings) + ablation(ab, p["ablate"]["modes"]) + attention_and_taxonomy(cl, p) + explorer(p)
     with atomic_path(OUT, is_dir=True) as tmp:
         (tmp / "report.md").write_text(to_markdown(blocks, OUT))
         (tmp / "report.html").write_text(to_html(blocks, TITLE))

@@ -9,6 +9,8 @@ import torch
 
 from vitheads.ablation import Ablation, all_heads, paper_comparison, summarise, sweep
 from vitheads.model import build_model, predict
+from vitheads.names import TARGETS
+from vitheads.resampling import bootstrap_weights
 
 MODEL = {"image_size": 32, "patch_size": 8, "depth": 4, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
 N_IMAGES = 10
@@ -114,6 +116,20 @@ def test_summary_and_bootstrap(setup):
     assert (heads["ci_low_pct"] <= heads["increase_pct"] + 1e-9).all() and (heads["increase_pct"] <= heads["ci_high_pct"] + 1e-9).all()
     assert heads.equals(summarise(errors, resamples=200, seed=0)[0])  # seeded
     assert boot.shape == (200, 12)
+
+
+def test_per_target_ci_matches_a_loop_over_resamples(setup):
+    model, images, z_true = setup
+    errors = sweep(model, images, z_true, all_heads(2, MODEL["num_heads"], ["zero"]), batch_size=5)
+    heads, _ = summarise(errors, resamples=100, seed=1)
+    weights = bootstrap_weights(len(images), 100, 1)
+    base = errors.baseline.astype(float)
+    for i, key in enumerate(errors.ablated):
+        ablated = errors.ablated[key].astype(float)
+        for t, name in enumerate(TARGETS):
+            increases = [(w @ ablated[:, t] / (w @ base[:, t]) - 1) * 100 for w in weights]
+            expected = np.percentile(increases, [2.5, 97.5])
+            assert [heads[f"ci_low_pct_{name}"].iloc[i], heads[f"ci_high_pct_{name}"].iloc[i]] == pytest.approx(expected)
 
 
 def test_paper_comparison_needs_six_layers_and_brackets_its_means(setup):

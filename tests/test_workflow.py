@@ -51,5 +51,5 @@ def test_repro_report_experiments_and_offline_plots(project):
 
     plots = project.dvc("plots", "diff", "-o", "plots_html")
     page = (project.path / "plots_html/index.html").read_text()
-    assert "vegaEmbed" in page and "Training curves" in page
+    assert "vegaEmbed" in page and "Training curves" in page and "Ablation per head" in page
     assert not re.search(r"""(src|href)=["']?https?:""", page), "plots page loads something from the network"

@@ -128,6 +128,16 @@ def all_heads(depth: int, num_heads: int, modes: list[str]) -> list[Ablation]:
     return [Ablation(l, (h,), m) for m in modes for l in range(depth) for h in range(num_heads)]
 
 
+def per_target_ci(baseline: np.ndarray, ablated: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Paired bootstrap 95% CI of each ablation's relative increase (%) per target, [T, V] each, from
+    squared errors baseline [n, T] and ablated [n, V, T], with the resample weights [R, n] of the total."""
+    base_boot = weights @ baseline  # [R, T] sums
+    ablated_boot = np.einsum("rn,nvt->rtv", weights, ablated)  # [R, T, V]
+    increase = (ablated_boot - base_boot[:, :, None]) / base_boot[:, :, None] * 100
+    low, high = np.percentile(increase, [2.5, 97.5], axis=0)
+    return low, high
+
+
 def summarise(errors: SweepErrors, resamples: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per ablation: MSEs, relative increase (%), per target, and a paired bootstrap 95% CI;
     and the bootstrap increases themselves, [resamples, rows], for CIs of aggregates."""
@@ -142,6 +152,7 @@ def summarise(errors: SweepErrors, resamples: int, seed: int) -> tuple[pd.DataFr
     base_boot = weights @ base_img  # sums; the 1/n cancels in the ratio
     increase_boot = (weights @ abl_img - base_boot[:, None]) / base_boot[:, None] * 100
     low, high = np.percentile(increase_boot, [2.5, 97.5], axis=0)
+    target_low, target_high = per_target_ci(baseline, np.stack([ablated[a] for a in keys], axis=1), weights)
     base_mse = baseline.mean()
     rows = []
     for i, a in enumerate(keys):
@@ -159,6 +170,7 @@ def summarise(errors: SweepErrors, resamples: int, seed: int) -> tuple[pd.DataFr
         for t, name in enumerate(TARGETS):
             base_t = baseline[:, t].mean()
             row[f"increase_pct_{name}"] = (per_target[t] - base_t) / base_t * 100
+            row[f"ci_low_pct_{name}"], row[f"ci_high_pct_{name}"] = target_low[t, i], target_high[t, i]
         rows.append(row)
     return pd.DataFrame(rows), increase_boot
 

@@ -21,13 +21,6 @@ from matplotlib.patches import Patch  # noqa: E402
 from vitheads.names import CLASSES  # noqa: E402
 
 
-LABEL_COLOURS = {
-    "chirp": "#d62728", "furniture-text": "#1f77b4", "furniture-colorbar": "#ff7f0e", "furniture-frame": "#7f7f7f",
-    "polysemantic": "#9467bd", "positional-interior": "#f7b6d2", "sink": "#8c564b", "local": "#17becf",
-    "diffuse": "#e5e5e5", "unfocused": "#bcbd22",
-}
-
-
 def new_figure(width: float, height: float, dpi: int = 110) -> Figure:
     figure = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
     FigureCanvasAgg(figure)

@@ -37,6 +37,14 @@ class Image:
     caption: str
 
 
+@dataclass
+class Interactive:
+    """Markup that only the HTML page can show; the Markdown gets `note` in its place."""
+
+    html: str
+    note: str
+
+
 def fmt(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
@@ -112,6 +120,8 @@ def to_markdown(blocks: list, out_dir: Path) -> str:
         elif isinstance(b, Image):
             rel = Path("..") / b.path if not b.path.is_absolute() else b.path
             lines += [f"![{b.caption}]({rel.as_posix()})", f"*{b.caption}*", ""]
+        elif isinstance(b, Interactive):
+            lines += [b.note, ""]
     return "\n".join(lines)
 
 
@@ -149,6 +159,8 @@ def to_html(blocks: list, title: str) -> str:
                 f'<figure><img alt="{html.escape(b.caption)}" src="data:image/png;base64,{data}">'
                 f"<figcaption>{html.escape(b.caption)}</figcaption></figure>"
             )
+        elif isinstance(b, Interactive):
+            body.append(b.html)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"

@@ -37,6 +37,11 @@ LABELS = (
     "chirp", "furniture-text", "furniture-colorbar", "furniture-frame", "polysemantic",
     "positional-interior", "sink", "local", "diffuse", "unfocused",
 )
+LABEL_COLOURS = {  # the taxonomy figure and the report's head explorer
+    "chirp": "#d62728", "furniture-text": "#1f77b4", "furniture-colorbar": "#ff7f0e", "furniture-frame": "#7f7f7f",
+    "polysemantic": "#9467bd", "positional-interior": "#f7b6d2", "sink": "#8c564b", "local": "#17becf",
+    "diffuse": "#e5e5e5", "unfocused": "#bcbd22",
+}
 FURNITURE_LABELS = tuple(f"furniture-{k}" for k in DISTRACTOR_KINDS)
 THRESHOLDS = ("min_enrichment", "null_ratio", "mono_share", "sink_enrichment", "local_ratio", "diffuse_entropy")
 SENSITIVITY = {  # one threshold at a time, the others at their params.yaml values
