@@ -33,6 +33,7 @@ SMALL = {"generate": {"n_train": 1024, "n_test": 128}, "finetune": {"epochs": 3}
 
 
 def copy_project(target: Path, overrides: dict) -> None:
+    target.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         source = ROOT / name
         shutil.copytree(source, target / name) if source.is_dir() else shutil.copy2(source, target / name)

@@ -1,11 +1,13 @@
 """ablate: ablate every attention head of the trained model on the test split (see README)."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 
 from vitheads import params, threads
 from vitheads.ablation import all_heads, layer_summary, paper_comparison, summarise, sweep
+from vitheads.author_protocol import author_comparison, author_sweep
 from vitheads.dataset import load_first
 from vitheads.model import Scaling, best_device, load_trained
 from vitheads.names import TARGETS, head_name
@@ -50,20 +52,29 @@ def main() -> None:
     seconds = time.perf_counter() - started
     heads, boot = summarise(errors, a["bootstrap"], p["seed"])
     layers = layer_summary(heads)
+    author = None
+    if a["author_protocol"]:
+        started = time.perf_counter()
+        author = author_sweep(model, images, test.labels[list(TARGETS)].to_numpy())
+        author_seconds = time.perf_counter() - started
+        log.info("emulated the author's cumulative ablation in %.0f s", author_seconds)
 
     with atomic_path(RESULTS, is_dir=True) as tmp:
         heads.to_csv(tmp / "heads.csv", index=False, float_format="%.6g")
         layers.to_csv(tmp / "layers.csv", index=False, float_format="%.6g")
-    log.info("wrote %s (heads.csv, layers.csv)", RESULTS)
+        if author is not None:
+            author.to_csv(tmp / "author_protocol.csv", index=False, float_format="%.6g")
+    log.info("wrote %s (%s)", RESULTS, ", ".join(sorted(f.name for f in Path(RESULTS).iterdir())))
     write_json(
         METRICS,
         {
             "baseline_mse": round(float(errors.baseline.mean()), 6),
             "images": n,
             **{mode: mode_metrics(heads, boot, layers, mode) for mode in a["modes"]},
+            **({"author_protocol": author_comparison(author)} if author is not None else {}),
         },
     )
-    write_json(TIMINGS, {"sweep_seconds": round(seconds, 1)})
+    write_json(TIMINGS, {"sweep_seconds": round(seconds, 1), **({"author_protocol_seconds": round(author_seconds, 1)} if author is not None else {})})
     log.info("ablated %d heads x %d modes on %d images in %.0f s", depth * num_heads, len(a["modes"]), n, seconds)
 
 

@@ -10,7 +10,7 @@ from vitheads import paper, params
 from vitheads.explorer import explorer_html, payload
 from vitheads.names import TARGETS, UNITS, VIEW_TITLES, VIEWS, view_reaches_output
 from vitheads.outputs import atomic_path, run_stage, setup_logging
-from vitheads.report import Heading, Image, Interactive, Paragraph, Table, fmt, replication_table, to_html, to_markdown
+from vitheads.report import Heading, Image, Interactive, Paragraph, Table, fmt, protocol_table, replication_table, to_html, to_markdown
 from vitheads.taxonomy import LABELS
 
 OUT = Path("report")
@@ -117,6 +117,16 @@ def main() -> None:
     if "layer_6_mean_pct" not in ab[mode]:
         blocks.append(Paragraph(f"The model has {p['model']['depth']} layers: the paper's layer-6 comparisons do not apply."))
     blocks += [replication_table(ab, cl, mode), Paragraph(paper.VERDICT_RULES)]
+    if ab.get("author_protocol"):
+        blocks += [
+            Heading("The paper's protocol, emulated on our model", 3),
+            Paragraph("The paper's percentages come from the seed author's released code, which records each head's loss "
+                      "before zeroing one row of its layer's query, key and value weights (row = head index), never "
+                      "restores them (damage accumulates along the sweep), and compares z-scored predictions with raw "
+                      "labels (a huge baseline). The same steps on our model, beside our per-head ablations (mean and sd "
+                      "over the band's heads; CIs over test images):"),
+            protocol_table(ab, p["ablate"]["modes"]),
+        ]
     timings = json.loads(Path("timings/finetune.json").read_text())
     blocks += accuracy(fine, timings) + ablation(ab, p["ablate"]["modes"]) + attention_and_taxonomy(cl, p) + explorer(p)
     with atomic_path(OUT, is_dir=True) as tmp:

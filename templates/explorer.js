@@ -4,7 +4,8 @@
   const D = JSON.parse(document.getElementById("explorer-data").textContent);
   const root = document.getElementById("explorer");
   const N_IMAGES = D.images.length, G = D.grid;
-  const state = { layer: 1, head: 1, colour: "label", mode: D.importanceMode, view: D.views[0].name,
+  const state = { layer: 1, head: 1, colour: "label", mode: D.importanceMode,
+                  view: D.views.some((v) => v.name === D.labelView) ? D.labelView : D.views[0].name,
                   filter: "", outlines: new Set(Object.keys(D.outlines)) };
   const maps = {};  // view -> Uint8Array [images, layers, heads, G, G]
   for (const v of D.views) maps[v.name] = Uint8Array.from(atob(D.maps[v.name]), (c) => c.charCodeAt(0));
@@ -51,6 +52,7 @@
   $("ex-mode").value = state.mode;
   for (const l of D.labels) $("ex-filter").append(el("option", { value: l }, l));
   for (const v of D.views) $("ex-view").append(el("option", { value: v.name }, v.title + (v.reachesOutput ? "" : " (not read by the readout)")));
+  $("ex-view").value = state.view;
   for (const [kind, colour] of Object.entries(D.outlineColours)) {
     if (!D.outlines[kind]) continue;
     const box = el("input", { type: "checkbox", "data-kind": kind, checked: "" });

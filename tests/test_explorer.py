@@ -11,7 +11,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from vitheads.explorer import outline, quantise
 
@@ -90,13 +90,19 @@ def test_clicking_a_head_shows_its_maps_and_numbers_and_nothing_leaves_the_page(
     assert regions["chirp"][1:3] == [f"{chirp['enrichment']:.2f}", f"[{chirp['ci_low']:.2f}, {chirp['ci_high']:.2f}]"]
 
     with np.load(path / "results/attention/examples.npz") as examples:
-        received = examples["received"]  # [images, layers, heads, G, G]
+        received, cls = examples["received"], examples["cls"]  # [images, layers, heads, G, G]
     captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#ex-maps figcaption")]
     assert len(captions) == len(received)
     peaks = [float(c.split("max ")[1].rstrip("×")) for c in captions]
     grid = received.shape[-1]
     expected = received[:, 1, 2].reshape(len(received), -1).max(1) * grid * grid
     np.testing.assert_allclose(peaks, expected, rtol=0.05, atol=0.06)  # one-byte log quantisation, one decimal shown
+
+    Select(browser.find_element(By.ID, "ex-view")).select_by_value("cls")
+    WebDriverWait(browser, 10).until(lambda d: "never read" in d.find_element(By.ID, "ex-view-note").text)
+    WebDriverWait(browser, 10).until(lambda d: all(c.get_attribute("data-drawn") for c in d.find_elements(By.CSS_SELECTOR, "#ex-maps canvas")))
+    peaks = [float(c.text.split("max ")[1].rstrip("×")) for c in browser.find_elements(By.CSS_SELECTOR, "#ex-maps figcaption")]
+    np.testing.assert_allclose(peaks, cls[:, 1, 2].reshape(len(cls), -1).max(1) * grid * grid, rtol=0.05, atol=0.06)
 
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
     wait_for_head(browser, "L2H2")

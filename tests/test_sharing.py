@@ -16,15 +16,24 @@ from vitheads.params import read_yaml
 QUEUE_TIMEOUT_S = 600
 
 
-def finished_queue(project: Project) -> str:
-    """Wait until no queued experiment is queued or running; return the final `dvc queue status`."""
-    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+def finished_queue(project: Project) -> tuple[str, int]:
+    """Wait until no queued experiment is queued or running; return the final `dvc queue status`
+    and the most experiments seen running at once."""
+    deadline, most_running = time.monotonic() + QUEUE_TIMEOUT_S, 0
     while time.monotonic() < deadline:
         status = project.dvc("queue", "status").stdout
+        most_running = max(most_running, len(re.findall(r"\bRunning\b", status)))
         if not re.search(r"\b(Queued|Running)\b", status):
-            return status
-        time.sleep(3)
+            return status, most_running
+        time.sleep(2)
     raise AssertionError(f"queue still busy after {QUEUE_TIMEOUT_S} s:\n{status}")
+
+
+def start_workers(project: Project, jobs: int) -> None:
+    """`dvc queue start`, its output not captured: the workers it spawns inherit the pipes, so
+    capturing would wait for them to finish and the queue would never be seen running."""
+    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=project.path, env=project.env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def experiments(project: Project) -> dict[str, dict]:
@@ -82,9 +91,10 @@ def test_two_queued_experiments_run_side_by_side_with_the_metrics_of_sequential_
     project.env["VITHEADS_THREADS"] = "1"  # thread count changes float rounding: both ways run with one thread
     for seed in (1, 2):
         project.dvc("exp", "run", "--queue", "-n", f"queued-{seed}", "-S", f"seed={seed}")
-    project.dvc("queue", "start", "-j", "2")
-    status = finished_queue(project)
+    start_workers(project, 2)
+    status, most_running = finished_queue(project)
     assert status.count("Success") == 2, status
+    assert most_running == 2, "the two experiments ran side by side"
     assert "torch uses 1 thread(s) (VITHEADS_THREADS=1)" in project.dvc("queue", "logs", "queued-1").stdout
 
     for seed in (1, 2):
@@ -106,8 +116,8 @@ def test_a_queued_experiment_runs_the_code_it_was_queued_with(project):
     library.write_text(original.replace('"Claim (paper)"', '"Claim (paper, queued code)"'))
     project.dvc("exp", "run", "--queue", "-n", "new-code")
     library.write_text(original.replace('"Claim (paper)"', '"Claim (paper, workspace code)"'))
-    project.dvc("queue", "start")
-    assert "Success" in finished_queue(project)
+    start_workers(project, 1)
+    assert "Success" in finished_queue(project)[0]
 
     library.write_text(original)
     project.dvc("exp", "apply", "new-code")

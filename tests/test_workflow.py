@@ -25,6 +25,7 @@ def test_repro_report_experiments_and_offline_plots(project):
     assert not re.search(r"""(src|href)=["']?https?:""", report)
     markdown = (project.path / "report/report.md").read_text()
     assert "| Layers 6-11 hold monosemantic chirp-tracking heads |" in markdown
+    assert "### The paper's protocol, emulated on our model" in markdown and "| the last head of the sweep | not reported |" in markdown
     assert stages_run(project.dvc("repro").stdout) == []
     project.commit("baseline run")
 

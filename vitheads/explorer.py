@@ -1,8 +1,10 @@
 """The report's interactive head explorer: every number and map it shows, packed into one JSON
 payload that the page's own script (templates/explorer.js) draws, offline.
 
-Maps are quantised to one byte on the log scale the figures use, in multiples of uniform attention
-over [1/vmax, vmax] (a step of 2 ln(vmax) / 255 in log units: under 4% of the value at vmax = 64).
+Maps are quantised to one byte on a log scale in multiples of uniform attention over [1/vmax, vmax],
+vmax the largest value among the example maps of every view (the figures' scale also counts the
+mean grids, so their vmax can differ). A step is 2 ln(vmax) / 255 in log units: under 4% of the
+value while vmax <= 165 (63 on the default run).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 from matplotlib import colormaps
 from PIL import Image as PILImage
 
-from vitheads.names import CLASSES, DISTRACTOR_KINDS, KINDS, TARGETS, UNITS, VIEW_TITLES, VIEWS, view_reaches_output
+from vitheads.names import CLASSES, DISTRACTOR_KINDS, KINDS, TARGETS, VIEW_TITLES, VIEWS, view_reaches_output
 from vitheads.taxonomy import LABEL_COLOURS, LABELS
 
 OUTLINE_COLOURS = {"chirp": "#39ff14", "text": "#00bfff", "colorbar": "#ff9900", "frame": "#ffff00"}
@@ -95,7 +97,7 @@ def payload(
         "layers": int(classified["layer"].max()), "heads": int(classified["head"].max()), "grid": grid,
         "labelView": p["classify"]["view"], "importanceMode": p["classify"]["importance_mode"],
         "labels": list(LABELS), "labelColours": LABEL_COLOURS,
-        "targets": list(TARGETS), "units": UNITS,
+        "targets": list(TARGETS),
         "views": [{"name": v, "title": VIEW_TITLES[v], "reachesOutput": view_reaches_output(v, p["model"]["pooling"])} for v in views],
         "vmax": vmax, "magma": [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in (colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(int)],
         "maps": {v: quantise(examples[v], vmax) for v in views},  # [images, layers, heads, G, G]

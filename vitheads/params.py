@@ -115,6 +115,7 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "bootstrap": integer(10),
         "max_images": integer(0),
         "batch_size": integer(1),
+        "author_protocol": boolean(),
     },
     "attention": {
         "batch_size": integer(1),

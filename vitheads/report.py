@@ -107,6 +107,28 @@ def replication_table(ablate: dict[str, Any], classify: dict[str, Any], mode: st
     return Table(["Claim (paper)", f"Measured ({mode} ablation)", "95% CI (bootstrap over images)", "Verdict"], rows)
 
 
+def mean_sd(m: dict[str, Any], key: str) -> str:
+    return f"{m[f'{key}_mean_pct']:+.3f}% (sd {m[f'{key}_sd_pct']:.3f}%)"
+
+
+def protocol_table(ablate: dict[str, Any], modes: list[str]) -> Table:
+    """The paper's ablation figures beside the same figures under the author's protocol emulated on our
+    model and under our per-head ablations: which pattern comes from the model, which from the protocol."""
+    author = ablate["author_protocol"]
+    rows = [
+        ["layers 1-3, per head", f"+{paper.EARLY_MEAN_PCT}% (sd {paper.EARLY_SD_PCT}%)", mean_sd(author, "early_layers_1_3")]
+        + [f"{mean_sd(ablate[m], 'early_layers_1_3')} {ci_text(ablate[m]['early_layers_1_3_ci_pct'])}" for m in modes],
+        [f"layer {paper.MIDDLE_LAYER}, per head", f"+{paper.MIDDLE_MEAN_PCT}% (sd {paper.MIDDLE_SD_PCT}%)", mean_sd(author, "layer_6")]
+        + [f"{mean_sd(ablate[m], 'layer_6')} {ci_text(ablate[m]['layer_6_ci_pct'])}" for m in modes],
+        [f"layer {paper.MIDDLE_LAYER} / layers 1-3", f"about {paper.MIDDLE_OVER_EARLY:.0f}x", f"{author['layer_6_over_early_ratio']:.2f}x"]
+        + [f"{ablate[m]['layer_6_over_early_ratio']:.2f}x {ci_text(ablate[m]['layer_6_over_early_ratio_ci'], 'x').replace('+', '')}" for m in modes],
+        ["the last head of the sweep", "not reported", f"{author['last_head_increase_pct']:+.3f}% (all heads' rows zeroed by then)"]
+        + ["" for _ in modes],
+    ]
+    header = ["MSE increase", "Paper (author's code)", "Author's protocol on our model"]
+    return Table(header + [f"Ours, {m} ablation [95% CI]" for m in modes], rows)
+
+
 def to_markdown(blocks: list, out_dir: Path) -> str:
     lines = []
     for b in blocks:

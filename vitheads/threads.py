@@ -19,7 +19,7 @@ def budget() -> int:
     raw = os.environ.get(ENV, "").strip()
     if not raw:
         return all_cores()
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isdecimal() or not raw.isascii() or int(raw) < 1:
         raise StageError(f"environment variable {ENV} is {raw!r}; expected a whole number >= 1 (unset: all {all_cores()} cores)")
     return int(raw)
 

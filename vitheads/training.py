@@ -35,8 +35,9 @@ def apply_lora(model: nn.Module, f: dict[str, Any]) -> nn.Module:
 
 
 def mixed_precision(precision: str, device: torch.device) -> torch.autocast:
-    """The autocast context of `finetune.precision`; bf16 is refused on a GPU without it, not replaced."""
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    """The autocast context of `finetune.precision`; bf16 is refused on a GPU without native bf16
+    (torch would emulate it, slowly), not replaced."""
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
         raise StageError(f"finetune.precision 'bf16' needs a GPU with bfloat16 support; {torch.cuda.get_device_name(device)} lacks it: use fp32")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 

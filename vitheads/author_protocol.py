@@ -1,0 +1,85 @@
+"""The seed author's released ablation (PyPI `vision-mech-interp-attn-head` 0.1.8), emulated step
+for step on our model, so that the replication table can show what the paper's percentages measure.
+
+Per head, in sweep order (layer by layer, head by head), that code:
+1. records the loss of the current model on the test images, then
+2. zeroes row `head` of the query, key and value weight matrices (timm fuses them in one
+   `attn.qkv` weight, [3D, D]: query rows 0..D-1, key rows D..2D-1, value rows 2D..3D-1), biases
+   untouched, and
+3. never restores them, so every later head's loss carries all earlier zeroings;
+and its loss compares the model's z-scored predictions with the raw labels (seconds, Hz).
+Row `head` is one output channel: inside head 0's slice for ViT-B (64 channels per head), inside
+heads 0 and 1 for our 8-channel heads. Nothing here touches the caller's model.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from vitheads import paper
+from vitheads.ablation import block_inputs, run_from
+from vitheads.model import EVAL_BATCH, device_of, to_input
+
+
+def zeroed_rows(head: int, dim: int) -> list[int]:
+    """Rows of the fused qkv weight the author's code zeroes for `head` (0-based)."""
+    return [head, dim + head, 2 * dim + head]
+
+
+@torch.no_grad()
+def residual_at(model: nn.Module, layer: int, images: np.ndarray) -> list[torch.Tensor]:
+    """Per batch, the residual stream entering block `layer` (0-based) under the model's current weights."""
+    device = device_of(model)
+    return [block_inputs(model, to_input(images[i : i + EVAL_BATCH], device))[0][layer] for i in range(0, len(images), EVAL_BATCH)]
+
+
+@torch.no_grad()
+def raw_label_loss(model: nn.Module, layer: int, entering: list[torch.Tensor], y_raw: np.ndarray) -> float:
+    """MSE of the z-scored predictions against raw labels, from the residual stream entering `layer`."""
+    pred = torch.cat([run_from(model, layer, h) for h in entering]).cpu().numpy()
+    return float(np.mean((pred - y_raw) ** 2))
+
+
+def author_sweep(model: nn.Module, images: np.ndarray, y_raw: np.ndarray) -> pd.DataFrame:
+    """One row per head in sweep order: the loss recorded before its rows are zeroed, and its
+    increase over the first (undamaged) loss in percent. Zeroings in layer l leave blocks < l as
+    they were, so the residual entering block l is computed once per layer."""
+    damaged = copy.deepcopy(model).eval()
+    rows = []
+    progress = tqdm(total=sum(b.attn.num_heads for b in damaged.blocks), desc="author protocol", unit="head")
+    for layer, block in enumerate(damaged.blocks):
+        entering = residual_at(damaged, layer, images)
+        dim = block.attn.qkv.in_features
+        for head in range(block.attn.num_heads):
+            rows.append({"layer": layer + 1, "head": head + 1, "loss": raw_label_loss(damaged, layer, entering, y_raw)})
+            with torch.no_grad():
+                block.attn.qkv.weight[zeroed_rows(head, dim)] = 0
+            progress.update()
+    progress.close()
+    table = pd.DataFrame(rows)
+    table["increase_pct"] = (table["loss"] / table["loss"].iloc[0] - 1) * 100
+    return table
+
+
+def author_comparison(table: pd.DataFrame) -> dict[str, float]:
+    """The paper's figures under the emulated protocol: mean and sd over heads of layers 1-3 and of
+    layer 6, their ratio, and the damage accumulated by the last head (no CI: one cumulative pass)."""
+    early = table.loc[table["layer"].between(*paper.EARLY_LAYERS), "increase_pct"]
+    middle = table.loc[table["layer"] == paper.MIDDLE_LAYER, "increase_pct"]
+    if middle.empty:
+        return {}
+    return {
+        "early_layers_1_3_mean_pct": round(float(early.mean()), 5),
+        "early_layers_1_3_sd_pct": round(float(early.std()), 5),
+        "layer_6_mean_pct": round(float(middle.mean()), 5),
+        "layer_6_sd_pct": round(float(middle.std()), 5),
+        "layer_6_over_early_ratio": round(float(middle.mean() / early.mean()), 4),
+        "last_head_increase_pct": round(float(table["increase_pct"].iloc[-1]), 5),
+        "baseline_raw_label_mse": round(float(table["loss"].iloc[0]), 4),
+    }
