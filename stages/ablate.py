@@ -55,9 +55,10 @@ def main() -> None:
     author = None
     if a["author_protocol"]:
         started = time.perf_counter()
-        author = author_sweep(model, images, test.labels[list(TARGETS)].to_numpy())
+        n_author = n if a["author_images"] == 0 else min(a["author_images"], n)
+        author = author_sweep(model, images[:n_author], test.labels[list(TARGETS)].to_numpy()[:n_author])
         author_seconds = time.perf_counter() - started
-        log.info("emulated the author's cumulative ablation in %.0f s", author_seconds)
+        log.info("emulated the author's cumulative ablation on %d images in %.0f s", n_author, author_seconds)
 
     with atomic_path(RESULTS, is_dir=True) as tmp:
         heads.to_csv(tmp / "heads.csv", index=False, float_format="%.6g")
@@ -71,7 +72,7 @@ def main() -> None:
             "baseline_mse": round(float(errors.baseline.mean()), 6),
             "images": n,
             **{mode: mode_metrics(heads, boot, layers, mode) for mode in a["modes"]},
-            **({"author_protocol": author_comparison(author)} if author is not None else {}),
+            **({"author_protocol": {**author_comparison(author), "images": n_author}} if author is not None else {}),
         },
     )
     write_json(TIMINGS, {"sweep_seconds": round(seconds, 1), **({"author_protocol_seconds": round(author_seconds, 1)} if author is not None else {})})

@@ -117,7 +117,7 @@ def main() -> None:
     if "layer_6_mean_pct" not in ab[mode]:
         blocks.append(Paragraph(f"The model has {p['model']['depth']} layers: the paper's layer-6 comparisons do not apply."))
     blocks += [replication_table(ab, cl, mode), Paragraph(paper.VERDICT_RULES)]
-    if ab.get("author_protocol"):
+    if "layer_6_mean_pct" in ab.get("author_protocol", {}):  # emulated, on a model with a layer 6
         blocks += [
             Heading("The paper's protocol, emulated on our model", 3),
             Paragraph("The paper's percentages come from the seed author's released code, which records each head's loss "

@@ -148,11 +148,14 @@ def test_paper_comparison_needs_six_layers_and_brackets_its_means(setup):
 
 
 def test_ablate_stage_runs_under_dvc(project):
-    project.set_params({"ablate": {"bootstrap": 50}})
+    project.set_params({"ablate": {"bootstrap": 50, "author_images": 5}})
     project.dvc("repro", "ablate")
+    author = pd.read_csv(project.path / "results/ablate/author_protocol.csv")
+    assert len(author) == 2 * 3 and author["loss"].iloc[0] > 0
     heads = pd.read_csv(project.path / "results/ablate/heads.csv")
     assert len(heads) == 2 * 2 * 3  # modes x layers x heads of the tiny model
     assert {"layer", "head", "mode", "increase_pct", "ci_low_pct", "ci_high_pct", "increase_pct_Chirp_End_Freq"} <= set(heads.columns)
     metrics = json.loads((project.path / "metrics/ablate.json").read_text())
     assert set(metrics["zero"]) >= {"per_layer_mean_pct", "top_heads", "heads_ci_above_zero"}  # 2 layers: no layer 6
+    assert metrics["author_protocol"] == {"images": 5}, "no layer 6: only the image count (ablate.author_images of 8 test images)"
     assert "sweep_seconds" not in metrics and "sweep_seconds" in json.loads((project.path / "timings/ablate.json").read_text())

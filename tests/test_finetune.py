@@ -19,7 +19,7 @@ MODEL = {"image_size": 32, "patch_size": 8, "depth": 2, "num_heads": 3, "embed_d
 FINETUNE = {
     "method": "full", "lora_rank": 4, "lora_alpha": 8, "lora_targets": ["qkv"], "lr": 1e-2, "weight_decay": 0.0,
     "batch_size": 4, "epochs": 2, "warmup_fraction": 0.0, "clip_grad": 1.0, "val_fraction": 0.25, "patience": 5,
-    "precision": "fp32",
+    "precision": "fp32", "fused_optimizer": True, "channels_last": True,
 }
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vitheads import paper
-from vitheads.ablation import block_inputs, run_from
+from vitheads.ablation import clean_pass, run_from
 from vitheads.model import EVAL_BATCH, device_of, to_input
 
 
@@ -36,7 +36,7 @@ def zeroed_rows(head: int, dim: int) -> list[int]:
 def residual_at(model: nn.Module, layer: int, images: np.ndarray) -> list[torch.Tensor]:
     """Per batch, the residual stream entering block `layer` (0-based) under the model's current weights."""
     device = device_of(model)
-    return [block_inputs(model, to_input(images[i : i + EVAL_BATCH], device))[0][layer] for i in range(0, len(images), EVAL_BATCH)]
+    return [clean_pass(model, to_input(images[i : i + EVAL_BATCH], device)).inputs[layer] for i in range(0, len(images), EVAL_BATCH)]
 
 
 @torch.no_grad()

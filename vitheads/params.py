@@ -109,6 +109,8 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "val_fraction": number(0, 0.5, low_open=True),
         "patience": integer(1),
         "precision": choice("fp32", "bf16"),
+        "fused_optimizer": boolean(),
+        "channels_last": boolean(),
     },
     "ablate": {
         "modes": subset("zero", "mean"),
@@ -116,6 +118,7 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "max_images": integer(0),
         "batch_size": integer(1),
         "author_protocol": boolean(),
+        "author_images": integer(0),
     },
     "attention": {
         "batch_size": integer(1),

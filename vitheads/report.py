@@ -125,7 +125,7 @@ def protocol_table(ablate: dict[str, Any], modes: list[str]) -> Table:
         ["the last head of the sweep", "not reported", f"{author['last_head_increase_pct']:+.3f}% (all heads' rows zeroed by then)"]
         + ["" for _ in modes],
     ]
-    header = ["MSE increase", "Paper (author's code)", "Author's protocol on our model"]
+    header = ["MSE increase", "Paper (author's code)", f"Author's protocol on our model ({author['images']} test images)"]
     return Table(header + [f"Ours, {m} ablation [95% CI]" for m in modes], rows)
 
 

@@ -1,0 +1,130 @@
+"""The default pipeline's old path (commit 49529b1) against the new one, same model and data, one run.
+
+Usage: python bench/pipeline_speed.py [--images 50] [--repeats 3]   (after `dvc repro generate`;
+uses the trained model in models/ when there is one, else a randomly initialised one: speed does
+not depend on the weights)
+
+Prints one `<what>: <ratio>x` line per speed-up (old time / new time, or old count / new count):
+- training steps per second: AdamW's loop kernel and contiguous images (old) against
+  `finetune.fused_optimizer` and `finetune.channels_last` (new), the same batches, interleaved;
+- images to target accuracy: training images seen until the validation MSE is within 0.01 (z-scored;
+  about 0.01 of R^2) of the old recipe's best, from the two recipes' recorded validation curves
+  (49529b1's plots/finetune/history.csv, read from git, and this checkout's);
+- ablation sweep, images x heads per second: each ablation re-running its whole layer under a
+  hook_z hook (old) against starting from the layer's cached clean head outputs (new);
+- author protocol: test images it runs on (it did not exist at 49529b1; the default emulated all).
+"""
+
+import argparse
+import io
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vitheads import params, threads
+from vitheads.ablation import Ablation, clean_pass, finish_block, replace_heads, run_from
+from vitheads.dataset import load_split
+from vitheads.hooks import hooked
+from vitheads.model import build_model, load_trained, to_input
+from vitheads.training import split_indices, train
+
+OLD = "49529b1"
+TOLERANCE = 0.01
+OLD_STEP = {"fused_optimizer": False, "channels_last": False}
+
+
+def ratio(what: str, old: float, new: float) -> None:
+    print(f"{what}: {old / new:.2f}x", flush=True)
+
+
+def training_seconds(p: dict, images: np.ndarray, z: np.ndarray, step: dict, steps: int) -> float:
+    """Seconds for `steps` optimizer steps of the default model from its seeded init."""
+    f = {**p["finetune"], **step, "epochs": 1, "patience": 1}
+    torch.manual_seed(p["seed"])
+    model = build_model(p["model"], z.shape[1])
+    rows = np.arange(steps * f["batch_size"]), np.arange(steps * f["batch_size"], steps * f["batch_size"] + 8)
+    started = time.perf_counter()
+    train(model, images, z, rows, f, p["seed"])
+    return time.perf_counter() - started
+
+
+def images_to_target(history: pd.DataFrame, per_epoch: int, target: float) -> int | None:
+    reached = history.index[history["val_loss"] <= target]
+    return None if reached.empty else int(history.loc[reached[0], "epoch"]) * per_epoch
+
+
+def train_rows(p: dict) -> int:
+    """Training images per epoch (the train split less the validation rows)."""
+    return len(split_indices(p["generate"]["n_train"], p["finetune"]["val_fraction"], p["seed"])[0])
+
+
+def recipe_ratio(p: dict) -> None:
+    read = lambda path: subprocess.run(["git", "show", f"{OLD}:{path}"], capture_output=True, text=True, check=True).stdout
+    old_history, new_history = pd.read_csv(io.StringIO(read("plots/finetune/history.csv"))), pd.read_csv("plots/finetune/history.csv")
+    target = old_history["val_loss"].min() + TOLERANCE
+    old = images_to_target(old_history, train_rows(params.read_yaml(read("params.yaml"))), target)
+    new = images_to_target(new_history, train_rows(p), target)
+    if new is None:
+        print(f"images to target accuracy (val MSE <= {target:.4f}): not reached by the new recipe")
+    else:
+        ratio(f"images to target accuracy (val MSE <= {target:.4f}; {old} vs {new} images)", old, new)
+
+
+def sweep_seconds(model, x: torch.Tensor, means: list, old: bool) -> float:
+    """Seconds for every single-head ablation of every layer, in stacks of two as the sweep does."""
+    heads = model.blocks[0].attn.num_heads
+    started = time.perf_counter()
+    with torch.inference_mode():
+        clean = clean_pass(model, x)
+        for layer in range(len(model.blocks)):
+            todo = [Ablation(layer, (h,), m) for m in ("zero", "mean") for h in range(heads)]
+            for g in range(0, len(todo), 2):
+                chunks = todo[g : g + 2]
+                stacked = clean.inputs[layer].repeat(len(chunks), 1, 1)
+                if old:
+                    with hooked(model, {f"blocks.{layer}.attn.hook_z": lambda z: replace_heads(z, chunks, means)}):
+                        run_from(model, layer, stacked)
+                else:
+                    z = replace_heads(clean.z[layer].repeat(len(chunks), 1, 1, 1), chunks, means)
+                    run_from(model, layer + 1, finish_block(model.blocks[layer], stacked, z))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=50, help="images per ablation batch (the sweep's batch size)")
+    parser.add_argument("--steps", type=int, default=8, help="training steps per timing")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    p = params.load()
+    threads.limit_torch()
+    data = load_split("data/generated", "train")
+    z = np.random.default_rng(0).standard_normal((len(data.labels), 3)).astype(np.float32)  # speed only
+
+    times = {"old": [], "new": []}
+    for _ in range(args.repeats):
+        times["old"].append(training_seconds(p, data.images, z, OLD_STEP, args.steps))
+        times["new"].append(training_seconds(p, data.images, z, {}, args.steps))
+    ratio("training steps per second", statistics.median(times["old"]), statistics.median(times["new"]))
+    recipe_ratio(p)
+
+    model = load_trained("models")[0] if Path("models/model.safetensors").is_file() else build_model(p["model"], 3).eval()
+    x = to_input(load_split("data/generated", "test").images[: args.images])
+    with torch.inference_mode():
+        means = [z.mean(0) for z in clean_pass(model, x).z]  # [N, H, Dh] per layer
+    times = {"old": [], "new": []}
+    for _ in range(args.repeats):
+        for path in times:
+            times[path].append(sweep_seconds(model, x, means, old=path == "old"))
+    ratio("ablation sweep images x heads per second", statistics.median(times["old"]), statistics.median(times["new"]))
+    a = p["ablate"]
+    ratio("author protocol images (one cumulative pass: time scales with them)", p["generate"]["n_test"], a["author_images"] or p["generate"]["n_test"])
+
+
+if __name__ == "__main__":
+    main()
