@@ -30,7 +30,8 @@ from vitheads import params, threads
 from vitheads.ablation import Ablation, clean_pass, finish_block, replace_heads, run_from
 from vitheads.dataset import load_split
 from vitheads.hooks import hooked
-from vitheads.model import build_model, load_trained, to_input
+from vitheads.model import Scaling, build_model, load_trained, to_input
+from vitheads.names import TARGETS
 from vitheads.training import split_indices, train
 
 OLD = "49529b1"
@@ -75,9 +76,10 @@ def recipe_ratio(p: dict) -> None:
         ratio(f"images to target accuracy (val MSE <= {target:.4f}; {old} vs {new} images)", old, new)
 
 
-def sweep_seconds(model, x: torch.Tensor, means: list, old: bool) -> float:
-    """Seconds for every single-head ablation of every layer, in stacks of two as the sweep does."""
-    heads = model.blocks[0].attn.num_heads
+def timed_sweep(model, x: torch.Tensor, means: list, old: bool) -> tuple[float, torch.Tensor]:
+    """Seconds for every single-head ablation of every layer, in stacks of two as the sweep does,
+    and the outputs [ablations, B, T]."""
+    heads, outputs = model.blocks[0].attn.num_heads, []
     started = time.perf_counter()
     with torch.inference_mode():
         clean = clean_pass(model, x)
@@ -88,11 +90,21 @@ def sweep_seconds(model, x: torch.Tensor, means: list, old: bool) -> float:
                 stacked = clean.inputs[layer].repeat(len(chunks), 1, 1)
                 if old:
                     with hooked(model, {f"blocks.{layer}.attn.hook_z": lambda z: replace_heads(z, chunks, means)}):
-                        run_from(model, layer, stacked)
+                        out = run_from(model, layer, stacked)
                 else:
                     z = replace_heads(clean.z[layer].repeat(len(chunks), 1, 1, 1), chunks, means)
-                    run_from(model, layer + 1, finish_block(model.blocks[layer], stacked, z))
-    return time.perf_counter() - started
+                    out = run_from(model, layer + 1, finish_block(model.blocks[layer], stacked, z))
+                outputs += list(out.view(len(chunks), len(x), -1))
+    return time.perf_counter() - started, torch.stack(outputs)
+
+
+def increase_gap(old: torch.Tensor, new: torch.Tensor, clean: torch.Tensor, y: torch.Tensor) -> str:
+    """How far the new path's per-ablation MSE increases (%) are from the old path's."""
+    base = ((clean - y) ** 2).mean()
+    increase = lambda out: (((out - y) ** 2).mean((1, 2)) - base) / base * 100
+    a, b = increase(old), increase(new)
+    relative = ((a - b).abs() / a.abs())[a.abs() > 0.1].max()
+    return f"largest gap {(a - b).abs().max():.2e} percentage points; largest relative gap where |increase| > 0.1%: {relative:.2e}"
 
 
 def main() -> None:
@@ -113,15 +125,22 @@ def main() -> None:
     ratio("training steps per second", statistics.median(times["old"]), statistics.median(times["new"]))
     recipe_ratio(p)
 
-    model = load_trained("models")[0] if Path("models/model.safetensors").is_file() else build_model(p["model"], 3).eval()
-    x = to_input(load_split("data/generated", "test").images[: args.images])
+    trained = Path("models/model.safetensors").is_file()
+    model, config = load_trained("models") if trained else (build_model(p["model"], 3).eval(), None)
+    test = load_split("data/generated", "test")
+    x = to_input(test.images[: args.images])
     with torch.inference_mode():
-        means = [z.mean(0) for z in clean_pass(model, x).z]  # [N, H, Dh] per layer
-    times = {"old": [], "new": []}
+        clean = clean_pass(model, x)
+    means = [z.mean(0) for z in clean.z]  # [N, H, Dh] per layer
+    times, outputs = {"old": [], "new": []}, {}
     for _ in range(args.repeats):
         for path in times:
-            times[path].append(sweep_seconds(model, x, means, old=path == "old"))
+            seconds, outputs[path] = timed_sweep(model, x, means, old=path == "old")
+            times[path].append(seconds)
     ratio("ablation sweep images x heads per second", statistics.median(times["old"]), statistics.median(times["new"]))
+    if trained:
+        y = torch.from_numpy(Scaling.from_config(config).z(test.labels[list(TARGETS)].to_numpy()[: args.images]))
+        print("  same ablations, new path vs old:", increase_gap(outputs["old"], outputs["new"], clean.output, y))
     a = p["ablate"]
     ratio("author protocol images (one cumulative pass: time scales with them)", p["generate"]["n_test"], a["author_images"] or p["generate"]["n_test"])
 

@@ -1,8 +1,8 @@
 """Head ablation: replace one head's output before the output projection, measure the damage.
 
 Correct where the paper's code is not: the replacement happens inside the forward pass that
-produces the loss, covers the head's whole slice of `blocks.{l}.attn.hook_z`, and lives in a
-hook that is removed afterwards, so weights are never modified.
+produces the loss, covers the head's whole slice of `blocks.{l}.attn.hook_z`, and is applied to
+that activation, so weights are never modified.
 
 Fast by design: per batch, the clean residual stream entering every block and every block's
 head outputs are computed once. Ablating a head in layer l then starts from layer l's clean head
