@@ -4,7 +4,7 @@ payload that the page's own script (templates/explorer.js) draws, offline.
 Maps are quantised to one byte on a log scale in multiples of uniform attention over [1/vmax, vmax],
 vmax the largest value among the example maps of every view (the figures' scale also counts the
 mean grids, so their vmax can differ). A step is 2 ln(vmax) / 255 in log units: under 4% of the
-value while vmax <= 165 (63 on the default run).
+value while vmax <= 165 (56 on the default run).
 """
 
 from __future__ import annotations
