@@ -1,0 +1,50 @@
+"""Direct attribution: the parts sum to the prediction, and a silent head contributes nothing."""
+
+import numpy as np
+import pytest
+import torch
+
+from vitheads.attribution import direct_attribution
+from vitheads.model import build_model, to_input
+
+MODEL = {"image_size": 32, "patch_size": 8, "depth": 3, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0,
+         "pooling": "flatten", "stem": "patch", "init": "scratch"}
+
+
+def random_model(**overrides):
+    torch.manual_seed(0)
+    model = build_model({**MODEL, **overrides}, 3).eval()
+    with torch.no_grad():  # non-trivial readout, final norm and projection biases
+        for p in (model.head.weight, model.head.bias, model.norm.weight, model.norm.bias, *(b.attn.proj.bias for b in model.blocks)):
+            p.normal_(std=0.3)
+    return model
+
+
+def images(n=4):
+    return to_input(np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
+
+
+def test_contributions_sum_to_the_prediction():
+    model, x = random_model(), images()
+    parts = direct_attribution(model, x)
+    assert parts.heads.shape == (3, 4, 16, 3, 3)  # layers, images, patch tokens, heads, targets
+    with torch.inference_mode():
+        prediction = model(x)
+    torch.testing.assert_close(parts.total(), prediction, atol=1e-4, rtol=1e-4)
+    assert parts.heads.abs().sum() > 0.01 * prediction.abs().sum()  # the heads carry real weight
+
+
+def test_a_head_with_zero_output_contributes_nothing():
+    model = random_model()
+    dim, head_dim = model.embed_dim, model.embed_dim // 3
+    with torch.no_grad():  # head 1 of layer 2: zero values, so zero output at every token
+        model.blocks[2].attn.qkv.weight[2 * dim + head_dim : 2 * dim + 2 * head_dim] = 0
+        model.blocks[2].attn.qkv.bias[2 * dim + head_dim : 2 * dim + 2 * head_dim] = 0
+    parts = direct_attribution(model, images())
+    assert parts.heads[2, :, :, 1].abs().max() == 0
+    assert parts.heads[2, :, :, 0].abs().max() > 0
+
+
+def test_other_readouts_are_refused():
+    with pytest.raises(ValueError, match="model.pooling: flatten"):
+        direct_attribution(random_model(pooling="token"), images())

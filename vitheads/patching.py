@@ -1,0 +1,38 @@
+"""Activation patching between the two images of a pair: one head's output (hook_z) from the source
+image put into the target image's forward pass, the rest of the model recomputed.
+
+Starts from the target's cached clean pass (vitheads.ablation.clean_pass): layer l's attention is
+not recomputed, only the rest of block l and the blocks after it, as in the ablation engine.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from vitheads.ablation import CleanPass, finish_block, run_from
+
+
+def mlp_write(block: nn.Module, stream: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """What block's MLP adds to the residual stream [B, N, D] when the block's input is `stream`
+    and its heads output z [B, N, H, Dh]."""
+    after_attn = stream + block.ls1(block.attn.proj(z.flatten(2)))
+    return block.ls2(block.mlp(block.norm2(after_attn)))
+
+
+@torch.inference_mode()
+def patched_output(
+    model: nn.Module, target: CleanPass, source: CleanPass, layer: int, heads: Sequence[int], mlp: bool = False
+) -> torch.Tensor:
+    """Model output [B, T] on the target images when heads `heads` of block `layer` (0-based) output
+    what they output on the source images (and, with mlp, the block's MLP writes what it wrote there)."""
+    block, stream = model.blocks[layer], target.inputs[layer]
+    z = target.z[layer].clone()  # [B, N, H, Dh]
+    z[:, :, list(heads)] = source.z[layer][:, :, list(heads)]
+    if mlp:
+        out = stream + block.ls1(block.attn.proj(z.flatten(2))) + mlp_write(block, source.inputs[layer], source.z[layer])
+    else:
+        out = finish_block(block, stream, z)
+    return run_from(model, layer + 1, out)
