@@ -50,3 +50,51 @@ def test_count_verdict(count, total, elsewhere, verdict):
 def test_claims_quote_the_paper_figures_once():
     assert "+0.11% (sd 0.09%)" in paper.CLAIMS[0].text and "+0.34% (sd 0.02%)" in paper.CLAIMS[1].text
     assert "within a factor of 3 of it" in paper.VERDICT_RULES
+
+
+@pytest.mark.parametrize(
+    "paper_value, measured, verdict",
+    [
+        (0.34, 0.30, "partly (same order of magnitude; one pass, no CI)"),
+        (0.11, 0.0015, "not reproduced"),  # the author's protocol on the default model, layers 1-3
+        (0.34, -0.025, "not reproduced"),
+        (3.0, 9.5, "not reproduced"),
+    ],
+)
+def test_point_verdict(paper_value, measured, verdict):
+    assert paper.point_verdict(paper_value, measured) == verdict
+
+
+@pytest.mark.parametrize(
+    "verdicts, verdict",
+    [
+        (["reproduced"] * 3, "reproduced"),
+        (["partly (same order of magnitude)", "partly (consistent, but not distinguishable from zero)"], "partly"),
+        (["reproduced", "not reproduced", "reproduced"], "no verdict (seeds disagree: 2 reproduced, 1 not reproduced)"),
+        ([paper.NOT_COMPARABLE] * 3, paper.NOT_COMPARABLE),
+        ([], paper.NOT_COMPARABLE),
+    ],
+)
+def test_seeds_verdict(verdicts, verdict):
+    assert paper.seeds_verdict(verdicts) == verdict
+
+
+MEAN = {"early_layers_1_3_mean_pct": 0.17, "early_layers_1_3_ci_pct": [-0.12, 0.44], "layer_6_mean_pct": 0.33,
+        "layer_6_ci_pct": [0.001, 0.69], "layer_6_over_early_ratio": 1.98, "layer_6_over_early_ratio_ci": [-18.0, 26.2]}
+AUTHOR = {"early_layers_1_3_mean_pct": 0.0015, "layer_6_mean_pct": -0.025, "layer_6_over_early_ratio": -16.3}
+
+
+@pytest.mark.parametrize(
+    "claim, protocol, ablate, value, verdict",
+    [
+        ("middle", "mean", {"mean": MEAN}, 0.33, "reproduced"),
+        ("ratio", "mean", {"mean": MEAN}, 1.98, "partly (layer 6 matters; layers 1-3 indistinguishable from zero, so no ratio)"),
+        ("early", paper.AUTHOR, {paper.AUTHOR: AUTHOR}, 0.0015, "not reproduced"),
+        ("ratio", paper.AUTHOR, {paper.AUTHOR: AUTHOR}, -16.3, "not reproduced"),
+        ("middle", "zero", {"mean": MEAN}, None, paper.NOT_COMPARABLE),  # the run has no zero ablation
+        ("early", "mean", {"mean": {"early_layers_1_3_mean_pct": 0.1}}, None, paper.NOT_COMPARABLE),  # no layer 6
+    ],
+)
+def test_ablation_figures(claim, protocol, ablate, value, verdict):
+    figure = paper.ablation_figures(ablate)[claim][protocol]
+    assert (figure.value, figure.verdict) == (value, verdict)

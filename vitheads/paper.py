@@ -63,6 +63,14 @@ def ratio_verdict(ratio_ci: list[float], early_ci: list[float], middle_ci: list[
     return "not reproduced"
 
 
+def point_verdict(paper: float, measured: float) -> str:
+    """For a figure without a CI (the author's protocol: one cumulative pass): same sign and within
+    a factor of 3 of the paper's is at most *partly*, since nothing says how far chance moves it."""
+    if measured > 0 and paper / MAGNITUDE_FACTOR <= measured <= paper * MAGNITUDE_FACTOR:
+        return "partly (same order of magnitude; one pass, no CI)"
+    return "not reproduced"
+
+
 def count_verdict(count: int, total: int, elsewhere_rate: float | None = None) -> str:
     """Reproduced if >= 25% of the band's heads carry the label (and more often than elsewhere)."""
     if total == 0:
@@ -75,11 +83,81 @@ def count_verdict(count: int, total: int, elsewhere_rate: float | None = None) -
     return "partly (present, but few)"
 
 
+NOT_COMPARABLE = "not comparable (the run has no such figure)"
+# How each ablation claim's figure is named in metrics/ablate.json (the author's protocol has no CI).
+FIGURE_KEYS = {"early": "early_layers_1_3_mean_pct", "middle": "layer_6_mean_pct", "ratio": "layer_6_over_early_ratio"}
+CI_KEYS = {"early": "early_layers_1_3_ci_pct", "middle": "layer_6_ci_pct", "ratio": "layer_6_over_early_ratio_ci"}
+PAPER_FIGURES = {"early": EARLY_MEAN_PCT, "middle": MIDDLE_MEAN_PCT, "ratio": MIDDLE_OVER_EARLY}
+AUTHOR = "author_protocol"  # the seed author's released ablation code, emulated (vitheads.author_protocol)
+PROTOCOLS = {
+    "mean": "our mean ablation (primary)",
+    "zero": "our zero ablation",
+    AUTHOR: "the author's code emulated (cumulative, one weight row, raw labels)",
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One claim's figure on one run under one protocol: value, 95% CI over images (None: one pass)."""
+
+    value: float | None
+    ci: list[float] | None
+    verdict: str
+
+
+def ablation_figure(claim: str, m: dict) -> Figure:
+    """The figure of ablation claim `claim` in one protocol's metrics, judged by the paper's rules."""
+    if FIGURE_KEYS[claim] not in m or FIGURE_KEYS["middle"] not in m:
+        return Figure(None, None, NOT_COMPARABLE)
+    value, ci = m[FIGURE_KEYS[claim]], m.get(CI_KEYS[claim])
+    if ci is None:
+        return Figure(value, None, point_verdict(PAPER_FIGURES[claim], value))
+    if claim == "ratio":
+        return Figure(value, ci, ratio_verdict(ci, m[CI_KEYS["early"]], m[CI_KEYS["middle"]]))
+    return Figure(value, ci, magnitude_verdict(PAPER_FIGURES[claim], value, ci))
+
+
+def ablation_figures(ablate: dict) -> dict[str, dict[str, Figure]]:
+    """Every ablation claim under every protocol, from one run's metrics/ablate.json."""
+    return {claim: {proto: ablation_figure(claim, ablate.get(proto, {})) for proto in PROTOCOLS} for claim in FIGURE_KEYS}
+
+
+def head_type_figures(classify: dict) -> dict[str, Figure]:
+    """The head-type claims from one run's metrics/classify.json: the label count in the paper's band."""
+    chirp, chirp_total = classify["chirp_heads_layers_6_11"], classify["heads_layers_6_11"]
+    n_all = sum(classify["counts"]["all"].values())
+    elsewhere_rate = (classify["chirp_heads_all"] - chirp) / max(1, n_all - chirp_total)
+    detectors, detector_total = classify["distractor_heads_layers_1_4"], classify["heads_layers_1_4"]
+    return {
+        "chirp_heads": Figure(chirp, None, count_verdict(chirp, chirp_total, elsewhere_rate)),
+        "distractor_heads": Figure(detectors, None, count_verdict(detectors, detector_total)),
+    }
+
+
+def verdict_kind(verdict: str) -> str:
+    """reproduced, partly, not reproduced or not comparable: the verdict without its reason."""
+    return verdict.split(" (")[0]
+
+
+def seeds_verdict(verdicts: list[str]) -> str:
+    """A verdict only where every seed gives the same kind of verdict; else say how they split."""
+    kinds = [verdict_kind(v) for v in verdicts]
+    if not kinds:
+        return NOT_COMPARABLE
+    if len(set(kinds)) == 1:
+        return verdicts[0] if len(set(verdicts)) == 1 else kinds[0]
+    split = ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds), key=kinds.index))
+    return f"no verdict (seeds disagree: {split})"
+
+
 VERDICT_RULES = (
     "Verdicts: an ablation figure is *reproduced* when our 95% CI holds the paper's value and excludes zero, "
     f"*partly* when it holds both, or when our mean is positive and within a factor of {MAGNITUDE_FACTOR:g} of it. "
     f"The ratio is *reproduced* when its CI lies above 1 and holds {MIDDLE_OVER_EARLY:g}, *partly* when it lies above 1, "
     f"or when layer {MIDDLE_LAYER}'s CI lies above zero while that of layers 1-3 holds zero. A head-type claim is "
     f"*reproduced* when at least {DETECTOR_SHARE:.0%} of the band's heads carry the label (for the chirp heads: also more "
-    "often than in the other layers), *partly* when some do, *not comparable* when the model has no such layers."
+    "often than in the other layers), *partly* when some do, *not comparable* when the model has no such layers. "
+    "A figure without a CI (the author's protocol: one cumulative pass) is at most *partly*: when positive and within "
+    f"a factor of {MAGNITUDE_FACTOR:g} of the paper's. Across seeds, a verdict is given only when every seed gives the "
+    "same kind of verdict."
 )

@@ -49,84 +49,87 @@ def fmt(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def ci_text(ci: list[float], unit: str = "%") -> str:
-    return f"[{ci[0]:+.3f}{unit}, {ci[1]:+.3f}{unit}]"
+def figure_text(claim: str, f: paper.Figure) -> str:
+    """A figure as the tables print it: a percentage, or a ratio for the ratio claim, with its CI."""
+    if f.value is None:
+        return "n/a"
+    unit, sign = ("x", "") if claim == "ratio" else ("%", "+")
+    ci = f" [{f.ci[0]:{sign}.3f}, {f.ci[1]:{sign}.3f}]" if f.ci else ""
+    return f"{f.value:{sign}.3f}{unit}{ci}"
 
 
-def ablation_rows(m: dict[str, Any]) -> list[list[str]]:
-    """The three ablation claims against one mode's metrics (empty: the model has no layer 6)."""
-    if "layer_6_mean_pct" not in m:
-        return []
-    return [
-        [
-            paper.CLAIMS[0].text,
-            f"{m['early_layers_1_3_mean_pct']:+.3f}% (sd {m['early_layers_1_3_sd_pct']:.3f}%)",
-            ci_text(m["early_layers_1_3_ci_pct"]),
-            paper.magnitude_verdict(paper.EARLY_MEAN_PCT, m["early_layers_1_3_mean_pct"], m["early_layers_1_3_ci_pct"]),
-        ],
-        [
-            paper.CLAIMS[1].text,
-            f"{m['layer_6_mean_pct']:+.3f}% (sd {m['layer_6_sd_pct']:.3f}%)",
-            ci_text(m["layer_6_ci_pct"]),
-            paper.magnitude_verdict(paper.MIDDLE_MEAN_PCT, m["layer_6_mean_pct"], m["layer_6_ci_pct"]),
-        ],
-        [
-            paper.CLAIMS[2].text,
-            f"{m['layer_6_over_early_ratio']:.2f}x",
-            ci_text(m["layer_6_over_early_ratio_ci"], "x").replace("+", ""),
-            paper.ratio_verdict(m["layer_6_over_early_ratio_ci"], m["early_layers_1_3_ci_pct"], m["layer_6_ci_pct"]),
-        ],
-    ]
+PAPER_FIGURE_TEXT = {
+    "early": f"+{paper.EARLY_MEAN_PCT}% (sd {paper.EARLY_SD_PCT}% over heads)",
+    "middle": f"+{paper.MIDDLE_MEAN_PCT}% (sd {paper.MIDDLE_SD_PCT}% over heads)",
+    "ratio": f"about {paper.MIDDLE_OVER_EARLY:g}x",
+}
 
 
-def head_type_rows(classify: dict[str, Any]) -> list[list[str]]:
-    chirp, chirp_total = classify["chirp_heads_layers_6_11"], classify["heads_layers_6_11"]
-    n_all = sum(classify["counts"]["all"].values())
-    chirp_elsewhere = classify["chirp_heads_all"] - chirp
-    elsewhere_rate = chirp_elsewhere / max(1, n_all - chirp_total)
-    return [
-        [
-            paper.CLAIMS[3].text,
-            f"{chirp} of {chirp_total} heads (elsewhere {chirp_elsewhere} of {n_all - chirp_total})",
-            "",
-            paper.count_verdict(chirp, chirp_total, elsewhere_rate),
-        ],
-        [
-            paper.CLAIMS[4].text,
-            f"{classify['distractor_heads_layers_1_4']} of {classify['heads_layers_1_4']} heads attend to plot furniture "
-            f"({classify['text_or_frame_heads_layers_1_4']} on text or frame); positional: whether they detect it needs "
-            "an intervention",
-            "",
-            paper.count_verdict(classify["distractor_heads_layers_1_4"], classify["heads_layers_1_4"]),
-        ],
-    ]
-
-
-def replication_table(ablate: dict[str, Any], classify: dict[str, Any], mode: str) -> Table:
-    rows = ablation_rows(ablate[mode]) + head_type_rows(classify)
-    return Table(["Claim (paper)", f"Measured ({mode} ablation)", "95% CI (bootstrap over images)", "Verdict"], rows)
-
-
-def mean_sd(m: dict[str, Any], key: str) -> str:
-    return f"{m[f'{key}_mean_pct']:+.3f}% (sd {m[f'{key}_sd_pct']:.3f}%)"
-
-
-def protocol_table(ablate: dict[str, Any], modes: list[str]) -> Table:
-    """The paper's ablation figures beside the same figures under the author's protocol emulated on our
-    model and under our per-head ablations: which pattern comes from the model, which from the protocol."""
-    author = ablate["author_protocol"]
+def replication_table(ablate: dict[str, Any], classify: dict[str, Any], modes: list[str]) -> Table:
+    """This run: each claim with the paper's figure (its protocol named), the author's protocol emulated on
+    our model, our ablations with CIs over test images, and the verdict of the primary mode (mean first)."""
+    modes = sorted(modes, key=list(paper.PROTOCOLS).index)
+    figures = paper.ablation_figures(ablate)
     rows = [
-        ["layers 1-3, per head", f"+{paper.EARLY_MEAN_PCT}% (sd {paper.EARLY_SD_PCT}%)", mean_sd(author, "early_layers_1_3")]
-        + [f"{mean_sd(ablate[m], 'early_layers_1_3')} {ci_text(ablate[m]['early_layers_1_3_ci_pct'])}" for m in modes],
-        [f"layer {paper.MIDDLE_LAYER}, per head", f"+{paper.MIDDLE_MEAN_PCT}% (sd {paper.MIDDLE_SD_PCT}%)", mean_sd(author, "layer_6")]
-        + [f"{mean_sd(ablate[m], 'layer_6')} {ci_text(ablate[m]['layer_6_ci_pct'])}" for m in modes],
-        [f"layer {paper.MIDDLE_LAYER} / layers 1-3", f"about {paper.MIDDLE_OVER_EARLY:.0f}x", f"{author['layer_6_over_early_ratio']:.2f}x"]
-        + [f"{ablate[m]['layer_6_over_early_ratio']:.2f}x {ci_text(ablate[m]['layer_6_over_early_ratio_ci'], 'x').replace('+', '')}" for m in modes],
-        ["the last head of the sweep", "not reported", f"{author['last_head_increase_pct']:+.3f}% (all heads' rows zeroed by then)"]
-        + ["" for _ in modes],
+        [claim.text, PAPER_FIGURE_TEXT[claim.key], figure_text(claim.key, figures[claim.key][paper.AUTHOR])]
+        + [figure_text(claim.key, figures[claim.key][m]) for m in modes]
+        + [figures[claim.key][modes[0]].verdict]
+        for claim in paper.CLAIMS if claim.key in figures
     ]
-    header = ["MSE increase", "Paper (author's code)", f"Author's protocol on our model ({author['images']} test images)"]
-    return Table(header + [f"Ours, {m} ablation [95% CI]" for m in modes], rows)
+    head_types = paper.head_type_figures(classify)
+    totals = {"chirp_heads": classify["heads_layers_6_11"], "distractor_heads": classify["heads_layers_1_4"]}
+    rows += [
+        [claim.text, "judged by eye", "n/a"] + [f"{head_types[claim.key].value} of {totals[claim.key]} heads (head-roles rules)"]
+        + ["" for _ in modes[1:]] + [head_types[claim.key].verdict]
+        for claim in paper.CLAIMS if claim.key in head_types
+    ]
+    author = ablate.get(paper.AUTHOR)
+    emulated = f"{author['images']} test images, one pass" if author else "not run: ablate.author_protocol is false"
+    header = ["Claim (paper)", "Paper (author's code)", f"Author's code emulated on our model ({emulated})"]
+    return Table(header + [f"Ours, {m} ablation [95% CI over test images]" for m in modes] + [f"Verdict ({modes[0]} ablation)"], rows)
+
+
+def spread_text(s: dict[str, Any], claim: str) -> str:
+    """Each seed's figure, then mean and sd over the seeds (head counts: whole numbers)."""
+    if s["mean"] is None:
+        return "n/a"
+    counts = claim in ("chirp_heads", "distractor_heads")
+    unit, digits = ("x", 2) if claim == "ratio" else ("", 0) if counts else ("%", 3)
+    each = ", ".join("n/a" if v is None else f"{v:.{digits}f}" for v in s["values"])
+    digits = max(digits, 1)
+    sd = "" if s["sd"] is None else f", sd {s['sd']:.{digits}f}"
+    return f"{each}{' heads' if counts else ''} (mean {s['mean']:.{digits}f}{unit}{sd})"
+
+
+MODEL_NAMES = {"conv": "default (conv stem)", "patch": "pure ViT (patch stem)"}
+
+
+def study_table(study: dict[str, Any]) -> Table:
+    """The claims across training runs: per model, each seed's figure, the mean and sd over seeds,
+    and a verdict only where the seeds agree."""
+    models = study["models"]
+    rows = []
+    for claim in paper.CLAIMS:
+        protocols = paper.PROTOCOLS.items() if claim.key in paper.FIGURE_KEYS else [("rules", "head-roles rules (label counts)")]
+        for i, (proto, proto_name) in enumerate(protocols):
+            cells = []
+            for m in models.values():
+                s = m["ablation"][claim.key][proto] if proto != "rules" else m["head_types"][claim.key]
+                cells += [spread_text(s, claim.key), s["verdict"]]
+            rows.append([claim.text if i == 0 else "", proto_name] + cells)
+    header = ["Claim (paper)", "Protocol"]
+    for stem, m in models.items():
+        seeds = ", ".join(str(s) for s in m["seeds"])
+        header += [f"{MODEL_NAMES.get(stem, stem)}: seeds {seeds}", "verdict across seeds"]
+    return Table(header, rows)
+
+
+def accuracy_across_seeds(study: dict[str, Any], targets: list[str]) -> str:
+    parts = [
+        f"{MODEL_NAMES.get(stem, stem)}: " + " / ".join(f"{m['r2'][t]['mean']:.3f} (sd {m['r2'][t]['sd']:.3f})" for t in targets)
+        for stem, m in study["models"].items()
+    ]
+    return "Test R² per target (" + " / ".join(targets) + "), mean and sd over seeds: " + "; ".join(parts) + "."
 
 
 def to_markdown(blocks: list, out_dir: Path) -> str:
