@@ -8,11 +8,12 @@ import pandas as pd
 from vitheads import params
 from vitheads.names import view_reaches_output
 from vitheads.outputs import StageError, atomic_path, run_stage, setup_logging, write_json
-from vitheads.taxonomy import LABELS, band_counts, label_all, paper_counts, region_stats, sensitivity, wide
+from vitheads.taxonomy import LABELS, band_counts, label_all, paper_counts, region_stats, sensitivity, wide, with_causal_evidence
 
 SCORES = "results/attention/scores.npz"
 ATTENTION_HEADS = "results/attention/heads.csv"
 ABLATION = "results/ablate/heads.csv"
+EVIDENCE = "results/causal/evidence.csv"
 RESULTS = "results/classify"  # heads.csv, regions.csv, sensitivity.csv
 METRICS = "metrics/classify.json"
 
@@ -46,11 +47,12 @@ def main() -> None:
             f"the taxonomy needs ground-truth masks and data.source '{p['data']['source']}' has none "
             f"({SCORES} holds no region scores); ablate and attention results are in results/"
         )
-    log.info("read %s, %s and %s", SCORES, ATTENTION_HEADS, ABLATION)
+    log.info("read %s, %s, %s and %s", SCORES, ATTENTION_HEADS, ABLATION, EVIDENCE)
     stats = region_stats(scores, c["view"], c["min_enrichment"], c["bootstrap"], p["seed"])
     table = wide(stats, pd.read_csv(ATTENTION_HEADS), f"entropy_{c['view']}")
     table["enrichment_margin_valued"] = valued_margin_enrichment(scores)  # a check, not used by the rule
-    heads = join_importance(table.assign(label=label_all(table, c)), c["importance_mode"])
+    labelled = with_causal_evidence(table.assign(label=label_all(table, c)), pd.read_csv(EVIDENCE))
+    heads = join_importance(labelled, c["importance_mode"])
     grid = sensitivity(table, c)
 
     with atomic_path(RESULTS, is_dir=True) as tmp:
@@ -67,6 +69,8 @@ def main() -> None:
             **paper_counts(heads),
             "important_heads": int(heads["important"].sum()),
             "important_by_label": heads[heads["important"]]["label"].value_counts().to_dict(),
+            "relabelled_by_causal_evidence": int((heads["label"] != heads["attention_label"]).sum()),
+            "task_relevant_heads": int(heads["task_relevant"].sum()),
             "sensitivity": sensitivity_ranges(grid),
         },
     )

@@ -77,6 +77,24 @@ def taxonomy(view: str) -> None:
         figures.label_grid(grid, LABELS, LABEL_COLOURS, title, tmp)
 
 
+def causal(c: dict) -> None:
+    """Per head and variant: output change at the element's patches (share of the head's typical
+    output norm); and the prediction change when its output is patched between the pair."""
+    table = pd.read_csv("results/causal/heads.csv")
+    grids = lambda column, variants: {v: table[table["variant"] == v].pivot(index="layer", columns="head", values=column).to_numpy() for v in variants}
+    variants = list(dict.fromkeys(table["variant"]))
+    patched = [v for v in variants if table.loc[table["variant"] == v, "patch_prediction_change"].notna().all()] if "patch_prediction_change" in table else []
+    with atomic_path("plots/causal", is_dir=True) as tmp:
+        figures.head_panels(grids("sensitivity_element", variants), "Head output change at the changed element's patches, mean over pairs",
+                            "||z_B - z_A|| / typical ||z||", tmp / "sensitivity.png", c["min_response"])
+        if patched:
+            figures.head_panels(grids("patch_prediction_change", patched), "Prediction change when the head's output is patched between the pair (both ways)",
+                                "mean |change| (z units, sd of the target)", tmp / "patching.png", c["min_prediction_change"])
+        if "follow" in table:
+            figures.head_panels(grids("follow", [v for v in variants if table.loc[table["variant"] == v, "follow"].notna().all()]),
+                                "Attention moved with the moved title (received view)", "follow (multiples of a uniform head's)", tmp / "follow.png", c["min_follow"])
+
+
 def main() -> None:
     p = params.load()
     heads = pd.read_csv("results/ablate/heads.csv")
@@ -85,7 +103,8 @@ def main() -> None:
     ablation(heads)
     attention(heads, p)
     taxonomy(p["classify"]["view"])
-    log.info("drew plots/{generate,finetune,ablate,attention,classify}")
+    causal(p["causal"])
+    log.info("drew plots/{generate,finetune,ablate,attention,classify,causal}")
 
 
 if __name__ == "__main__":

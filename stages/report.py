@@ -10,11 +10,13 @@ from vitheads import paper, params
 from vitheads.explorer import explorer_html, payload
 from vitheads.names import TARGETS, UNITS, VIEW_TITLES, VIEWS, view_reaches_output
 from vitheads.outputs import atomic_path, run_stage, setup_logging
-from vitheads.report import Heading, Image, Interactive, Paragraph, Table, fmt, protocol_table, replication_table, to_html, to_markdown
+from vitheads.report import (Heading, Image, Interactive, Paragraph, Table, accuracy_across_seeds, fmt, replication_table, study_table,
+                             to_html, to_markdown)
 from vitheads.taxonomy import LABELS
 
 OUT = Path("report")
 TEMPLATES = Path("templates")
+STUDY = Path("study/replication.json")
 TITLE = "vitheads: attention heads of a ViT on distorted spectrograms"
 
 log = setup_logging("report")
@@ -86,12 +88,84 @@ def attention_and_taxonomy(cl: dict, p: dict) -> list:
         Image(Path("plots/attention/distance.png"), "Mean attention distance per head by layer"),
         Heading("Head roles"),
         Paragraph(f"Labels from patch-level enrichment in the *{cl['view']}* view, per image, against a shuffle null "
-                  "(the head's map scored against another test image's masks); rule in the README. Counts per layer band:"),
+                  "(the head's map scored against another test image's masks), then the causal evidence of paired renders: "
+                  f"{cl['relabelled_by_causal_evidence']} heads relabelled `detector-<kind>` (their output responds to the "
+                  "element's content and their attention follows it when it moves); rule in the README. Counts per layer band:"),
         Table(["Layers"] + list(LABELS), rows),
         Paragraph("Threshold sensitivity: the label counts with one threshold moved at a time, the others at their defaults."),
         Table(["Threshold"] + list(LABELS), sens),
         Image(Path("plots/classify/taxonomy.png"), "Role of every head"),
     ]
+
+
+def study_section(study: dict) -> list:
+    runs = study["runs"]
+    return [
+        Heading("Across training runs", 3),
+        Paragraph(f"From {STUDY} (gathered {study['gathered']} by `{study['command']}`): {len(runs)} queued DVC experiments "
+                  f"on commit {runs[0]['baseline'][:7]}, default params but the seed and the stem. The spread is {study['spread']}; "
+                  "the paper's sds are over the heads of one model. " + accuracy_across_seeds(study, list(TARGETS))),
+        study_table(study),
+    ]
+
+
+def count_text(summary: dict, key: str) -> str:
+    if key not in summary:
+        return "not testable"
+    low, high = summary[f"{key}_mean_above_ci"]
+    return f"{summary[key]} (mean above: {summary[f'{key}_mean_above']} [{low}, {high}])"
+
+
+def effect_text(effect: dict, target: str) -> str:
+    """Signed mean change [CI]; mean |change| [CI] (z units)."""
+    low, high = effect[f"{target}_change_ci"]
+    abs_low, abs_high = effect[f"{target}_abs_change_ci"]
+    return (f"{effect[f'{target}_change']:+.4f} [{low:+.4f}, {high:+.4f}]; "
+            f"abs {effect[f'{target}_abs_change']:.4f} [{abs_low:.4f}, {abs_high:.4f}]")
+
+
+def causal_section(cz: dict, c: dict, test_mse: float) -> list:
+    """Per distractor: heads that respond, follow and matter, and the distractor's own effect, with CIs."""
+    kinds = [k for k in ("text", "colorbar", "frame") if k in cz]
+    rows = [[k, ", ".join(cz[k]["variants"]), count_text(cz[k], "heads_responding"), count_text(cz[k], "heads_following"),
+             count_text(cz[k], "heads_changing_predictions"),
+             f"{cz[k].get('detectors', 0)} ({cz[k].get('detectors_task_irrelevant', 0)} task-irrelevant)"] for k in kinds]
+    effects = [[v, e["distractor"], f"{e['mse_change_pct']:+.2f}% [{e['mse_change_pct_ci'][0]:+.2f}, {e['mse_change_pct_ci'][1]:+.2f}]"]
+               + [effect_text(e, t) for t in TARGETS] for v, e in cz["model_effect"].items()]
+    blocks = [
+        Heading("Causal evidence: paired renders"),
+        Paragraph(f"Each of the first {cz['images']} test images is rendered again with one plot element changed (its text, "
+                  "its colours, painted over with the background, or moved), everything else identical: the most pixels any "
+                  f"pair changes outside its element's masks is {cz['pixels_changed_outside_element']}. Per head: *responds* when "
+                  f"the 95% CI of its output change at the element's patches (content variant) lies above {c['min_response']:g} of "
+                  f"its typical output norm; *follows* when the CI of the attention it moves with the moved title lies above "
+                  f"{c['min_follow']:g}x a uniform head's; *changes predictions* when patching its output between the pair "
+                  f"(both ways, first {cz['patch_images']} pairs) moves the predictions by a mean |change| whose CI lies above "
+                  f"{c['min_prediction_change']:g} (z units). A *detector* responds and follows; only the title can be moved here, "
+                  "so no head can be shown to be a colorbar or frame detector. Counts by the rule (CI above the threshold), then "
+                  "the heads whose mean passes it with the 95% interval of that count over image resamples. Patch tokens only: the flatten "
+                  "readout never reads the CLS token."),
+        Table(["Distractor", "Variants", "Heads responding", "Heads following", "Heads changing predictions", "Detectors"], rows),
+        Paragraph("The distractor alone: the change of the model's MSE over these images, and the mean change and mean "
+                  "|change| of each prediction (z units: a target's sd), from member A to member B, 95% CIs over pairs. "
+                  f"Task-irrelevant means near zero (the model's test RMSE: {test_mse ** 0.5:.3f} z)."),
+        Table(["Variant", "Distractor", "MSE change"] + [f"{t}: mean change; mean abs change" for t in TARGETS], effects),
+    ]
+    if isinstance(cz["direct_attribution"], dict):
+        d = cz["direct_attribution"]
+        blocks.append(Paragraph(
+            "Direct attribution (final norm's scale frozen per image and token; the parts sum to the prediction within "
+            f"{d['max_abs_gap_parts_vs_prediction']:.1e}): share of the heads' direct |contribution| written at chirp patches, per "
+            "target: " + ", ".join(f"{t} {v:.1%}" for t, v in d["chirp_share_of_heads_abs_contribution"].items())
+            + "; the heads writing most from chirp patches: "
+            + "; ".join(f"{t}: " + ", ".join(f"{h} {v:.4f}" for h, v in top.items()) for t, top in d["top_chirp_writers"].items())
+            + " (mean |contribution|, z units; per head, target and region in results/causal/attribution.csv)."))
+    blocks += [Image(Path(f"plots/causal/{name}.png"), caption) for name, caption in (
+        ("sensitivity", "Head output change at the changed element's patches, per variant, one shared scale"),
+        ("follow", "Attention moved with the moved title (received view), multiples of a uniform head's"),
+        ("patching", "Prediction change when one head's output is patched between the pair, one shared scale"),
+    ) if Path(f"plots/causal/{name}.png").is_file()]
+    return blocks
 
 
 def explorer(p: dict) -> list:
@@ -110,25 +184,29 @@ def explorer(p: dict) -> list:
 
 def main() -> None:
     p = params.load()
-    fine, ab, cl = read_metrics("finetune"), read_metrics("ablate"), read_metrics("classify")
+    fine, ab, cl, cz = read_metrics("finetune"), read_metrics("ablate"), read_metrics("classify"), read_metrics("causal")
     log.info("read params.yaml, metrics/{finetune,ablate,classify}.json and results/")
-    mode = p["classify"]["importance_mode"]
+    modes = p["ablate"]["modes"]
     blocks = [Heading(TITLE, 1), *run_summary(p), Heading("Replication of arXiv 2503.18762")]
-    if "layer_6_mean_pct" not in ab[mode]:
+    if "layer_6_mean_pct" not in ab[modes[0]]:
         blocks.append(Paragraph(f"The model has {p['model']['depth']} layers: the paper's layer-6 comparisons do not apply."))
-    blocks += [replication_table(ab, cl, mode), Paragraph(paper.VERDICT_RULES)]
-    if "layer_6_mean_pct" in ab.get("author_protocol", {}):  # emulated, on a model with a layer 6
-        blocks += [
-            Heading("The paper's protocol, emulated on our model", 3),
-            Paragraph("The paper's percentages come from the seed author's released code, which records each head's loss "
-                      "before zeroing one row of its layer's query, key and value weights (row = head index), never "
-                      "restores them (damage accumulates along the sweep), and compares z-scored predictions with raw "
-                      "labels (a huge baseline). The same steps on our model, beside our per-head ablations (mean and sd "
-                      "over the band's heads; CIs over test images):"),
-            protocol_table(ab, p["ablate"]["modes"]),
-        ]
+    blocks += [
+        Paragraph("The paper's percentages come from the seed author's released code, which records each head's loss "
+                  "before zeroing one row of its layer's query, key and value weights (row = head index), never "
+                  "restores them (damage accumulates along the sweep), and compares z-scored predictions with raw "
+                  "labels (a huge baseline). The same steps emulated on our model stand beside our per-head ablations "
+                  "(mean ablation is the primary measure: zeroing a head puts its layer off-distribution). This run:"),
+        replication_table(ab, cl, modes),
+        Paragraph(paper.VERDICT_RULES),
+    ]
+    if "last_head_increase_pct" in ab.get(paper.AUTHOR, {}):
+        blocks.append(Paragraph(f"Under the emulated protocol the last head of the sweep, with every head's rows zeroed by then, "
+                                f"reads {ab[paper.AUTHOR]['last_head_increase_pct']:+.3f}% on a raw-label baseline MSE of "
+                                f"{ab[paper.AUTHOR]['baseline_raw_label_mse']:.0f}."))
+    blocks += study_section(json.loads(STUDY.read_text()))
     timings = json.loads(Path("timings/finetune.json").read_text())
-    blocks += accuracy(fine, timings) + ablation(ab, p["ablate"]["modes"]) + attention_and_taxonomy(cl, p) + explorer(p)
+    blocks += accuracy(fine, timings) + ablation(ab, modes) + attention_and_taxonomy(cl, p)
+    blocks += causal_section(cz, p["causal"], fine["test_mse"]) + explorer(p)
     with atomic_path(OUT, is_dir=True) as tmp:
         (tmp / "report.md").write_text(to_markdown(blocks, OUT))
         (tmp / "report.html").write_text(to_html(blocks, TITLE))

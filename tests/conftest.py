@@ -12,11 +12,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "vitheads", "templates", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "vitheads", "templates", "study", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
 TINY = {
     "generate": {"n_train": 24, "n_test": 8},
     "model": {"image_size": 96, "patch_size": 16, "depth": 2, "num_heads": 3, "embed_dim": 24},
     "finetune": {"batch_size": 8, "epochs": 2, "val_fraction": 0.25},
+    "causal": {"images": 4, "patch_images": 2, "batch_size": 4, "bootstrap": 50},
 }
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from vitheads.attribution import direct_attribution
+from vitheads.attribution import direct_attribution, heads_by_region, region_fractions
+from vitheads.names import CLASSES
 from vitheads.model import build_model, to_input
 
 MODEL = {"image_size": 32, "patch_size": 8, "depth": 3, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0,
@@ -48,3 +49,14 @@ def test_a_head_with_zero_output_contributes_nothing():
 def test_other_readouts_are_refused():
     with pytest.raises(ValueError, match="model.pooling: flatten"):
         direct_attribution(random_model(pooling="token"), images())
+
+
+def test_regions_split_each_heads_contribution_exactly():
+    model, x = random_model(), images(2)
+    parts = direct_attribution(model, x)
+    rng = np.random.default_rng(1)
+    fractions = rng.dirichlet(np.ones(len(CLASSES)), size=(2, 4, 4)).astype(np.float32)  # [B, G, G, C]
+    shares = region_fractions(fractions)
+    np.testing.assert_allclose(shares.sum(-1), 1, rtol=1e-5)
+    by_region = heads_by_region(parts, shares)  # [B, L, H, T, R]
+    np.testing.assert_allclose(by_region.sum(-1), parts.heads.sum(2).permute(1, 0, 2, 3).numpy(), atol=1e-5)

@@ -99,6 +99,8 @@ def test_unreadable_yaml_is_refused(tmp_path):
         ({"model": {"stem": "conv", "patch_size": 12, "image_size": 120}}, r"model.stem 'conv' needs a power-of-two model.patch_size"),
         ({"finetune": {"val_fraction": 0.0001}}, r"finetune.val_fraction \(0.0001\) .* gives 0 validation images"),
         ({"classify": {"importance_mode": "mean"}, "ablate": {"modes": ["zero"]}}, r"classify.importance_mode \(mean\) must be one of ablate.modes"),
+        ({"causal": {"images": 700}}, r"causal.images \(700\) must be at most generate.n_test \(600\)"),
+        ({"causal": {"images": 20, "patch_images": 30}}, r"causal.patch_images \(30\) at most causal.images"),
     ],
 )
 def test_impossible_combinations_are_refused(changes, words):

@@ -6,7 +6,7 @@ import torch
 
 from vitheads.ablation import clean_pass, finish_block, run_from
 from vitheads.model import build_model, to_input
-from vitheads.patching import patched_output
+from vitheads.patching import patched_layer, patched_output
 
 MODEL = {"image_size": 32, "patch_size": 8, "depth": 3, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0,
          "pooling": "flatten", "stem": "patch", "init": "scratch"}
@@ -46,3 +46,11 @@ def test_patching_from_other_images_moves_the_output(passes):
     model, target, source = passes
     moved = max((patched_output(model, target, source, l, [h]) - target.output).abs().max().item() for l in range(3) for h in range(3))
     assert moved > 1e-3
+
+
+@pytest.mark.parametrize("layer", [0, 2])
+def test_stacked_patching_matches_one_head_at_a_time(passes, layer):
+    model, target, source = passes
+    stacked = patched_layer(model, target, source, layer)
+    for h in range(3):
+        torch.testing.assert_close(stacked[h], patched_output(model, target, source, layer, [h]), atol=1e-5, rtol=1e-5)

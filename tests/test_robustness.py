@@ -102,9 +102,9 @@ def test_author_data_runs_through_finetune_ablate_and_attention(project, author_
     assert len(pd.read_csv(project.path / "results/ablate/heads.csv")) == 2 * 2 * 3
     assert (project.path / "results/attention/maps.npz").exists()
     assert not (project.path / "results/attention/region_mass.csv").exists()
-    result = project.dvc("repro", "classify", check=False)
+    result = project.dvc("repro", "causal", check=False)  # classify needs it
     assert result.returncode != 0
-    assert "the taxonomy needs ground-truth masks and data.source" in result.stdout + result.stderr
+    assert "paired renders need the generated dataset; data.source is" in result.stdout + result.stderr
 
 
 def test_bad_external_data_stops_the_stage_and_writes_nothing(project, author_folder, tmp_path):

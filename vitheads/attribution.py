@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from vitheads.ablation import clean_pass, finish_block
+from vitheads.names import CLASSES, KIND_OF
 
 
 @dataclass
@@ -80,3 +82,20 @@ def direct_attribution(model: nn.Module, x: torch.Tensor) -> Attribution:
         biases.append(readout(bias))
         mlps.append(readout(streams[layer + 1] - after_attn))
     return Attribution(readout(streams[0]), torch.stack(heads), torch.stack(biases), torch.stack(mlps), readout.constant)
+
+
+REGIONS = ("chirp", "text", "colorbar", "frame", "background", "margin")
+
+
+def region_fractions(patch_fractions: np.ndarray) -> np.ndarray:
+    """[B, G, G, C] class shares per patch (vitheads.generation) -> [B, P, R] shares per REGIONS."""
+    groups = [[i for i, c in enumerate(CLASSES) if KIND_OF.get(c, c) == region] for region in REGIONS]
+    flat = patch_fractions.reshape(len(patch_fractions), -1, patch_fractions.shape[-1])
+    return np.stack([flat[..., g].sum(-1) for g in groups], -1)
+
+
+def heads_by_region(parts: Attribution, fractions: np.ndarray) -> np.ndarray:
+    """[B, L, H, T, R]: each head's contribution to each target from the patches of each region, a
+    patch's contribution split by its pixel shares (so the regions sum to the head's total)."""
+    shares = torch.as_tensor(fractions, dtype=parts.heads.dtype, device=parts.heads.device)  # [B, P, R]
+    return torch.einsum("lbpht,bpr->blhtr", parts.heads, shares).cpu().numpy()

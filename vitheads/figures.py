@@ -200,3 +200,28 @@ def samples(images: np.ndarray, masks: np.ndarray | None, captions: list[str], p
     handles = [Patch(facecolor=CLASS_COLOURS[c], edgecolor="grey", label=c) for c in CLASSES]
     figure.legend(handles=handles, loc="outside lower center", ncol=len(CLASSES) // 2 + 1, fontsize=7, frameon=False)
     save(figure, path)
+
+
+def head_panels(grids: dict[str, np.ndarray], title: str, label: str, path, threshold: float, columns: int = 4) -> None:
+    """One layers x heads panel per name on one shared linear colour scale, from 0 (or symmetric about
+    0 when a value is negative; each panel prints its maximum), so a variant that moves nothing stays
+    dark instead of being stretched to look sharp. The scale reaches at least the rule's threshold
+    (marked on the colour bar), so values far below it stay pale."""
+    vmax = max(threshold, *(float(np.nanmax(np.abs(g))) for g in grids.values()))
+    signed = any(float(np.nanmin(g)) < 0 for g in grids.values())
+    cmap, vmin = ("RdBu_r", -vmax) if signed else ("viridis", 0)
+    rows = -(-len(grids) // columns)
+    figure = new_figure(2.6 * min(columns, len(grids)) + 1.8, 2.6 * rows + 0.7)
+    axes = figure.subplots(rows, min(columns, len(grids)), squeeze=False).ravel()
+    for ax, (name, grid) in zip(axes, grids.items()):
+        image = ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, extent=(0.5, grid.shape[1] + 0.5, grid.shape[0] + 0.5, 0.5))
+        ax.set_title(f"{name} (max {np.nanmax(grid):.3g})", fontsize=8)
+        ax.set_xlabel("head", fontsize=7)
+        ax.set_ylabel("layer", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes[len(grids):]:
+        ax.set_axis_off()
+    bar = figure.colorbar(image, ax=list(axes), label=f"{label}\n(red line: the rule's threshold)", shrink=0.8)
+    bar.ax.axhline(threshold, color="red", lw=1.5)
+    figure.suptitle(title, fontsize=8, wrap=True)
+    save(figure, path)

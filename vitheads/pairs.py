@@ -17,21 +17,20 @@ import numpy as np
 
 from vitheads.chirps import KINDS, Chirp
 from vitheads.names import CLASS_ID
-from vitheads.rendering import Distortions, PlotRenderer, title_for
+from vitheads.rendering import Distortions, PlotRenderer, bbox_pixels, title_for
 
 BACKGROUND_RGB = 255  # the figure's face colour: white
 OTHER_COLORMAP = "magma"
 SHORT_TITLE = "Spectrogram {}"  # for the moved title
+OUTLINE_PX = 2  # how far beyond an element's axes box its outline's antialiased pixels reach
 
 
 @dataclass(frozen=True)
 class Variant:
-    """The element a variant changes (mask classes), the distortion it needs, and whether the change
-    fills the element's bounding box (a recoloured colorbar also tints its outline's antialiasing)."""
+    """The element a variant changes (mask classes) and the distortion it needs."""
 
     classes: tuple[str, ...]
     needs: str
-    box: bool = False
 
 
 VARIANTS = {
@@ -40,8 +39,9 @@ VARIANTS = {
     "title_moved": Variant(("title",), "title"),  # a short title at the left, then at the right: the follow test
     "tick_labels_blank": Variant(("tick_labels",), "tick_labels"),
     "axis_labels_blank": Variant(("axis_labels",), "axis_labels"),
-    "colorbar_colormap": Variant(("colorbar",), "colorbar", box=True),  # the gradient in another colormap
+    "colorbar_colormap": Variant(("colorbar",), "colorbar"),  # the gradient in another colormap (and its outline's tint)
     "colorbar_blank": Variant(("colorbar", "colorbar_text"), "colorbar"),
+    "frame_blank": Variant(("frame",), "frame"),  # spines and tick marks
 }
 
 
@@ -52,15 +52,14 @@ class Pair:
     variant: str
     images: np.ndarray  # [2, S, S, 3] uint8
     masks: np.ndarray  # [2, S, S] class ids
+    outline_zone: np.ndarray | None = None  # [S, S] bool: where the element's outline may be tinted
 
     @property
     def changed_region(self) -> np.ndarray:
         """Pixels of the changed element in either image [S, S] bool."""
-        variant = VARIANTS[self.variant]
-        region = np.isin(self.masks, [CLASS_ID[c] for c in variant.classes]).any(0)
-        if variant.box and region.any():
-            rows, cols = np.nonzero(region)
-            region[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
+        region = np.isin(self.masks, [CLASS_ID[c] for c in VARIANTS[self.variant].classes]).any(0)
+        if self.outline_zone is not None:  # plus the frame pixels on and around the element's box
+            region |= self.outline_zone & (self.masks == CLASS_ID["frame"]).any(0)
         return region
 
     def outside_changes(self) -> int:
@@ -99,6 +98,14 @@ class PairRenderer:
             self.recoloured.canvas.draw()
             self.recoloured.background = self.recoloured.canvas.copy_from_bbox(self.recoloured.figure.bbox)
 
+    def colorbar_zone(self) -> np.ndarray:
+        """Pixels of the colorbar's axes box, grown by OUTLINE_PX: where its outline is drawn."""
+        size = self.base.size
+        rows, cols = bbox_pixels(self.base.colorbar.ax.get_window_extent(), size, size)
+        zone = np.zeros((size, size), bool)
+        zone[max(rows.start - OUTLINE_PX, 0) : rows.stop + OUTLINE_PX, max(cols.start - OUTLINE_PX, 0) : cols.stop + OUTLINE_PX] = True
+        return zone
+
     @contextlib.contextmanager
     def title_at(self, side: str):
         """The title aligned with the left or right edge of the axes instead of centred."""
@@ -127,6 +134,7 @@ class PairRenderer:
             other = self.base.render(power, chirp, other_title(index, chirp))
         elif variant == "colorbar_colormap":
             other = self.recoloured.render(power, chirp, title)
+            return Pair(variant, np.stack([rgb, other[0]]), np.stack([mask, other[1]]), self.colorbar_zone())
         else:
             other = blanked(rgb, mask, VARIANTS[variant].classes)
         return Pair(variant, np.stack([rgb, other[0]]), np.stack([mask, other[1]]))

@@ -125,6 +125,15 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "max_images": integer(0),
         "example_images": integer(1, 64),
     },
+    "causal": {
+        "images": integer(2),
+        "patch_images": integer(0),
+        "batch_size": integer(1),
+        "bootstrap": integer(10),
+        "min_response": number(0, 1e6),
+        "min_follow": number(0, 1e6),
+        "min_prediction_change": number(0, 1e6),
+    },
     "figures": {
         "overlay_images": integer(1, 16),
         "overlay_heads": integer(1, 16),
@@ -201,6 +210,12 @@ def _check_combinations(p: dict[str, Any]) -> None:
         raise ParamsError(
             f"figures.overlay_images ({p['figures']['overlay_images']}) must be at most attention.example_images "
             f"({p['attention']['example_images']}): the overlays draw the images whose maps attention kept"
+        )
+    c = p["causal"]
+    if (p["data"]["source"] == "generate" and c["images"] > p["generate"]["n_test"]) or c["patch_images"] > c["images"]:
+        raise ParamsError(
+            f"causal.images ({c['images']}) must be at most generate.n_test ({p['generate']['n_test']}) and "
+            f"causal.patch_images ({c['patch_images']}) at most causal.images: pairs are rendered from the test split"
         )
     n_val = int(p["generate"]["n_train"] * p["finetune"]["val_fraction"])
     if not 1 <= n_val < p["generate"]["n_train"]:

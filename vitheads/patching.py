@@ -36,3 +36,17 @@ def patched_output(
     else:
         out = finish_block(block, stream, z)
     return run_from(model, layer + 1, out)
+
+
+@torch.inference_mode()
+def patched_layer(model: nn.Module, target: CleanPass, source: CleanPass, layer: int) -> torch.Tensor:
+    """Outputs [H, B, T] on the target images with each head of `layer` in turn taking its output on
+    the source images: the H patches stacked into one batch, as the ablation sweep stacks heads."""
+    z = target.z[layer]  # [B, N, H, Dh]
+    n_heads = z.shape[2]
+    stacked = z.repeat(n_heads, 1, 1, 1)  # [H*B, N, H, Dh]
+    per_copy = stacked.view(n_heads, *z.shape)  # [H, B, N, H, Dh], a view of stacked
+    for k in range(n_heads):
+        per_copy[k, :, :, k] = source.z[layer][:, :, k]
+    h = finish_block(model.blocks[layer], target.inputs[layer].repeat(n_heads, 1, 1), stacked)
+    return run_from(model, layer + 1, h).view(n_heads, z.shape[0], -1)

@@ -14,7 +14,10 @@ Rule, first match wins:
                        holding `mono_share` of the excess (else polysemantic)
   furniture-<kind>     text, colorbar or frame enriched: attention on a plot element that sits
                        at the same place in every image, so position and content cannot be told
-                       apart from attention alone (positional, not yet a detector)
+                       apart from attention alone (positional, not a detector)
+Then the causal evidence (vitheads.causal, paired renders) overrides: a head whose output responds
+to an element's content and whose attention follows the element when it moves is
+`detector-<kind>`, whatever its attention label (chirp heads keep theirs; the columns say it).
   polysemantic         two or more kinds enriched and none holding `mono_share` of the excess
   positional-interior  chirp enriched, but no more than on another image's chirp position
   local                mean attention distance <= `local_ratio` x that of uniform attention
@@ -34,15 +37,17 @@ from vitheads.names import DISTRACTOR_KINDS, KINDS
 from vitheads.resampling import bootstrap_means, bootstrap_weights
 
 LABELS = (
-    "chirp", "furniture-text", "furniture-colorbar", "furniture-frame", "polysemantic",
-    "positional-interior", "sink", "local", "diffuse", "unfocused",
+    "chirp", "detector-text", "detector-colorbar", "detector-frame", "furniture-text", "furniture-colorbar",
+    "furniture-frame", "polysemantic", "positional-interior", "sink", "local", "diffuse", "unfocused",
 )
 LABEL_COLOURS = {  # the taxonomy figure and the report's head explorer
-    "chirp": "#d62728", "furniture-text": "#1f77b4", "furniture-colorbar": "#ff7f0e", "furniture-frame": "#7f7f7f",
+    "chirp": "#d62728", "detector-text": "#08306b", "detector-colorbar": "#a63603", "detector-frame": "#252525",
+    "furniture-text": "#1f77b4", "furniture-colorbar": "#ff7f0e", "furniture-frame": "#7f7f7f",
     "polysemantic": "#9467bd", "positional-interior": "#f7b6d2", "sink": "#8c564b", "local": "#17becf",
     "diffuse": "#e5e5e5", "unfocused": "#bcbd22",
 }
 FURNITURE_LABELS = tuple(f"furniture-{k}" for k in DISTRACTOR_KINDS)
+DETECTOR_LABELS = tuple(f"detector-{k}" for k in DISTRACTOR_KINDS)
 THRESHOLDS = ("min_enrichment", "null_ratio", "mono_share", "sink_enrichment", "local_ratio", "diffuse_entropy")
 SENSITIVITY = {  # one threshold at a time, the others at their params.yaml values
     "min_enrichment": (1.5, 2.0, 3.0),
@@ -116,6 +121,19 @@ def label_all(table: pd.DataFrame, c: dict[str, Any]) -> list[str]:
     return [label_head(row, c) for row in table.to_dict("records")]
 
 
+def with_causal_evidence(labelled: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
+    """Join the causal evidence per head and relabel its detectors: `detector-<kind>` where the head's
+    output responds to the kind's content and its attention follows it (vitheads.causal), except
+    chirp heads; `attention_label` keeps the label from attention alone."""
+    joined = labelled.merge(evidence, on=["layer", "head"], how="left", validate="one_to_one")
+    label = joined["label"].copy()
+    for kind in reversed(DISTRACTOR_KINDS):  # the first kind wins
+        column = f"{kind}_detector"
+        if column in joined:
+            label = label.mask(joined[column].fillna(False).astype(bool) & (joined["label"] != "chirp"), f"detector-{kind}")
+    return joined.assign(attention_label=joined["label"], label=label)
+
+
 def sensitivity(table: pd.DataFrame, c: dict[str, Any]) -> pd.DataFrame:
     """Label counts with one threshold moved at a time: does a verdict hang on a threshold?"""
     rows = []
@@ -143,7 +161,8 @@ def paper_counts(labelled: pd.DataFrame) -> dict[str, int]:
         "chirp_heads_all": int(chirp.sum()),
         "chirp_heads_layers_6_11": int((chirp & chirp_band).sum()),
         "heads_layers_6_11": int(chirp_band.sum()),
-        "distractor_heads_layers_1_4": int((early & labelled["label"].isin(FURNITURE_LABELS)).sum()),
+        "distractor_heads_layers_1_4": int((early & labelled["label"].isin(FURNITURE_LABELS + DETECTOR_LABELS)).sum()),
+        "detector_heads_layers_1_4": int((early & labelled["label"].isin(DETECTOR_LABELS)).sum()),
         "text_or_frame_heads_layers_1_4": int((early & labelled["label"].isin(["furniture-text", "furniture-frame"])).sum()),
         "heads_layers_1_4": int(early.sum()),
     }

@@ -1,0 +1,152 @@
+"""causal: paired renders that change one plot element; per head, does it respond, follow, matter? (see README)."""
+
+import itertools
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vitheads import params, threads
+from vitheads.attribution import REGIONS, direct_attribution, heads_by_region, region_fractions
+from vitheads.causal import (CONTENT_VARIANT, DISTRACTOR_OF, FOLLOW_VARIANT, count_ci, head_evidence, head_rows, mean_ci,
+                             measure_variant, model_effect, render_pairs)
+from vitheads.dataset import load_first
+from vitheads.model import Scaling, best_device, device_of, load_trained, to_input
+from vitheads.names import TARGETS, head_name
+from vitheads.outputs import StageError, atomic_path, run_stage, setup_logging, write_json
+from vitheads.pairs import PairRenderer, available_variants
+from vitheads.rendering import Distortions
+from vitheads.resampling import bootstrap_weights
+
+DATA = "data/generated"
+MODEL_DIR = "models"
+RESULTS = "results/causal"  # heads.csv (variant x head), evidence.csv (head), attribution.csv
+METRICS = "metrics/causal.json"
+TIMINGS = "timings/causal.json"
+
+log = setup_logging("causal")
+
+
+def check_pairs(pairs, dataset_images: np.ndarray) -> None:
+    """Member A of every pair but the moved title is the dataset's own test image, byte for byte."""
+    if pairs.variant != FOLLOW_VARIANT and not np.array_equal(pairs.images[:, 0], dataset_images[: len(pairs.images)]):
+        raise StageError(f"paired renders of '{pairs.variant}' do not reproduce {DATA}'s test images: "
+                         "was the dataset rendered by another version of vitheads/rendering.py?")
+
+
+def mean_count(name: str, values: np.ndarray, weights: np.ndarray, threshold: float) -> dict:
+    """Heads whose mean over images [n, L, H] passes the threshold, and the 95% interval of that
+    count over image resamples (the rule's count, with its CI bound, is stricter)."""
+    return {f"{name}_mean_above": int((values.mean(0) > threshold).sum()), f"{name}_mean_above_ci": count_ci(values, weights, threshold)}
+
+
+def kind_summary(kind: str, evidence: pd.DataFrame, measures: dict, weights, patch_weights, c: dict) -> dict:
+    """How many heads respond to, follow and are changed by one distractor kind (rule counts, and
+    95% intervals over image resamples of the count of heads whose mean passes the threshold)."""
+    out = {"variants": [v for v in measures if DISTRACTOR_OF[v] == kind]}
+    content = CONTENT_VARIANT[kind]
+    if content in measures:
+        m = measures[content]
+        out["heads_responding"] = int(evidence[f"responds_{kind}"].sum())
+        out |= mean_count("heads_responding", m.sensitivity_element / m.typical_norm.mean(0), weights, c["min_response"])
+        if f"changes_predictions_{kind}" in evidence:
+            out["heads_changing_predictions"] = int(evidence[f"changes_predictions_{kind}"].sum())
+            out |= mean_count("heads_changing_predictions", m.patch_prediction_change.mean(-1), patch_weights, c["min_prediction_change"])
+    if kind == "text" and FOLLOW_VARIANT in measures:
+        out["heads_following"] = int(evidence["follows_text"].sum())
+        out |= mean_count("heads_following", measures[FOLLOW_VARIANT].follow, weights, c["min_follow"])
+    if f"{kind}_detector" in evidence:
+        out["detectors"] = int(evidence[f"{kind}_detector"].sum())
+        out["detectors_task_irrelevant"] = int((evidence[f"{kind}_detector"] & ~evidence["task_relevant"]).sum())
+    return out
+
+
+def attribution(model, test, batch_size: int, weights) -> tuple[pd.DataFrame, dict]:
+    """Each head's exact direct contribution to each target, per region of the image (flatten readout):
+    mean (with a 95% CI over images) and mean |.|; and the largest gap between parts and prediction."""
+    fractions = region_fractions(np.asarray(test.patch_fractions))
+    per_image, gap = [], 0.0
+    for start in range(0, len(fractions), batch_size):
+        x = to_input(np.asarray(test.images[start : start + batch_size]), device_of(model))
+        parts = direct_attribution(model, x)
+        with torch.inference_mode():
+            gap = max(gap, float((parts.total() - model(x)).abs().max()))
+        per_image.append(heads_by_region(parts, fractions[start : start + batch_size]))
+    values = np.concatenate(per_image)  # [n, L, H, T, R]
+    mean, low, high = mean_ci(values, weights)
+    mean_abs = np.abs(values).mean(0)
+    rows = [
+        {"layer": l + 1, "head": h + 1, "target": t, "region": r, "contribution": mean[l, h, i, j],
+         "ci_low": low[l, h, i, j], "ci_high": high[l, h, i, j], "mean_abs": mean_abs[l, h, i, j]}
+        for l, h, (i, t), (j, r) in itertools.product(range(values.shape[1]), range(values.shape[2]), enumerate(TARGETS), enumerate(REGIONS))
+    ]
+    table = pd.DataFrame(rows)
+    chirp = table[table["region"] == "chirp"]
+    summary = {
+        "max_abs_gap_parts_vs_prediction": round(gap, 7),
+        "chirp_share_of_heads_abs_contribution": {
+            t: round(float(chirp[chirp["target"] == t]["mean_abs"].sum() / table[table["target"] == t]["mean_abs"].sum()), 4) for t in TARGETS
+        },
+        "top_chirp_writers": {
+            t: {head_name(r.layer, r.head): round(float(r.mean_abs), 4) for r in chirp[chirp["target"] == t].nlargest(3, "mean_abs").itertuples()}
+            for t in TARGETS
+        },
+    }
+    return table, summary
+
+
+def main() -> None:
+    p = params.load()
+    threads.limit_torch()
+    c = p["causal"]
+    if p["data"]["source"] != "generate":
+        raise StageError(f"paired renders need the generated dataset; data.source is '{p['data']['source']}'")
+    model, config = load_trained(MODEL_DIR)
+    model.to(best_device())
+    test = load_first(DATA, "test", c["images"])
+    z_true = Scaling.from_config(config).z(test.labels[list(TARGETS)].to_numpy()).astype(np.float32)
+    distortions = Distortions(**p["distortion"])
+    variants = available_variants(distortions)
+    if not variants:
+        raise StageError("every distortion is off: there is no plot element to change (distortion.*)")
+    size, patch = p["model"]["image_size"], p["model"]["patch_size"]
+    log.info("read %s and %d test images; variants: %s", MODEL_DIR, len(z_true), ", ".join(variants))
+
+    started, renderer = time.perf_counter(), PairRenderer(size, distortions)
+    weights = bootstrap_weights(len(z_true), c["bootstrap"], p["seed"])
+    patch_weights = bootstrap_weights(c["patch_images"], c["bootstrap"], p["seed"]) if c["patch_images"] else None
+    measures, rows, effects, outside = {}, [], {}, 0
+    for variant in variants:
+        pairs = render_pairs(variant, p["seed"], size, patch, distortions, len(z_true), renderer)
+        check_pairs(pairs, np.asarray(test.images))
+        outside = max(outside, pairs.outside_changes)
+        n_patch = c["patch_images"] if variant in CONTENT_VARIANT.values() else 0
+        m = measures[variant] = measure_variant(model, pairs, z_true, c["batch_size"], n_patch)
+        rows += head_rows(variant, m, weights, patch_weights)
+        effects[variant] = model_effect(variant, m, weights, TARGETS)
+    table = pd.DataFrame(rows)
+    evidence = head_evidence(table, c)
+    direct = attribution(model, test, c["batch_size"], weights) if p["model"]["pooling"] == "flatten" else None
+    seconds = time.perf_counter() - started
+
+    with atomic_path(RESULTS, is_dir=True) as tmp:
+        table.to_csv(tmp / "heads.csv", index=False, float_format="%.6g")
+        evidence.to_csv(tmp / "evidence.csv", index=False)
+        if direct is not None:
+            direct[0].to_csv(tmp / "attribution.csv", index=False, float_format="%.6g")
+    kinds = sorted({DISTRACTOR_OF[v] for v in variants}, key=list(CONTENT_VARIANT).index)
+    write_json(METRICS, {
+        "images": len(z_true), "patch_images": c["patch_images"], "pixels_changed_outside_element": outside,
+        "task_relevant_heads": int(evidence["task_relevant"].sum()),
+        **{kind: kind_summary(kind, evidence, measures, weights, patch_weights, c) for kind in kinds},
+        "model_effect": effects,
+        "direct_attribution": direct[1] if direct is not None else f"needs model.pooling flatten, not {p['model']['pooling']}",
+    })
+    write_json(TIMINGS, {"seconds": round(seconds, 1)})
+    log.info("%d variants x %d pairs in %.0f s; %d task-relevant heads; pixels changed outside the element: %d",
+             len(variants), len(z_true), seconds, int(evidence["task_relevant"].sum()), outside)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,72 @@
+"""Causal evidence from paired renders: what a silent head can and cannot show, and the head rule."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vitheads.causal import head_evidence, measure_variant, render_pairs
+from vitheads.model import build_model
+from vitheads.pairs import PairRenderer
+from vitheads.rendering import Distortions
+
+SIZE, PATCH, N = 64, 16, 4
+MODEL = {"image_size": SIZE, "patch_size": PATCH, "depth": 2, "num_heads": 2, "embed_dim": 16, "mlp_ratio": 2.0,
+         "pooling": "flatten", "stem": "patch", "init": "scratch"}
+SILENT = (1, 0)  # layer, head whose values are zero: it outputs zero at every token
+
+
+@pytest.fixture(scope="module")
+def measured():
+    torch.manual_seed(0)
+    model = build_model(MODEL, 3).eval()
+    dim, head_dim = 16, 8
+    layer, head = SILENT
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.weight, std=0.05)
+        rows = slice(2 * dim + head * head_dim, 2 * dim + (head + 1) * head_dim)
+        model.blocks[layer].attn.qkv.weight[rows] = 0
+        model.blocks[layer].attn.qkv.bias[rows] = 0
+    renderer = PairRenderer(SIZE, Distortions())
+    z_true = np.random.default_rng(0).standard_normal((N, 3)).astype(np.float32)
+    return {v: measure_variant(model, render_pairs(v, 1, SIZE, PATCH, Distortions(), N, renderer), z_true, 2, N)
+            for v in ("title_text", "title_moved")}
+
+
+def test_a_head_that_outputs_zero_is_never_sensitive_and_patching_it_changes_nothing(measured):
+    m = measured["title_text"]
+    layer, head = SILENT
+    assert m.sensitivity_element[:, layer, head].max() == 0 and m.sensitivity_elsewhere[:, layer, head].max() == 0
+    assert m.patch_prediction_change[:, layer, head].max() == 0
+    assert m.sensitivity_element[:, 0].max() > 0  # the others see the title change
+    assert m.patch_prediction_change[:, 0].max() > 0
+
+
+def test_follow_is_measured_for_the_moved_title_only(measured):
+    assert measured["title_text"].follow is None
+    assert measured["title_moved"].follow.shape == (N, 2, 2) and np.isfinite(measured["title_moved"].follow).all()
+
+
+def rows(variant, **columns):
+    base = {"variant": variant, "layer": [1, 1], "head": [1, 2]}
+    return pd.DataFrame({**base, **columns})
+
+
+RULE = {"min_response": 0.1, "min_follow": 1.0, "min_prediction_change": 0.01}
+
+
+@pytest.mark.parametrize(
+    "response_low, follow_low, patch_low, detector, relevant",
+    [
+        ([0.2, 0.2], [1.5, 0.5], [0.0, 0.0], [True, False], [False, False]),  # only the head that follows is a detector
+        ([0.05, 0.2], [1.5, 1.5], [0.02, 0.0], [False, True], [True, False]),  # no response: positional, but it matters
+    ],
+)
+def test_head_rule(response_low, follow_low, patch_low, detector, relevant):
+    table = pd.concat([
+        rows("title_text", sensitivity_element_ci_low=response_low, patch_prediction_change_ci_low=patch_low),
+        rows("title_moved", sensitivity_element_ci_low=[0.0, 0.0], follow_ci_low=follow_low),
+    ])
+    evidence = head_evidence(table, RULE)
+    assert evidence["text_detector"].tolist() == detector
+    assert evidence["task_relevant"].tolist() == relevant

@@ -1,0 +1,258 @@
+"""Causal evidence per head from paired renders (README "causal"): does a head process a distractor?
+
+For each variant (vitheads.pairs) the test images and their variants run through the model once
+each (clean passes, cached as in the ablation engine). Per head, per image:
+  sensitivity  how much the head's output (hook_z) changes between the pair at the changed
+               element's patch tokens, and at the other patch tokens, as a share of the head's
+               typical output norm (mean over the test images' patch tokens);
+  follow       for the moved title: attention (received view: mean over patch queries) gained on
+               the title's new patches minus that on its old ones, from member A to member B, in
+               multiples of the attention a uniform head puts there;
+  patching     the head's output from one member put into the other's forward pass, both ways:
+               mean |change| of each target's prediction (z units) and change of squared error.
+Per pair: the model-level effect of the distractor alone (the change in predictions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from vitheads.ablation import CleanPass, clean_pass
+from vitheads.chirps import sample_chirp, spectrogram
+from vitheads.generation import image_rng
+from vitheads.hooks import hooked
+from vitheads.model import device_of, to_input
+from vitheads.names import CLASS_ID
+from vitheads.pairs import VARIANTS, Pair, PairRenderer
+from vitheads.patching import patched_layer
+from vitheads.rendering import Distortions
+
+# The distractor kind each variant changes, and the variant that tests a kind's content.
+DISTRACTOR_OF = {
+    "title_text": "text", "title_blank": "text", "title_moved": "text", "tick_labels_blank": "text",
+    "axis_labels_blank": "text", "colorbar_colormap": "colorbar", "colorbar_blank": "colorbar", "frame_blank": "frame",
+}
+CONTENT_VARIANT = {"text": "title_text", "colorbar": "colorbar_colormap", "frame": "frame_blank"}
+FOLLOW_VARIANT = "title_moved"
+
+
+@dataclass
+class PairSet:
+    """n pairs of one variant: images [n, 2, S, S, 3], masks [n, 2, S, S]; patch-level regions
+    [n, P] bool: the changed element's patches, and (moved title) its old and new patches."""
+
+    variant: str
+    images: np.ndarray
+    element: np.ndarray
+    old: np.ndarray
+    new: np.ndarray
+    outside_changes: int  # the most pixels any pair changes outside its element (0: valid pairs)
+
+
+def patch_any(region: np.ndarray, patch: int) -> np.ndarray:
+    """[n, S, S] bool -> [n, P] bool: patches holding any pixel of the region (row-major, as tokens)."""
+    n, size, _ = region.shape
+    grid = size // patch
+    return region.reshape(n, grid, patch, grid, patch).any((2, 4)).reshape(n, grid * grid)
+
+
+def render_pairs(variant: str, seed: int, size: int, patch: int, distortions: Distortions, n: int,
+                 renderer: PairRenderer) -> PairSet:
+    """The first n test images of the generated dataset (same seed: same spectrograms) and their variants."""
+    pairs: list[Pair] = []
+    for index in range(n):
+        rng = image_rng(seed, "test", index)
+        chirp = sample_chirp(rng)
+        pairs.append(renderer.pair(variant, spectrogram(chirp, rng), chirp, index))
+    changed = np.stack([p.changed_region for p in pairs])
+    masks = np.stack([p.masks for p in pairs])  # [n, 2, S, S]
+    ids = [CLASS_ID[c] for c in VARIANTS[variant].classes]
+    in_a, in_b = (patch_any(np.isin(masks[:, k], ids), patch) for k in (0, 1))
+    return PairSet(variant, np.stack([p.images for p in pairs]), patch_any(changed, patch), in_a & ~in_b, in_b & ~in_a,
+                   max(p.outside_changes() for p in pairs))
+
+
+@dataclass
+class VariantMeasures:
+    """Per image (and layer, head) measures of one variant; see the module doc."""
+
+    sensitivity_element: np.ndarray  # [n, L, H] mean ||dz|| at the element's patch tokens
+    sensitivity_elsewhere: np.ndarray  # [n, L, H] the same at the other patch tokens
+    typical_norm: np.ndarray  # [n, L, H] mean ||z|| over member A's patch tokens
+    squared_error: np.ndarray  # [n, T] member A's
+    prediction_change: np.ndarray  # [n, T] member B minus member A (z units)
+    squared_error_change: np.ndarray  # [n, T]
+    follow: np.ndarray | None  # [n, L, H] in multiples of uniform attention (moved title only)
+    patch_prediction_change: np.ndarray | None  # [n_patch, L, H, T] mean |change| over both directions
+    patch_squared_error_change: np.ndarray | None  # [n_patch, L, H, T] mean over both directions
+
+
+def head_norm_change(a: CleanPass, b: CleanPass, element: torch.Tensor, prefix: int) -> tuple[np.ndarray, ...]:
+    """Per image, layer and head: mean ||z_B - z_A|| over the element's patch tokens and over the
+    others, and mean ||z_A|| over all patch tokens."""
+    at, elsewhere, norm = [], [], []
+    weights = {"at": element.float(), "else": (~element).float()}  # [B, P]
+    for za, zb in zip(a.z, b.z):
+        change = (zb - za)[:, prefix:].norm(dim=-1)  # [B, P, H]
+        for key, out in (("at", at), ("else", elsewhere)):
+            w = weights[key]
+            out.append(torch.einsum("bph,bp->bh", change, w) / w.sum(1, keepdim=True).clamp_min(1))
+        norm.append(za[:, prefix:].norm(dim=-1).mean(1))  # [B, H]
+    return tuple(torch.stack(x, 1).cpu().numpy() for x in (at, elsewhere, norm))  # each [B, L, H]
+
+
+@torch.inference_mode()
+def received_attention(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """[B, L, H, P]: attention each patch receives, mean over patch queries (the received view)."""
+    prefix, maps = model.num_prefix_tokens, []
+
+    def keep(pattern):
+        maps.append(pattern[:, :, prefix:, prefix:].mean(2))
+
+    with hooked(model, {f"blocks.{l}.attn.hook_pattern": keep for l in range(len(model.blocks))}):
+        model(x)
+    return torch.stack(maps, 1)
+
+
+def follow_score(model: nn.Module, xa: torch.Tensor, xb: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> np.ndarray:
+    """[B, L, H]: (mass_B(new) - mass_B(old)) - (mass_A(new) - mass_A(old)), over a uniform head's
+    mass on the element ((|old| + |new|) / 2 of P patches)."""
+    ra, rb = received_attention(model, xa), received_attention(model, xb)  # [B, L, H, P]
+    gain = torch.einsum("blhp,bp->blh", rb - ra, new.float() - old.float())
+    uniform = (old.sum(1) + new.sum(1)).float() / 2 / old.shape[1]  # [B]
+    return (gain / uniform[:, None, None]).cpu().numpy()
+
+
+@torch.inference_mode()
+def patch_both_ways(model: nn.Module, a: CleanPass, b: CleanPass, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """[B, L, H, T] each: mean over both directions of |prediction change| and squared-error change
+    when one head's output comes from the other member."""
+    abs_change, err_change = [], []
+    for layer in range(len(a.z)):
+        per_direction = []
+        for target, source in ((a, b), (b, a)):
+            out = patched_layer(model, target, source, layer)  # [H, B, T]
+            per_direction.append(((out - target.output).abs(), (out - y) ** 2 - (target.output - y) ** 2))
+        abs_change.append((per_direction[0][0] + per_direction[1][0]) / 2)
+        err_change.append((per_direction[0][1] + per_direction[1][1]) / 2)
+    stack = lambda xs: torch.stack(xs).permute(2, 0, 1, 3).cpu().numpy()  # [L, H, B, T] -> [B, L, H, T]
+    return stack(abs_change), stack(err_change)
+
+
+@torch.inference_mode()
+def measure_variant(model: nn.Module, pairs: PairSet, z_true: np.ndarray, batch_size: int, n_patch: int) -> VariantMeasures:
+    """Every measure of one variant, batch by batch from cached clean passes of both members."""
+    model.eval()
+    device, prefix, n = device_of(model), model.num_prefix_tokens, len(pairs.images)
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in tqdm(range(0, n, batch_size), desc=f"causal {pairs.variant}", unit="batch", leave=False):
+        rows = slice(start, start + batch_size)
+        xa, xb = (to_input(pairs.images[rows, k], device) for k in (0, 1))
+        element = torch.from_numpy(pairs.element[rows]).to(device)
+        y = torch.from_numpy(z_true[rows]).to(device)
+        a, b = clean_pass(model, xa), clean_pass(model, xb)
+        found = dict(zip(("at", "else", "norm"), head_norm_change(a, b, element, prefix)))
+        found["clean_err"] = ((a.output - y) ** 2).cpu().numpy()
+        found["pred"] = (b.output - a.output).cpu().numpy()
+        found["err"] = ((b.output - y) ** 2 - (a.output - y) ** 2).cpu().numpy()
+        if pairs.variant == FOLLOW_VARIANT:
+            old, new = (torch.from_numpy(r[rows]).to(device) for r in (pairs.old, pairs.new))
+            found["follow"] = follow_score(model, xa, xb, old, new)
+        if start < n_patch:
+            keep = slice(0, min(batch_size, n_patch - start))
+            a_kept, b_kept = (CleanPass([t[keep] for t in c.inputs], [t[keep] for t in c.z], c.output[keep]) for c in (a, b))
+            found["patch_abs"], found["patch_err"] = patch_both_ways(model, a_kept, b_kept, y[keep])
+        for key, value in found.items():
+            parts.setdefault(key, []).append(value)
+    joined = {k: np.concatenate(v) for k, v in parts.items()}
+    return VariantMeasures(joined["at"], joined["else"], joined["norm"], joined["clean_err"], joined["pred"], joined["err"],
+                           joined.get("follow"), joined.get("patch_abs"), joined.get("patch_err"))
+
+
+def mean_ci(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over images (axis 0) and its bootstrap 95% CI, for [n, ...] values; weights [R, n]."""
+    flat = values.reshape(len(values), -1).astype(np.float64)
+    boot = weights @ flat / len(flat)  # [R, K]: each row of weights sums to n
+    low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+    shape = values.shape[1:]
+    return flat.mean(0).reshape(shape), low.reshape(shape), high.reshape(shape)
+
+
+def count_ci(values: np.ndarray, weights: np.ndarray, threshold: float) -> list[int]:
+    """95% interval over image resamples of how many heads' mean [n, L, H] values exceed threshold."""
+    flat = values.reshape(len(values), -1).astype(np.float64)
+    counts = ((weights @ flat / len(flat)) > threshold).sum(1)
+    return [int(v) for v in np.percentile(counts, [2.5, 97.5])]
+
+
+def head_rows(variant: str, m: VariantMeasures, weights: np.ndarray, patch_weights: np.ndarray | None) -> list[dict]:
+    """One row per head (1-based layer and head) of one variant: every measure's mean and 95% CI over images."""
+    typical = m.typical_norm.mean(0)  # [L, H]
+    stats = {
+        "sensitivity_element": mean_ci(m.sensitivity_element / typical, weights),
+        "sensitivity_elsewhere": mean_ci(m.sensitivity_elsewhere / typical, weights),
+    }
+    if m.follow is not None:
+        stats["follow"] = mean_ci(m.follow, weights)
+    if m.patch_prediction_change is not None:
+        stats["patch_prediction_change"] = mean_ci(m.patch_prediction_change.mean(-1), patch_weights)
+        stats["patch_squared_error_change"] = mean_ci(m.patch_squared_error_change.mean(-1), patch_weights)
+    layers, heads = typical.shape
+    rows = []
+    for l in range(layers):
+        for h in range(heads):
+            row = {"variant": variant, "distractor": DISTRACTOR_OF[variant], "layer": l + 1, "head": h + 1}
+            for name, (mean, low, high) in stats.items():
+                row |= {name: mean[l, h], f"{name}_ci_low": low[l, h], f"{name}_ci_high": high[l, h]}
+            rows.append(row)
+    return rows
+
+
+def model_effect(variant: str, m: VariantMeasures, weights: np.ndarray, targets: tuple[str, ...]) -> dict:
+    """The distractor alone: mean change and mean |change| of each prediction (z units), and the
+    change of the MSE in percent of the clean MSE, with 95% CIs over images."""
+    change, low, high = mean_ci(m.prediction_change, weights)
+    size, size_low, size_high = mean_ci(np.abs(m.prediction_change), weights)
+    err, err_low, err_high = mean_ci(m.squared_error_change.mean(1, keepdims=True) / m.squared_error.mean() * 100, weights)
+    r = lambda v: round(float(v), 5)
+    return {
+        "distractor": DISTRACTOR_OF[variant],
+        "images": len(m.prediction_change),
+        "mse_change_pct": r(err[0]), "mse_change_pct_ci": [r(err_low[0]), r(err_high[0])],
+        **{f"{t}_change": r(change[i]) for i, t in enumerate(targets)},
+        **{f"{t}_change_ci": [r(low[i]), r(high[i])] for i, t in enumerate(targets)},
+        **{f"{t}_abs_change": r(size[i]) for i, t in enumerate(targets)},
+        **{f"{t}_abs_change_ci": [r(size_low[i]), r(size_high[i])] for i, t in enumerate(targets)},
+    }
+
+
+def head_evidence(rows: pd.DataFrame, c: dict) -> pd.DataFrame:
+    """Per head (1-based), per distractor kind: does its output respond to the element's content
+    (content variant: CI of the element-token sensitivity above `min_response`), does its attention
+    follow the element when it moves (CI of follow above `min_follow`; only the title can move), and
+    does patching its output between the pair change predictions (CI above `min_prediction_change`)."""
+    table = rows.set_index(["variant", "layer", "head"])
+    out = pd.DataFrame(index=table.loc[rows["variant"].iloc[0]].index)
+    for kind, variant in CONTENT_VARIANT.items():
+        if variant not in table.index.get_level_values(0):
+            continue
+        v = table.loc[variant]
+        out[f"responds_{kind}"] = v["sensitivity_element_ci_low"] > c["min_response"]
+        if "patch_prediction_change_ci_low" in v and v["patch_prediction_change_ci_low"].notna().all():
+            out[f"changes_predictions_{kind}"] = v["patch_prediction_change_ci_low"] > c["min_prediction_change"]
+    if FOLLOW_VARIANT in table.index.get_level_values(0):
+        out["follows_text"] = table.loc[FOLLOW_VARIANT]["follow_ci_low"] > c["min_follow"]
+    out = out.astype(bool)
+    for kind in CONTENT_VARIANT:
+        if f"responds_{kind}" in out:
+            follows = out.get(f"follows_{kind}")
+            out[f"{kind}_detector"] = out[f"responds_{kind}"] & (follows if follows is not None else False)
+    changes = [col for col in out if col.startswith("changes_predictions_")]
+    out["task_relevant"] = out[changes].any(axis=1) if changes else False
+    return out.reset_index()
