@@ -73,7 +73,7 @@ def taxonomy(view: str) -> None:
     labelled = pd.read_csv("results/classify/heads.csv")
     grid = labelled.pivot(index="layer", columns="head", values="label").to_numpy()
     with atomic_path("plots/classify/taxonomy.png") as tmp:
-        title = f"Head roles in the {view} view (patch-level enrichment vs shuffle null)"
+        title = f"Head roles: attention in the {view} view (patch-level enrichment vs shuffle null), then causal evidence (detector-*)"
         figures.label_grid(grid, LABELS, LABEL_COLOURS, title, tmp)
 
 
