@@ -5,7 +5,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import torch
 
 from vitheads import params, threads
 from vitheads.attribution import REGIONS, direct_attribution, heads_by_region, region_fractions
@@ -70,8 +69,7 @@ def attribution(model, test, batch_size: int, weights) -> tuple[pd.DataFrame, di
     for start in range(0, len(fractions), batch_size):
         x = to_input(np.asarray(test.images[start : start + batch_size]), device_of(model))
         parts = direct_attribution(model, x)
-        with torch.inference_mode():
-            gap = max(gap, float((parts.total() - model(x)).abs().max()))
+        gap = max(gap, float((parts.total() - parts.prediction).abs().max()))
         per_image.append(heads_by_region(parts, fractions[start : start + batch_size]))
     values = np.concatenate(per_image)  # [n, L, H, T, R]
     mean, low, high = mean_ci(values, weights)

@@ -30,6 +30,7 @@ class Attribution:
     attn_bias: torch.Tensor  # [L, B, P, T] each output projection's bias
     mlp: torch.Tensor  # [L, B, P, T]
     constant: torch.Tensor  # [T] the final norm's offset through the readout, plus its bias
+    prediction: torch.Tensor  # [B, T] the model's output in the same pass, for checking total()
 
     def total(self) -> torch.Tensor:
         """The prediction [B, T] rebuilt from the parts."""
@@ -81,7 +82,7 @@ def direct_attribution(model: nn.Module, x: torch.Tensor) -> Attribution:
         heads.append(readout(writes))
         biases.append(readout(bias))
         mlps.append(readout(streams[layer + 1] - after_attn))
-    return Attribution(readout(streams[0]), torch.stack(heads), torch.stack(biases), torch.stack(mlps), readout.constant)
+    return Attribution(readout(streams[0]), torch.stack(heads), torch.stack(biases), torch.stack(mlps), readout.constant, clean.output)
 
 
 REGIONS = ("chirp", "text", "colorbar", "frame", "background", "margin")

@@ -32,6 +32,7 @@ from vitheads.names import CLASS_ID
 from vitheads.pairs import VARIANTS, Pair, PairRenderer
 from vitheads.patching import patched_layer
 from vitheads.rendering import Distortions
+from vitheads.resampling import bootstrap_means
 
 # The distractor kind each variant changes, and the variant that tests a kind's content.
 DISTRACTOR_OF = {
@@ -175,19 +176,22 @@ def measure_variant(model: nn.Module, pairs: PairSet, z_true: np.ndarray, batch_
                            joined.get("follow"), joined.get("patch_abs"), joined.get("patch_err"))
 
 
+def resampled_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """[R, K] means of [n, ...] values (flattened) under the image resamples weights [R, n]."""
+    return bootstrap_means(weights, values.reshape(len(values), -1).astype(np.float64))
+
+
 def mean_ci(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over images (axis 0) and its bootstrap 95% CI, for [n, ...] values; weights [R, n]."""
     flat = values.reshape(len(values), -1).astype(np.float64)
-    boot = weights @ flat / len(flat)  # [R, K]: each row of weights sums to n
-    low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+    low, high = np.percentile(resampled_means(values, weights), [2.5, 97.5], axis=0)
     shape = values.shape[1:]
     return flat.mean(0).reshape(shape), low.reshape(shape), high.reshape(shape)
 
 
 def count_ci(values: np.ndarray, weights: np.ndarray, threshold: float) -> list[int]:
     """95% interval over image resamples of how many heads' mean [n, L, H] values exceed threshold."""
-    flat = values.reshape(len(values), -1).astype(np.float64)
-    counts = ((weights @ flat / len(flat)) > threshold).sum(1)
+    counts = (resampled_means(values, weights) > threshold).sum(1)
     return [int(v) for v in np.percentile(counts, [2.5, 97.5])]
 
 

@@ -1,5 +1,5 @@
 """The replication study: the paper's claims on several training runs of two models, as queued DVC
-experiments, and the table that gathers them (README "Replication across seeds").
+experiments, and the table that gathers them (README "Replication across training runs").
 
 `python -m vitheads.study run` queues one experiment per model and seed and starts the queue's
 workers; `python -m vitheads.study gather` reads every finished study experiment from
@@ -21,7 +21,7 @@ import numpy as np
 
 from vitheads import paper
 from vitheads.names import TARGETS
-from vitheads.threads import ENV as THREADS_ENV
+from vitheads.threads import ENV as THREADS_ENV, all_cores
 
 SEEDS = (20250324, 20250325, 20250326)  # the first is params.yaml's: the default run is one of them
 STEMS = ("conv", "patch")  # the default model (early convolutions) and the pure ViT
@@ -53,7 +53,7 @@ def queue_and_start(jobs: int = JOBS) -> None:
     """Queue every study run and start `jobs` workers with one core's worth of threads each."""
     for run in study_runs():
         subprocess.run(exp_run_command(run), check=True)
-    env = {**os.environ, THREADS_ENV: str(max(1, (os.cpu_count() or jobs) // jobs))}
+    env = {**os.environ, THREADS_ENV: str(max(1, all_cores() // jobs))}
     subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print(f"queued {len(study_runs())} experiments, {jobs} workers started; follow with `dvc queue status`, "
