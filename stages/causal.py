@@ -8,13 +8,14 @@ import pandas as pd
 
 from vitheads import params, threads
 from vitheads.attribution import REGIONS, direct_attribution, heads_by_region, region_fractions
-from vitheads.causal import (CONTENT_VARIANT, DISTRACTOR_OF, FOLLOW_VARIANT, count_ci, head_evidence, head_rows, mean_ci,
-                             measure_variant, model_effect, render_pairs)
+from vitheads.causal import (head_evidence, head_rows, mean_ci, measure_variant, model_effect, moved_variant, passing_heads,
+                             render_pairs, response_conditions, response_variants)
 from vitheads.dataset import load_first
 from vitheads.model import Scaling, best_device, device_of, load_trained, to_input
 from vitheads.names import TARGETS, head_name
 from vitheads.outputs import StageError, atomic_path, run_stage, setup_logging, write_json
-from vitheads.pairs import PairRenderer, available_variants
+from vitheads.names import DISTRACTOR_KINDS
+from vitheads.pairs import VARIANTS, PairRenderer, available_variants
 from vitheads.rendering import Distortions
 from vitheads.resampling import bootstrap_weights
 
@@ -24,41 +25,48 @@ RESULTS = "results/causal"  # heads.csv (variant x head), evidence.csv (head), a
 METRICS = "metrics/causal.json"
 TIMINGS = "timings/causal.json"
 
+FOLLOW_BARS = (0.25, 0.5, 0.75, 1.0, 1.5)  # causal.min_follow values the detector counts are also given for
+
 log = setup_logging("causal")
 
 
 def check_pairs(pairs, dataset_images: np.ndarray) -> None:
-    """Member A of every pair but the moved title is the dataset's own test image, byte for byte."""
-    if pairs.variant != FOLLOW_VARIANT and not np.array_equal(pairs.images[:, 0], dataset_images[: len(pairs.images)]):
+    """Member A of every pair but the moved elements is the dataset's own test image, byte for byte."""
+    if VARIANTS[pairs.variant].members[0] == "base" and not np.array_equal(pairs.images[:, 0], dataset_images[: len(pairs.images)]):
         raise StageError(f"paired renders of '{pairs.variant}' do not reproduce {DATA}'s test images: "
                          "was the dataset rendered by another version of vitheads/rendering.py?")
 
 
-def mean_count(name: str, values: np.ndarray, weights: np.ndarray, threshold: float) -> dict:
-    """Heads whose mean over images [n, L, H] passes the threshold, and the 95% interval of that
-    count over image resamples (the rule's count, with its CI bound, is stricter)."""
-    return {f"{name}_mean_above": int((values.mean(0) > threshold).sum()), f"{name}_mean_above_ci": count_ci(values, weights, threshold)}
+def counted(name: str, alternatives: list, weights: np.ndarray) -> dict:
+    """Heads whose means over images pass (the rule, on CI bounds, is stricter), with the 95% interval of that count."""
+    count, interval = passing_heads(alternatives, weights)
+    return {f"{name}_mean_above": count, f"{name}_mean_above_ci": interval}
 
 
 def kind_summary(kind: str, evidence: pd.DataFrame, measures: dict, weights, patch_weights, c: dict) -> dict:
-    """How many heads respond to, follow and are changed by one distractor kind (rule counts, and
-    95% intervals over image resamples of the count of heads whose mean passes the threshold)."""
-    out = {"variants": [v for v in measures if DISTRACTOR_OF[v] == kind]}
-    content = CONTENT_VARIANT[kind]
-    if content in measures:
-        m = measures[content]
-        out["heads_responding"] = int(evidence[f"responds_{kind}"].sum())
-        out |= mean_count("heads_responding", m.sensitivity_element / m.typical_norm.mean(0), weights, c["min_response"])
-        if f"changes_predictions_{kind}" in evidence:
-            out["heads_changing_predictions"] = int(evidence[f"changes_predictions_{kind}"].sum())
-            out |= mean_count("heads_changing_predictions", m.patch_prediction_change.mean(-1), patch_weights, c["min_prediction_change"])
-    if kind == "text" and FOLLOW_VARIANT in measures:
-        out["heads_following"] = int(evidence["follows_text"].sum())
-        out |= mean_count("heads_following", measures[FOLLOW_VARIANT].follow, weights, c["min_follow"])
-    if f"{kind}_detector" in evidence:
-        out["detectors"] = int(evidence[f"{kind}_detector"].sum())
-        out["detectors_task_irrelevant"] = int((evidence[f"{kind}_detector"] & ~evidence["task_relevant"]).sum())
+    """How many heads respond to, follow and are changed by one distractor kind: the rule's counts, and
+    counts on means over images with 95% intervals over image resamples."""
+    variants = list(measures)
+    tested, moved = response_variants(kind, variants), moved_variant(kind, variants)
+    out = {"variants": [v for v in variants if VARIANTS[v].kind == kind], "response_variants": tested, "moved_variant": moved,
+           "heads_responding": int(evidence[f"responds_{kind}"].sum())}
+    out |= counted("heads_responding", [response_conditions(measures[v], c) for v in tested], weights)
+    if f"changes_predictions_{kind}" in evidence:
+        out["heads_changing_predictions"] = int(evidence[f"changes_predictions_{kind}"].sum())
+        out |= counted("heads_changing_predictions", [[(measures[v].patch_prediction_change.mean(-1), c["min_prediction_change"])]
+                                                      for v in tested], patch_weights)
+    if moved:
+        out["heads_following"] = int(evidence[f"follows_{kind}"].sum())
+        out |= counted("heads_following", [[(measures[moved].follow, c["min_follow"])]], weights)
+    out["detectors"] = int(evidence[f"{kind}_detector"].sum())
+    out["detectors_task_irrelevant"] = int((evidence[f"{kind}_detector"] & ~evidence["task_relevant"]).sum())
     return out
+
+
+def detectors_by_bar(table: pd.DataFrame, c: dict, kinds: list[str]) -> dict:
+    """Detectors per kind with the follow bar moved, the others kept: does a verdict hang on the bar?"""
+    bars = sorted({*FOLLOW_BARS, c["min_follow"]})
+    return {f"{bar:g}": {kind: int(head_evidence(table, c | {"min_follow": bar})[f"{kind}_detector"].sum()) for kind in kinds} for bar in bars}
 
 
 def attribution(model, test, batch_size: int, weights) -> tuple[pd.DataFrame, dict]:
@@ -119,12 +127,13 @@ def main() -> None:
         pairs = render_pairs(variant, p["seed"], size, patch, distortions, len(z_true), renderer)
         check_pairs(pairs, np.asarray(test.images))
         outside = max(outside, pairs.outside_changes)
-        n_patch = c["patch_images"] if variant in CONTENT_VARIANT.values() else 0
+        n_patch = c["patch_images"] if variant in response_variants(VARIANTS[variant].kind, variants) else 0
         m = measures[variant] = measure_variant(model, pairs, z_true, c["batch_size"], n_patch)
         rows += head_rows(variant, m, weights, patch_weights)
         effects[variant] = model_effect(variant, m, weights, TARGETS)
     table = pd.DataFrame(rows)
     evidence = head_evidence(table, c)
+    kinds = [kind for kind in DISTRACTOR_KINDS if any(VARIANTS[v].kind == kind for v in variants)]
     direct = attribution(model, test, c["batch_size"], weights) if p["model"]["pooling"] == "flatten" else None
     seconds = time.perf_counter() - started
 
@@ -133,10 +142,10 @@ def main() -> None:
         evidence.to_csv(tmp / "evidence.csv", index=False)
         if direct is not None:
             direct[0].to_csv(tmp / "attribution.csv", index=False, float_format="%.6g")
-    kinds = sorted({DISTRACTOR_OF[v] for v in variants}, key=list(CONTENT_VARIANT).index)
     write_json(METRICS, {
         "images": len(z_true), "patch_images": c["patch_images"], "pixels_changed_outside_element": outside,
         "task_relevant_heads": int(evidence["task_relevant"].sum()),
+        "detectors_by_min_follow": detectors_by_bar(table, c, kinds),
         **{kind: kind_summary(kind, evidence, measures, weights, patch_weights, c) for kind in kinds},
         "model_effect": effects,
         "direct_attribution": direct[1] if direct is not None else f"needs model.pooling flatten, not {p['model']['pooling']}",

@@ -87,12 +87,15 @@ def causal(c: dict) -> None:
     with atomic_path("plots/causal", is_dir=True) as tmp:
         figures.head_panels(grids("sensitivity_element", variants), "Head output change at the changed element's patches, mean over pairs",
                             "||z_B - z_A|| / typical ||z||", tmp / "sensitivity.png", c["min_response"])
+        figures.head_panels(grids("sensitivity_excess", variants),
+                            "The same minus the change at the pair's other patches (positional null; responds needs its CI above 0)",
+                            "excess of ||z_B - z_A|| / typical ||z||", tmp / "sensitivity_excess.png", 0.0)
         if patched:
             figures.head_panels(grids("patch_prediction_change", patched), "Prediction change when the head's output is patched between the pair (both ways)",
                                 "mean |change| (z units, sd of the target)", tmp / "patching.png", c["min_prediction_change"])
         if "follow" in table:
             figures.head_panels(grids("follow", [v for v in variants if table.loc[table["variant"] == v, "follow"].notna().all()]),
-                                "Attention moved with the moved title (received view)", "follow (multiples of a uniform head's)", tmp / "follow.png", c["min_follow"])
+                                "Attention moved with the moved element (received view)", "follow (multiples of a uniform head's)", tmp / "follow.png", c["min_follow"])
 
 
 def main() -> None:

@@ -127,7 +127,7 @@ def effect_text(effect: dict, target: str) -> str:
 def causal_section(cz: dict, c: dict, test_mse: float) -> list:
     """Per distractor: heads that respond, follow and matter, and the distractor's own effect, with CIs."""
     kinds = [k for k in ("text", "colorbar", "frame") if k in cz]
-    rows = [[k, ", ".join(cz[k]["variants"]), count_text(cz[k], "heads_responding"), count_text(cz[k], "heads_following"),
+    rows = [[k, ", ".join(cz[k]["response_variants"]) + f"; moved: {cz[k]['moved_variant']}", count_text(cz[k], "heads_responding"), count_text(cz[k], "heads_following"),
              count_text(cz[k], "heads_changing_predictions"),
              f"{cz[k].get('detectors', 0)} ({cz[k].get('detectors_task_irrelevant', 0)} task-irrelevant)"] for k in kinds]
     effects = [[v, e["distractor"], f"{e['mse_change_pct']:+.2f}% [{e['mse_change_pct_ci'][0]:+.2f}, {e['mse_change_pct_ci'][1]:+.2f}]"]
@@ -136,16 +136,21 @@ def causal_section(cz: dict, c: dict, test_mse: float) -> list:
         Heading("Causal evidence: paired renders"),
         Paragraph(f"Each of the first {cz['images']} test images is rendered again with one plot element changed (its text, "
                   "its colours, painted over with the background, or moved), everything else identical: the most pixels any "
-                  f"pair changes outside its element's masks is {cz['pixels_changed_outside_element']}. Per head: *responds* when "
-                  f"the 95% CI of its output change at the element's patches (content variant) lies above {c['min_response']:g} of "
-                  f"its typical output norm; *follows* when the CI of the attention it moves with the moved title lies above "
-                  f"{c['min_follow']:g}x a uniform head's; *changes predictions* when patching its output between the pair "
+                  f"pair changes outside its element's masks is {cz['pixels_changed_outside_element']}. Per head: *responds* when, "
+                  f"in a response variant (a content swap; for the frame, painting it over), the 95% CI of its output change at the "
+                  f"element's patches lies above {c['min_response']:g} of its typical output norm and the CI of that change minus "
+                  "its change at the pair's other patches lies above 0 (the positional null: a head whose output changes "
+                  "everywhere is not responding to the element); *follows* when the CI of the attention it moves with the moved "
+                  f"element (title left to right, colorbar top to bottom half, frame from left/bottom to top/right) lies above "
+                  f"{c['min_follow']:g}x a uniform head's; *changes predictions* when patching its output between a response pair "
                   f"(both ways, first {cz['patch_images']} pairs) moves the predictions by a mean |change| whose CI lies above "
-                  f"{c['min_prediction_change']:g} (z units). A *detector* responds and follows; only the title can be moved here, "
-                  "so no head can be shown to be a colorbar or frame detector. Counts by the rule (CI above the threshold), then "
-                  "the heads whose mean passes it with the 95% interval of that count over image resamples. Patch tokens only: the flatten "
+                  f"{c['min_prediction_change']:g} (z units). A *detector* responds and follows. Counts by the rule (CI bounds), then "
+                  "the heads whose means pass it with the 95% interval of that count over image resamples. Patch tokens only: the flatten "
                   "readout never reads the CLS token."),
-        Table(["Distractor", "Variants", "Heads responding", "Heads following", "Heads changing predictions", "Detectors"], rows),
+        Table(["Distractor", "Response variants; moved", "Heads responding", "Heads following", "Heads changing predictions", "Detectors"], rows),
+        Paragraph("Detectors with the follow bar moved (the other bars kept): "
+                  + "; ".join(f"{bar}x: " + ", ".join(f"{k} {n}" for k, n in counts.items()) for bar, counts in cz["detectors_by_min_follow"].items())
+                  + ". A verdict that changes within this range hangs on the bar, not on the data."),
         Paragraph("The distractor alone: the change of the model's MSE over these images, and the mean change and mean "
                   "|change| of each prediction (z units: a target's sd), from member A to member B, 95% CIs over pairs. "
                   f"Task-irrelevant means near zero (the model's test RMSE: {test_mse ** 0.5:.3f} z)."),
@@ -162,7 +167,8 @@ def causal_section(cz: dict, c: dict, test_mse: float) -> list:
             + " (mean |contribution|, z units; per head, target and region in results/causal/attribution.csv)."))
     blocks += [Image(Path(f"plots/causal/{name}.png"), caption) for name, caption in (
         ("sensitivity", "Head output change at the changed element's patches, per variant, one shared scale"),
-        ("follow", "Attention moved with the moved title (received view), multiples of a uniform head's"),
+        ("sensitivity_excess", "The same minus the change at the pair's other patches (the positional null), one shared scale"),
+        ("follow", "Attention moved with the moved element (received view), multiples of a uniform head's, one shared scale"),
         ("patching", "Prediction change when one head's output is patched between the pair, one shared scale"),
     ) if Path(f"plots/causal/{name}.png").is_file()]
     return blocks
@@ -170,11 +176,11 @@ def causal_section(cz: dict, c: dict, test_mse: float) -> list:
 
 def explorer(p: dict) -> list:
     """The interactive head explorer (HTML only): every head's maps on the example images, its region
-    scores and its ablation effects, read from results/."""
+    scores, its ablation effects and its causal evidence, read from results/."""
     with np.load("results/attention/examples.npz") as examples:
         data = payload(
             pd.read_csv("results/classify/heads.csv"), pd.read_csv("results/classify/regions.csv"),
-            pd.read_csv("results/ablate/heads.csv"), dict(examples), p,
+            pd.read_csv("results/ablate/heads.csv"), pd.read_csv("results/causal/heads.csv"), dict(examples), p,
         )
     return [
         Heading("Head explorer"),

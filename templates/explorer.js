@@ -38,6 +38,9 @@
         <h3 id="ex-title"></h3><p id="ex-label"></p>
         <table id="ex-effects"></table>
         <table id="ex-regions"></table>
+        <p id="ex-verdicts"></p>
+        <table id="ex-causal"></table>
+        <p class="ex-note" id="ex-causal-note"></p>
         <div class="ex-controls">
           <span>View <select id="ex-view"></select></span>
           <span id="ex-outline-toggles">Outlines</span>
@@ -128,6 +131,24 @@
     const f = (x) => (x === null ? "n/a" : x.toFixed(2));
     tableOf("ex-regions", [`Region (${D.labelView} view)`, "Enrichment", "95% CI", "Shuffle null", "Excess over null, 95% CI"],
       Object.entries(r.regions).map(([region, v]) => [region, f(v[0]), `[${f(v[1])}, ${f(v[2])}]`, f(v[3]), `[${f(v[4])}, ${f(v[5])}]`]));
+    paintCausal(r.causal);
+  }
+
+  function paintCausal(c) {
+    const yes = (b) => (b ? "yes" : "no");
+    $("ex-verdicts").textContent = "Causal evidence: " + Object.entries(c.verdicts).map(([kind, v]) =>
+      `${kind}: ` + Object.entries(v).map(([what, b]) => `${what} ${yes(b)}`).join(", ")).join("; ") +
+      `; task-relevant (patching changes predictions): ${yes(c.taskRelevant)}`;
+    const fixed = (x) => x.toFixed(3), small = (x) => x.toExponential(1);  // patching effects are often < 0.001 z
+    const g = (v, f = fixed) => (v[0] === null ? "–" : `${f(v[0])} [${f(v[1])}, ${f(v[2])}]`);
+    tableOf("ex-causal", ["Paired variant", "Distractor", "Output change at element [95% CI]", "minus change elsewhere",
+      "Follow (× uniform)", "Patched: mean |Δ prediction| (z)"],
+      Object.entries(c.variants).map(([variant, m]) => [variant, m.distractor, g(m.sensitivity_element), g(m.sensitivity_excess),
+        g(m.follow), g(m.patch_prediction_change, small)]));
+    $("ex-causal-note").textContent = `Output change: ||z_B − z_A|| at the changed element's patches over the head's typical ||z||; ` +
+      `responds when its CI lies above ${D.causalRule.min_response} and the CI of the excess over the pair's other patches above 0. ` +
+      `Follows when the CI of attention moved with the moved element lies above ${D.causalRule.min_follow}× a uniform head's. ` +
+      `Changes predictions when the CI of the patched mean |Δ| lies above ${D.causalRule.min_prediction_change} z. CIs over images.`;
   }
 
   const lut = D.magma.map((hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)));

@@ -7,7 +7,7 @@ import torch
 
 from vitheads.causal import head_evidence, measure_variant, render_pairs
 from vitheads.model import build_model
-from vitheads.pairs import PairRenderer
+from vitheads.pairs import VARIANTS, PairRenderer
 from vitheads.rendering import Distortions
 
 SIZE, PATCH, N = 64, 16, 4
@@ -30,7 +30,7 @@ def measured():
     renderer = PairRenderer(SIZE, Distortions())
     z_true = np.random.default_rng(0).standard_normal((N, 3)).astype(np.float32)
     return {v: measure_variant(model, render_pairs(v, 1, SIZE, PATCH, Distortions(), N, renderer), z_true, 2, N)
-            for v in ("title_text", "title_moved")}
+            for v in ("title_text", "title_moved", "colorbar_moved", "frame_moved")}
 
 
 def test_a_head_that_outputs_zero_is_never_sensitive_and_patching_it_changes_nothing(measured):
@@ -42,9 +42,17 @@ def test_a_head_that_outputs_zero_is_never_sensitive_and_patching_it_changes_not
     assert m.patch_prediction_change[:, 0].max() > 0
 
 
-def test_follow_is_measured_for_the_moved_title_only(measured):
+def test_follow_is_measured_for_moved_elements_only(measured):
     assert measured["title_text"].follow is None
-    assert measured["title_moved"].follow.shape == (N, 2, 2) and np.isfinite(measured["title_moved"].follow).all()
+    for moved in ("title_moved", "colorbar_moved", "frame_moved"):
+        assert measured[moved].follow.shape == (N, 2, 2) and np.isfinite(measured[moved].follow).all()
+
+
+def test_a_moved_element_has_old_and_new_patches_apart():
+    renderer = PairRenderer(SIZE, Distortions())
+    for moved in ("title_moved", "colorbar_moved", "frame_moved"):
+        pairs = render_pairs(moved, 1, SIZE, PATCH, Distortions(), 2, renderer)
+        assert pairs.old.any(1).all() and pairs.new.any(1).all() and not (pairs.old & pairs.new).any()
 
 
 def rows(variant, **columns):
@@ -55,18 +63,34 @@ def rows(variant, **columns):
 RULE = {"min_response": 0.1, "min_follow": 1.0, "min_prediction_change": 0.01}
 
 
+@pytest.mark.parametrize("content, moved", [("title_text", "title_moved"), ("colorbar_colormap", "colorbar_moved")])
 @pytest.mark.parametrize(
-    "response_low, follow_low, patch_low, detector, relevant",
+    "response_low, excess_low, follow_low, patch_low, detector, relevant",
     [
-        ([0.2, 0.2], [1.5, 0.5], [0.0, 0.0], [True, False], [False, False]),  # only the head that follows is a detector
-        ([0.05, 0.2], [1.5, 1.5], [0.02, 0.0], [False, True], [True, False]),  # no response: positional, but it matters
+        ([0.2, 0.2], [0.1, 0.1], [1.5, 0.5], [0.0, 0.0], [True, False], [False, False]),  # only the head that follows is a detector
+        ([0.05, 0.2], [0.1, 0.1], [1.5, 1.5], [0.02, 0.0], [False, True], [True, False]),  # no response: positional, but it matters
+        ([0.2, 0.2], [-0.1, 0.1], [1.5, 1.5], [0.0, 0.0], [False, True], [False, False]),  # changes as much elsewhere: the null
     ],
 )
-def test_head_rule(response_low, follow_low, patch_low, detector, relevant):
+def test_head_rule(content, moved, response_low, excess_low, follow_low, patch_low, detector, relevant):
     table = pd.concat([
-        rows("title_text", sensitivity_element_ci_low=response_low, patch_prediction_change_ci_low=patch_low),
-        rows("title_moved", sensitivity_element_ci_low=[0.0, 0.0], follow_ci_low=follow_low),
+        rows(content, sensitivity_element_ci_low=response_low, sensitivity_excess_ci_low=excess_low, patch_prediction_change_ci_low=patch_low),
+        rows(moved, sensitivity_element_ci_low=[0.0, 0.0], sensitivity_excess_ci_low=[0.0, 0.0], follow_ci_low=follow_low),
     ])
     evidence = head_evidence(table, RULE)
-    assert evidence["text_detector"].tolist() == detector
+    kind = VARIANTS[content].kind
+    assert evidence[f"{kind}_detector"].tolist() == detector
     assert evidence["task_relevant"].tolist() == relevant
+
+
+def test_the_frame_responds_by_blanking_and_any_response_variant_counts():
+    table = pd.concat([
+        rows("title_text", sensitivity_element_ci_low=[0.2, 0.0], sensitivity_excess_ci_low=[0.1, 0.0]),
+        rows("tick_labels_text", sensitivity_element_ci_low=[0.0, 0.2], sensitivity_excess_ci_low=[0.0, 0.1]),
+        rows("title_blank", sensitivity_element_ci_low=[0.0, 0.0], sensitivity_excess_ci_low=[0.0, 0.0]),
+        rows("frame_blank", sensitivity_element_ci_low=[0.2, 0.0], sensitivity_excess_ci_low=[0.1, 0.0]),
+    ])
+    evidence = head_evidence(table, RULE)
+    assert evidence["responds_text"].tolist() == [True, True]
+    assert evidence["responds_frame"].tolist() == [True, False]
+    assert not evidence["follows_frame"].any() and not evidence["frame_detector"].any()  # nothing moved: no detector

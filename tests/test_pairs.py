@@ -27,14 +27,41 @@ def test_pairs_differ_only_inside_the_changed_element(renderer, variant, index):
     assert (pair.masks[0] == CLASS_ID["chirp"]).sum() == (pair.masks[1] == CLASS_ID["chirp"]).sum() > 0
 
 
-def test_a_moved_title_moves_its_mask():
-    renderer = PairRenderer(128, Distortions())
-    rng = image_rng(1, "test", 3)
+def pair_of(variant, size=128, index=3):
+    rng = image_rng(1, "test", index)
     chirp = sample_chirp(rng)
-    pair = renderer.pair("title_moved", spectrogram(chirp, rng), chirp, 3)
-    cols = [np.nonzero(m == CLASS_ID["title"])[1] for m in pair.masks]
+    return PairRenderer(size, Distortions()).pair(variant, spectrogram(chirp, rng), chirp, index)
+
+
+def test_a_moved_title_moves_its_mask():
+    cols = [np.nonzero(m == CLASS_ID["title"])[1] for m in pair_of("title_moved").masks]
     assert cols[0].max() < cols[1].min()  # left, then right: no column in common
 
 
+def test_a_moved_colorbar_moves_its_mask_down_at_the_same_width():
+    masks = pair_of("colorbar_moved").masks
+    rows, cols = zip(*(np.nonzero(m == CLASS_ID["colorbar"]) for m in masks))
+    assert rows[0].max() <= rows[1].min()  # top half, then bottom half (they may share the middle row)
+    assert (cols[0].min(), cols[0].max()) == (cols[1].min(), cols[1].max())
+    full = PairRenderer(128, Distortions()).base.static_mask == CLASS_ID["colorbar"]
+    assert abs(len(rows[0]) - full.sum() / 2) < 0.1 * full.sum()
+
+
+def test_a_moved_frame_leaves_the_sides_it_had():
+    frame = [m == CLASS_ID["frame"] for m in pair_of("frame_moved").masks]
+    rows, cols = np.nonzero(PairRenderer(128, Distortions()).base.static_mask == CLASS_ID["background"])
+    inner_rows, inner_cols = slice(rows.min() + 3, rows.max() - 2), slice(cols.min() + 3, cols.max() - 2)
+    left, top = (inner_rows, slice(cols.min() - 1, cols.min() + 2)), (slice(rows.min() - 1, rows.min() + 2), inner_cols)
+    assert frame[0][left].any(1).all() and not frame[1][left].any()  # the left spine only in the first member
+    assert frame[1][top].any(0).all() and not frame[0][top].any()  # the top spine only in the second
+
+
+def test_renumbered_tick_labels_change_their_own_pixels_only():
+    pair = pair_of("tick_labels_text")
+    differ = (pair.images[0] != pair.images[1]).any(-1)
+    labels = (pair.masks == CLASS_ID["tick_labels"]).any(0)
+    assert differ[labels].sum() > 50 and (pair.masks[0] == pair.masks[1])[~labels].all()  # the axis labels stay
+
+
 def test_variants_follow_the_distortions():
-    assert available_variants(Distortions(title=False, colorbar=False)) == ["tick_labels_blank", "axis_labels_blank", "frame_blank"]
+    assert available_variants(Distortions(title=False, colorbar=False)) == ["tick_labels_text", "tick_labels_blank", "axis_labels_blank", "frame_blank", "frame_moved"]

@@ -5,9 +5,10 @@ each (clean passes, cached as in the ablation engine). Per head, per image:
   sensitivity  how much the head's output (hook_z) changes between the pair at the changed
                element's patch tokens, and at the other patch tokens, as a share of the head's
                typical output norm (mean over the test images' patch tokens);
-  follow       for the moved title: attention (received view: mean over patch queries) gained on
-               the title's new patches minus that on its old ones, from member A to member B, in
-               multiples of the attention a uniform head puts there;
+  follow       for a moved element (title left -> right, colorbar top -> bottom half, frame
+               left/bottom -> top/right): attention (received view: mean over patch queries) gained
+               on the element's new patches minus that on its old ones, from member A to member B,
+               in multiples of the attention a uniform head puts there;
   patching     the head's output from one member put into the other's forward pass, both ways:
                mean |change| of each target's prediction (z units) and change of squared error.
 Per pair: the model-level effect of the distractor alone (the change in predictions).
@@ -28,19 +29,21 @@ from vitheads.chirps import sample_chirp, spectrogram
 from vitheads.generation import image_rng
 from vitheads.hooks import hooked
 from vitheads.model import device_of, to_input
-from vitheads.names import CLASS_ID
+from vitheads.names import CLASS_ID, DISTRACTOR_KINDS
 from vitheads.pairs import VARIANTS, Pair, PairRenderer
 from vitheads.patching import patched_layer
 from vitheads.rendering import Distortions
 from vitheads.resampling import bootstrap_means
 
-# The distractor kind each variant changes, and the variant that tests a kind's content.
-DISTRACTOR_OF = {
-    "title_text": "text", "title_blank": "text", "title_moved": "text", "tick_labels_blank": "text",
-    "axis_labels_blank": "text", "colorbar_colormap": "colorbar", "colorbar_blank": "colorbar", "frame_blank": "frame",
-}
-CONTENT_VARIANT = {"text": "title_text", "colorbar": "colorbar_colormap", "frame": "frame_blank"}
-FOLLOW_VARIANT = "title_moved"
+def response_variants(kind: str, variants: list[str]) -> list[str]:
+    """The variants that test whether a head responds to a kind: its content swaps, or blanking where
+    it has none (the frame's only content is its ink)."""
+    mine = [v for v in variants if VARIANTS[v].kind == kind]
+    return [v for v in mine if VARIANTS[v].role == "content"] or [v for v in mine if VARIANTS[v].role == "blank"]
+
+
+def moved_variant(kind: str, variants: list[str]) -> str | None:
+    return next((v for v in variants if VARIANTS[v].kind == kind and VARIANTS[v].role == "moved"), None)
 
 
 @dataclass
@@ -89,7 +92,7 @@ class VariantMeasures:
     squared_error: np.ndarray  # [n, T] member A's
     prediction_change: np.ndarray  # [n, T] member B minus member A (z units)
     squared_error_change: np.ndarray  # [n, T]
-    follow: np.ndarray | None  # [n, L, H] in multiples of uniform attention (moved title only)
+    follow: np.ndarray | None  # [n, L, H] in multiples of uniform attention (moved elements only)
     patch_prediction_change: np.ndarray | None  # [n_patch, L, H, T] mean |change| over both directions
     patch_squared_error_change: np.ndarray | None  # [n_patch, L, H, T] mean over both directions
 
@@ -162,7 +165,7 @@ def measure_variant(model: nn.Module, pairs: PairSet, z_true: np.ndarray, batch_
         found["clean_err"] = ((a.output - y) ** 2).cpu().numpy()
         found["pred"] = (b.output - a.output).cpu().numpy()
         found["err"] = ((b.output - y) ** 2 - (a.output - y) ** 2).cpu().numpy()
-        if pairs.variant == FOLLOW_VARIANT:
+        if VARIANTS[pairs.variant].role == "moved":
             old, new = (torch.from_numpy(r[rows]).to(device) for r in (pairs.old, pairs.new))
             found["follow"] = follow_score(model, xa, xb, old, new)
         if start < n_patch:
@@ -189,10 +192,20 @@ def mean_ci(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.nda
     return flat.mean(0).reshape(shape), low.reshape(shape), high.reshape(shape)
 
 
-def count_ci(values: np.ndarray, weights: np.ndarray, threshold: float) -> list[int]:
-    """95% interval over image resamples of how many heads' mean [n, L, H] values exceed threshold."""
-    counts = (resampled_means(values, weights) > threshold).sum(1)
-    return [int(v) for v in np.percentile(counts, [2.5, 97.5])]
+def passing_heads(alternatives: list[list[tuple[np.ndarray, float]]], weights: np.ndarray) -> tuple[int, list[int]]:
+    """Heads whose means over images pass any alternative (each a list of (values [n, L, H], threshold),
+    all exceeded): how many, and the 95% interval of that count over image resamples (weights [R, n])."""
+    point, resampled = False, False
+    for conditions in alternatives:
+        point = point | np.all([v.mean(0).ravel() > t for v, t in conditions], axis=0)
+        resampled = resampled | np.all([resampled_means(v, weights) > t for v, t in conditions], axis=0)
+    return int(np.sum(point)), [int(v) for v in np.percentile(np.sum(resampled, axis=1), [2.5, 97.5])]
+
+
+def response_conditions(m: VariantMeasures, c: dict) -> list[tuple[np.ndarray, float]]:
+    """`responds` on means: the change at the element above `min_response`, and above the change elsewhere."""
+    typical = m.typical_norm.mean(0)
+    return [(m.sensitivity_element / typical, c["min_response"]), ((m.sensitivity_element - m.sensitivity_elsewhere) / typical, 0.0)]
 
 
 def head_rows(variant: str, m: VariantMeasures, weights: np.ndarray, patch_weights: np.ndarray | None) -> list[dict]:
@@ -201,6 +214,7 @@ def head_rows(variant: str, m: VariantMeasures, weights: np.ndarray, patch_weigh
     stats = {
         "sensitivity_element": mean_ci(m.sensitivity_element / typical, weights),
         "sensitivity_elsewhere": mean_ci(m.sensitivity_elsewhere / typical, weights),
+        "sensitivity_excess": mean_ci((m.sensitivity_element - m.sensitivity_elsewhere) / typical, weights),
     }
     if m.follow is not None:
         stats["follow"] = mean_ci(m.follow, weights)
@@ -211,7 +225,7 @@ def head_rows(variant: str, m: VariantMeasures, weights: np.ndarray, patch_weigh
     rows = []
     for l in range(layers):
         for h in range(heads):
-            row = {"variant": variant, "distractor": DISTRACTOR_OF[variant], "layer": l + 1, "head": h + 1}
+            row = {"variant": variant, "distractor": VARIANTS[variant].kind, "layer": l + 1, "head": h + 1}
             for name, (mean, low, high) in stats.items():
                 row |= {name: mean[l, h], f"{name}_ci_low": low[l, h], f"{name}_ci_high": high[l, h]}
             rows.append(row)
@@ -226,7 +240,7 @@ def model_effect(variant: str, m: VariantMeasures, weights: np.ndarray, targets:
     err, err_low, err_high = mean_ci(m.squared_error_change.mean(1, keepdims=True) / m.squared_error.mean() * 100, weights)
     r = lambda v: round(float(v), 5)
     return {
-        "distractor": DISTRACTOR_OF[variant],
+        "distractor": VARIANTS[variant].kind,
         "images": len(m.prediction_change),
         "mse_change_pct": r(err[0]), "mse_change_pct_ci": [r(err_low[0]), r(err_high[0])],
         **{f"{t}_change": r(change[i]) for i, t in enumerate(targets)},
@@ -236,27 +250,31 @@ def model_effect(variant: str, m: VariantMeasures, weights: np.ndarray, targets:
     }
 
 
+def responds(v: pd.DataFrame, c: dict) -> pd.Series:
+    """Output change at the element's patches: CI above `min_response` of the head's typical norm, and
+    above the change at the other patches (the positional null: any other tokens of the same pair)."""
+    return (v["sensitivity_element_ci_low"] > c["min_response"]) & (v["sensitivity_excess_ci_low"] > 0)
+
+
 def head_evidence(rows: pd.DataFrame, c: dict) -> pd.DataFrame:
-    """Per head (1-based), per distractor kind: does its output respond to the element's content
-    (content variant: CI of the element-token sensitivity above `min_response`), does its attention
-    follow the element when it moves (CI of follow above `min_follow`; only the title can move), and
-    does patching its output between the pair change predictions (CI above `min_prediction_change`)."""
+    """Per head (1-based), per distractor kind: does its output respond to the element (any response
+    variant, `responds`), does its attention follow the element when it moves (CI of follow above
+    `min_follow`), and does patching its output between a response pair change predictions (CI of
+    the mean |change| above `min_prediction_change`). A detector responds and follows."""
     table = rows.set_index(["variant", "layer", "head"])
-    out = pd.DataFrame(index=table.loc[rows["variant"].iloc[0]].index)
-    for kind, variant in CONTENT_VARIANT.items():
-        if variant not in table.index.get_level_values(0):
+    variants = list(dict.fromkeys(rows["variant"]))
+    out = pd.DataFrame(index=table.loc[variants[0]].index)
+    for kind in DISTRACTOR_KINDS:
+        tested = response_variants(kind, variants)
+        if not tested:
             continue
-        v = table.loc[variant]
-        out[f"responds_{kind}"] = v["sensitivity_element_ci_low"] > c["min_response"]
-        if "patch_prediction_change_ci_low" in v and v["patch_prediction_change_ci_low"].notna().all():
-            out[f"changes_predictions_{kind}"] = v["patch_prediction_change_ci_low"] > c["min_prediction_change"]
-    if FOLLOW_VARIANT in table.index.get_level_values(0):
-        out["follows_text"] = table.loc[FOLLOW_VARIANT]["follow_ci_low"] > c["min_follow"]
-    out = out.astype(bool)
-    for kind in CONTENT_VARIANT:
-        if f"responds_{kind}" in out:
-            follows = out.get(f"follows_{kind}")
-            out[f"{kind}_detector"] = out[f"responds_{kind}"] & (follows if follows is not None else False)
+        out[f"responds_{kind}"] = np.any([responds(table.loc[v], c) for v in tested], axis=0)
+        patched = [table.loc[v]["patch_prediction_change_ci_low"] for v in tested if "patch_prediction_change_ci_low" in table]
+        if patched and all(p.notna().all() for p in patched):
+            out[f"changes_predictions_{kind}"] = np.any([p > c["min_prediction_change"] for p in patched], axis=0)
+        moved = moved_variant(kind, variants)
+        out[f"follows_{kind}"] = table.loc[moved]["follow_ci_low"] > c["min_follow"] if moved else False
+        out[f"{kind}_detector"] = out[f"responds_{kind}"] & out[f"follows_{kind}"]
     changes = [col for col in out if col.startswith("changes_predictions_")]
     out["task_relevant"] = out[changes].any(axis=1) if changes else False
-    return out.reset_index()
+    return out.astype(bool).reset_index()

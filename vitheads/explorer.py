@@ -25,6 +25,8 @@ from vitheads.taxonomy import LABEL_COLOURS, LABELS
 
 OUTLINE_COLOURS = {"chirp": "#39ff14", "text": "#00bfff", "colorbar": "#ff9900", "frame": "#ffff00"}
 REGION_COLUMNS = ["enrichment", "ci_low", "ci_high", "null", "excess_ci_low", "excess_ci_high"]
+CAUSAL_MEASURES = ["sensitivity_element", "sensitivity_excess", "follow", "patch_prediction_change"]  # results/causal/heads.csv
+EVIDENCE = {"responds": "responds", "follows": "follows", "changes_predictions": "changes predictions"}  # classify's joined columns
 
 
 def png_data_uri(pixels: np.ndarray) -> str:
@@ -69,8 +71,22 @@ def number(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def head_records(classified: pd.DataFrame, regions: pd.DataFrame, ablated: pd.DataFrame) -> list[dict[str, Any]]:
-    """One record per head (layer-major): label, region scores with CIs, ablation effects per mode with CIs."""
+def causal_evidence(causal: pd.DataFrame, row: dict[str, Any]) -> dict[str, Any]:
+    """One head's paired-render measures per variant ([mean, CI low, CI high], null where not measured)
+    and its verdicts per distractor kind (the columns classify joined)."""
+    measures = {}
+    for r in causal[(causal["layer"] == row["layer"]) & (causal["head"] == row["head"])].to_dict("records"):
+        measures[r["variant"]] = {"distractor": r["distractor"], **{
+            m: [number(r.get(m, np.nan)), number(r.get(f"{m}_ci_low", np.nan)), number(r.get(f"{m}_ci_high", np.nan))] for m in CAUSAL_MEASURES}}
+    verdicts = {kind: {name: bool(row[f"{key}_{kind}"]) for key, name in EVIDENCE.items() if f"{key}_{kind}" in row}
+                for kind in DISTRACTOR_KINDS}
+    return {"variants": measures, "verdicts": {k: v for k, v in verdicts.items() if v},
+            "taskRelevant": bool(row.get("task_relevant", False))}
+
+
+def head_records(classified: pd.DataFrame, regions: pd.DataFrame, ablated: pd.DataFrame, causal: pd.DataFrame) -> list[dict[str, Any]]:
+    """One record per head (layer-major): label, region scores with CIs, ablation effects per mode with
+    CIs, causal evidence."""
     records = []
     for row in classified.sort_values(["layer", "head"]).itertuples():
         mine = regions[(regions["layer"] == row.layer) & (regions["head"] == row.head)]
@@ -82,12 +98,14 @@ def head_records(classified: pd.DataFrame, regions: pd.DataFrame, ablated: pd.Da
             "layer": int(row.layer), "head": int(row.head), "label": row.label,
             "regions": {r.region: [number(getattr(r, c)) for c in REGION_COLUMNS] for r in mine.itertuples()},
             "effects": {m: {k: [number(x) for x in v] for k, v in d.items()} for m, d in effects.items()},
+            "causal": causal_evidence(causal, row._asdict()),
         })
     return records
 
 
 def payload(
-    classified: pd.DataFrame, regions: pd.DataFrame, ablated: pd.DataFrame, examples: dict[str, np.ndarray], p: dict[str, Any]
+    classified: pd.DataFrame, regions: pd.DataFrame, ablated: pd.DataFrame, causal: pd.DataFrame, examples: dict[str, np.ndarray],
+    p: dict[str, Any],
 ) -> dict[str, Any]:
     """Everything the explorer shows, JSON-ready."""
     views = [v for v in VIEWS if v in examples]
@@ -104,7 +122,8 @@ def payload(
         "images": [png_data_uri(image) for image in examples["images"]],
         "outlines": outline_layers(examples["masks"]) if "masks" in examples else {},
         "outlineColours": OUTLINE_COLOURS,
-        "records": head_records(classified, regions, ablated),
+        "causalRule": {k: p["causal"][k] for k in ("min_response", "min_follow", "min_prediction_change")},
+        "records": head_records(classified, regions, ablated, causal),
     }
 
 

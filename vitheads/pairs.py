@@ -1,5 +1,6 @@
 """Paired renders: a test image and a variant with the same spectrogram and layout that differs in
 one plot element only (its text, its colours, blanked, or moved), each with its mask.
+A variant's restyled renderer changes its artists after the layout is fixed, so nothing else moves.
 
 The renderer knows every element's geometry, so a pair isolates one distractor: a head whose output
 changes between the two processes that element; one whose attention moves with it follows it.
@@ -9,11 +10,11 @@ pixels that differ anywhere else (0 for a valid pair; tests/test_pairs.py).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import matplotlib
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 from vitheads.chirps import KINDS, Chirp
 from vitheads.names import CLASS_ID
@@ -27,39 +28,97 @@ OUTLINE_PX = 2  # how far beyond an element's axes box its outline's antialiased
 
 @dataclass(frozen=True)
 class Variant:
-    """The element a variant changes (mask classes) and the distortion it needs."""
+    """What a variant changes: the distractor kind, how (content: other text or colours; blank:
+    painted over; moved: the follow test), the element's mask classes, the distortion it needs, and
+    the renderers of its two members (RESTYLES; "base" is the dataset's)."""
 
+    kind: str
+    role: str
     classes: tuple[str, ...]
     needs: str
+    members: tuple[str, str] = ("base", "base")
 
 
 VARIANTS = {
-    "title_text": Variant(("title",), "title"),  # other digits and chirp-type word
-    "title_blank": Variant(("title",), "title"),
-    "title_moved": Variant(("title",), "title"),  # a short title at the left, then at the right: the follow test
-    "tick_labels_blank": Variant(("tick_labels",), "tick_labels"),
-    "axis_labels_blank": Variant(("axis_labels",), "axis_labels"),
-    "colorbar_colormap": Variant(("colorbar",), "colorbar"),  # the gradient in another colormap (and its outline's tint)
-    "colorbar_blank": Variant(("colorbar", "colorbar_text"), "colorbar"),
-    "frame_blank": Variant(("frame",), "frame"),  # spines and tick marks
+    "title_text": Variant("text", "content", ("title",), "title"),  # other digits and chirp-type word
+    "tick_labels_text": Variant("text", "content", ("tick_labels",), "tick_labels", ("base", "renumbered")),
+    "title_blank": Variant("text", "blank", ("title",), "title"),
+    "tick_labels_blank": Variant("text", "blank", ("tick_labels",), "tick_labels"),
+    "axis_labels_blank": Variant("text", "blank", ("axis_labels",), "axis_labels"),
+    "title_moved": Variant("text", "moved", ("title",), "title", ("title_left", "title_right")),  # a short title
+    "colorbar_colormap": Variant("colorbar", "content", ("colorbar",), "colorbar", ("base", "recoloured")),
+    "colorbar_scale": Variant("colorbar", "content", ("colorbar_text",), "colorbar", ("base", "percent_colorbar")),
+    "colorbar_blank": Variant("colorbar", "blank", ("colorbar", "colorbar_text"), "colorbar"),
+    "colorbar_moved": Variant("colorbar", "moved", ("colorbar", "colorbar_text"), "colorbar", ("colorbar_top", "colorbar_bottom")),
+    "frame_blank": Variant("frame", "blank", ("frame",), "frame"),  # spines and tick marks
+    "frame_moved": Variant("frame", "moved", ("frame",), "frame", ("frame_bottom_left", "frame_top_right")),
+}
+
+
+def renumber_ticks(r: PlotRenderer) -> None:
+    """The spectrogram's tick labels say other numbers at the same ticks: time /2, frequency x2."""
+    r.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 2:g}"))
+    r.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{2 * v:g}"))  # as wide as before: the axis label stays
+
+
+def title_side(r: PlotRenderer, side: str) -> None:
+    """The title aligned with the left or right edge of the axes instead of centred."""
+    r.title.set_x(0.0 if side == "left" else 1.0)
+    r.title.set_horizontalalignment(side)
+
+
+def colorbar_half(r: PlotRenderer, half: str) -> None:
+    """The colorbar at half its height (its width kept), in the top or bottom half of its place."""
+    box = r.colorbar.ax.get_position()
+    r.colorbar.ax.set_box_aspect(None)
+    r.colorbar.ax.set_position((box.x0, box.y0 + (box.height / 2 if half == "top" else 0), box.width, box.height / 2))
+
+
+def frame_sides(r: PlotRenderer, sides: tuple[str, str]) -> None:
+    """The spectrogram's frame (spines and tick marks) on two sides only; the tick labels stay."""
+    for side, spine in r.ax.spines.items():
+        spine.set_visible(side in sides)
+    r.ax.tick_params(**{side: side in sides for side in ("left", "right", "top", "bottom")})
+
+
+def pin_axis_labels(r: PlotRenderer) -> None:
+    """Keep the spectrogram's axis labels where the layout put them: matplotlib re-places them beside
+    the tick labels at every draw, so other tick-label text would move them."""
+    for axis in (r.ax.xaxis, r.ax.yaxis):
+        axis.set_label_coords(*axis.label.get_position(), transform=axis.label.get_transform())
+
+
+RESTYLES = {  # changes to a renderer's artists after its layout is fixed, so the layout stays
+    "recoloured": lambda r: r.colorbar.solids.set_cmap(matplotlib.colormaps[OTHER_COLORMAP]),
+    "renumbered": renumber_ticks,
+    "percent_colorbar": lambda r: r.colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}")),
+    "title_left": lambda r: title_side(r, "left"),
+    "title_right": lambda r: title_side(r, "right"),
+    "colorbar_top": lambda r: colorbar_half(r, "top"),
+    "colorbar_bottom": lambda r: colorbar_half(r, "bottom"),
+    "frame_bottom_left": lambda r: frame_sides(r, ("left", "bottom")),
+    "frame_top_right": lambda r: frame_sides(r, ("top", "right")),
 }
 
 
 @dataclass
 class Pair:
-    """Two renders of one test image: [0] as in the dataset, [1] the variant."""
+    """Two renders of one test image: [0] the first member (the dataset's image unless the element
+    moves), [1] the variant."""
 
     variant: str
     images: np.ndarray  # [2, S, S, 3] uint8
     masks: np.ndarray  # [2, S, S] class ids
-    outline_zone: np.ndarray | None = None  # [S, S] bool: where the element's outline may be tinted
+    static_masks: np.ndarray  # [2, S, S] class ids before the title's box is painted over them
+    outline_zone: np.ndarray | None = None  # [S, S] bool: where the element's outline may be drawn
 
     @property
     def changed_region(self) -> np.ndarray:
-        """Pixels of the changed element in either image [S, S] bool."""
-        region = np.isin(self.masks, [CLASS_ID[c] for c in VARIANTS[self.variant].classes]).any(0)
+        """Pixels of the changed element in either image [S, S] bool (also where the title's box covers it)."""
+        masks = np.concatenate([self.masks, self.static_masks])
+        region = np.isin(masks, [CLASS_ID[c] for c in VARIANTS[self.variant].classes]).any(0)
         if self.outline_zone is not None:  # plus the frame pixels on and around the element's box
-            region |= self.outline_zone & (self.masks == CLASS_ID["frame"]).any(0)
+            region |= self.outline_zone & (masks == CLASS_ID["frame"]).any(0)
         return region
 
     def outside_changes(self) -> int:
@@ -78,6 +137,15 @@ def other_title(index: int, chirp: Chirp) -> str:
     return title_for(index + 50000, Chirp(chirp.start_time, chirp.duration, chirp.start_freq, chirp.end_freq, other_kind, chirp.noise_level))
 
 
+def titles(variant: str, index: int, chirp: Chirp) -> tuple[str, str]:
+    """The two members' titles: the dataset's, another for title_text, a short one for title_moved
+    (the full title spans the axes and has nowhere to move)."""
+    if variant == "title_moved":
+        return (SHORT_TITLE.format(index + 1),) * 2
+    title = title_for(index + 1, chirp)
+    return title, other_title(index, chirp) if variant == "title_text" else title
+
+
 def blanked(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """The element painted over with the figure background; its pixels become margin in the mask."""
     region = np.isin(mask, [CLASS_ID[c] for c in classes])
@@ -87,54 +155,40 @@ def blanked(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...]) -> tupl
     return rgb, mask
 
 
+def colorbar_zone(r: PlotRenderer) -> np.ndarray:
+    """Pixels of the colorbar with its ticks and text, grown by OUTLINE_PX: where its outline and tick marks are drawn."""
+    rows, cols = bbox_pixels(r.colorbar.ax.get_tightbbox(r.canvas.get_renderer()), r.size, r.size)
+    zone = np.zeros((r.size, r.size), bool)
+    zone[max(rows.start - OUTLINE_PX, 0) : rows.stop + OUTLINE_PX, max(cols.start - OUTLINE_PX, 0) : cols.stop + OUTLINE_PX] = True
+    return zone
+
+
 class PairRenderer:
-    """The dataset's renderer, plus one whose colorbar gradient uses another colormap (same layout)."""
+    """The dataset's renderer and, built when first needed, the restyled ones (same layout)."""
 
     def __init__(self, size: int, distortions: Distortions):
-        self.base = PlotRenderer(size, distortions)
-        self.recoloured = PlotRenderer(size, distortions) if distortions.colorbar else None
-        if self.recoloured is not None:
-            self.recoloured.colorbar.solids.set_cmap(matplotlib.colormaps[OTHER_COLORMAP])
-            self.recoloured.canvas.draw()
-            self.recoloured.background = self.recoloured.canvas.copy_from_bbox(self.recoloured.figure.bbox)
+        self.size, self.distortions = size, distortions
+        self.renderers = {"base": PlotRenderer(size, distortions)}
 
-    def colorbar_zone(self) -> np.ndarray:
-        """Pixels of the colorbar's axes box, grown by OUTLINE_PX: where its outline is drawn."""
-        size = self.base.size
-        rows, cols = bbox_pixels(self.base.colorbar.ax.get_window_extent(), size, size)
-        zone = np.zeros((size, size), bool)
-        zone[max(rows.start - OUTLINE_PX, 0) : rows.stop + OUTLINE_PX, max(cols.start - OUTLINE_PX, 0) : cols.stop + OUTLINE_PX] = True
-        return zone
+    @property
+    def base(self) -> PlotRenderer:
+        return self.renderers["base"]
 
-    @contextlib.contextmanager
-    def title_at(self, side: str):
-        """The title aligned with the left or right edge of the axes instead of centred."""
-        title = self.base.title
-        x, align = title.get_position()[0], title.get_horizontalalignment()
-        title.set_x(0.0 if side == "left" else 1.0)
-        title.set_horizontalalignment(side)
-        try:
-            yield
-        finally:
-            title.set_x(x)
-            title.set_horizontalalignment(align)
+    def renderer(self, name: str) -> PlotRenderer:
+        if name not in self.renderers:
+            r = PlotRenderer(self.size, self.distortions)
+            pin_axis_labels(r)
+            RESTYLES[name](r)
+            r.redraw_static()
+            self.renderers[name] = r
+        return self.renderers[name]
 
     def pair(self, variant: str, power: np.ndarray, chirp: Chirp, index: int) -> Pair:
-        """Test image `index` (0-based) and its variant. For title_moved both members carry a short
-        title (the full one spans the axes and has nowhere to move): at the left, then at the right."""
-        title = title_for(index + 1, chirp)
-        if variant == "title_moved":
-            renders = []
-            for side in ("left", "right"):
-                with self.title_at(side):
-                    renders.append(self.base.render(power, chirp, SHORT_TITLE.format(index + 1)))
-            return Pair(variant, np.stack([r[0] for r in renders]), np.stack([r[1] for r in renders]))
-        rgb, mask = self.base.render(power, chirp, title)
-        if variant == "title_text":
-            other = self.base.render(power, chirp, other_title(index, chirp))
-        elif variant == "colorbar_colormap":
-            other = self.recoloured.render(power, chirp, title)
-            return Pair(variant, np.stack([rgb, other[0]]), np.stack([mask, other[1]]), self.colorbar_zone())
-        else:
-            other = blanked(rgb, mask, VARIANTS[variant].classes)
-        return Pair(variant, np.stack([rgb, other[0]]), np.stack([mask, other[1]]))
+        """Test image `index` (0-based) and its variant."""
+        v = VARIANTS[variant]
+        first, second = (self.renderer(name) for name in v.members)
+        title_a, title_b = titles(variant, index, chirp)
+        a = first.render(power, chirp, title_a)
+        b = blanked(*a, v.classes) if v.role == "blank" else second.render(power, chirp, title_b)
+        zone = colorbar_zone(first) | colorbar_zone(second) if "colorbar" in v.classes else None
+        return Pair(variant, np.stack([a[0], b[0]]), np.stack([a[1], b[1]]), np.stack([first.static_mask, second.static_mask]), zone)

@@ -97,6 +97,11 @@ class PlotRenderer:
         self._layout()
         self.image.set_animated(True)
         self.title.set_animated(True)
+        self.redraw_static()
+
+    def redraw_static(self) -> None:
+        """Draw the static artists once (after a change to them; the layout stays) and keep their mask
+        and the pixels blitted back for every image."""
         self.canvas.draw()
         self.static_mask = self._static_mask()
         self.canvas.draw()  # _static_mask drew artists one by one; restore the whole figure
