@@ -56,10 +56,8 @@ class Project:
         self.run("git", "commit", "-q", "-m", message)
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
+def make_project(path: Path, site_cache: Path) -> Project:
     """A committed throwaway copy of the project with tiny params and a private DVC site cache."""
-    path = tmp_path / "project"
     for name in PROJECT_FILES:
         source, target = ROOT / name, path / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +70,31 @@ def project(tmp_path: Path) -> Project:
     p.run("git", "init", "-q")
     p.run("git", "config", "user.email", "test@example.com")
     p.run("git", "config", "user.name", "test")
-    p.dvc("config", "--local", "core.site_cache_dir", str(tmp_path / "site_cache"))
+    p.dvc("config", "--local", "core.site_cache_dir", str(site_cache))
     p.commit("throwaway copy")
+    return p
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return make_project(tmp_path / "project", tmp_path / "site_cache")
+
+
+@pytest.fixture(scope="session")
+def reproduced_once(tmp_path_factory) -> Path:
+    """The tiny project after one `dvc repro`, committed: one run for the tests that start from a run pipeline."""
+    root = tmp_path_factory.mktemp("reproduced")
+    p = make_project(root / "project", root / "site_cache")
+    p.dvc("repro")
+    p.commit("pipeline run")
+    return p.path
+
+
+@pytest.fixture
+def reproduced(tmp_path: Path, reproduced_once: Path) -> Project:
+    """A private copy of the reproduced tiny project (git, DVC cache and outputs; its own site cache)."""
+    path = tmp_path / "project"
+    shutil.copytree(reproduced_once, path, symlinks=True)
+    p = Project(path)
+    p.dvc("config", "--local", "core.site_cache_dir", str(tmp_path / "site_cache"))
     return p

@@ -67,9 +67,8 @@ def table_rows(driver, table_id: str) -> list[list[str]]:
     return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
 
 
-def test_clicking_a_head_shows_its_maps_and_numbers_and_nothing_leaves_the_page(project, browser):
-    project.dvc("repro")
-    path = project.path
+def test_clicking_a_head_shows_its_maps_and_numbers_and_nothing_leaves_the_page(reproduced, browser):
+    path = reproduced.path
     browser.get((path / "report/report.html").as_uri())
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"], "the page's script failed"
 
@@ -88,6 +87,14 @@ def test_clicking_a_head_shows_its_maps_and_numbers_and_nothing_leaves_the_page(
     chirp = pd.read_csv(path / "results/classify/regions.csv").set_index(["layer", "head", "region"]).loc[(2, 3, "chirp")]
     regions = {row[0]: row for row in table_rows(browser, "ex-regions")}
     assert regions["chirp"][1:3] == [f"{chirp['enrichment']:.2f}", f"[{chirp['ci_low']:.2f}, {chirp['ci_high']:.2f}]"]
+    causal = pd.read_csv(path / "results/causal/heads.csv").set_index(["variant", "layer", "head"])
+    shown = {row[0]: row for row in table_rows(browser, "ex-causal")}
+    assert set(shown) == set(causal.index.get_level_values(0))
+    title = causal.loc[("title_text", 2, 3)]
+    assert shown["title_text"][2] == f"{title['sensitivity_element']:.3f} [{title['sensitivity_element_ci_low']:.3f}, {title['sensitivity_element_ci_high']:.3f}]"
+    assert shown["title_text"][4] == "–" and shown["title_moved"][4].startswith(f"{causal.loc[('title_moved', 2, 3), 'follow']:.3f} [")
+    responds = "yes" if classified.loc[(2, 3), "responds_text"] else "no"
+    assert f"text: responds {responds}, " in browser.find_element(By.ID, "ex-verdicts").text
 
     with np.load(path / "results/attention/examples.npz") as examples:
         received, cls = examples["received"], examples["cls"]  # [images, layers, heads, G, G]

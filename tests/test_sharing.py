@@ -55,9 +55,9 @@ def read_metrics(path) -> dict[str, dict]:
 
 
 def share(project: Project, tmp_path: Path) -> str:
-    """Run the pipeline, add a bare git `origin` and a default local-directory DVC remote, push both;
-    return the branch."""
-    project.dvc("repro")
+    """Add a bare git `origin` and a default local-directory DVC remote to a reproduced project, push
+    both; return the branch."""
+    assert json.loads(project.dvc("status", "--json").stdout) == {}, "the copy has nothing to rerun"
     project.run("git", "init", "-q", "--bare", str(tmp_path / "origin.git"))
     project.run("git", "remote", "add", "origin", str(tmp_path / "origin.git"))
     project.dvc("remote", "add", "-d", "store", str(tmp_path / "dvc-store"))
@@ -68,7 +68,8 @@ def share(project: Project, tmp_path: Path) -> str:
     return branch
 
 
-def test_push_clone_pull_and_experiment_push_pull(project, tmp_path):
+def test_push_clone_pull_and_experiment_push_pull(reproduced, tmp_path):
+    project = reproduced
     branch = share(project, tmp_path)
 
     clone = Project(tmp_path / "clone")
@@ -87,7 +88,7 @@ def test_push_clone_pull_and_experiment_push_pull(project, tmp_path):
     assert read_metrics(clone.path) == read_metrics(project.path)
 
 
-def test_two_queued_experiments_run_side_by_side_with_the_metrics_of_sequential_runs(project):
+def test_two_queued_experiments_run_side_by_side_with_the_metrics_of_a_sequential_run(project):
     project.env["VITHEADS_THREADS"] = "1"  # thread count changes float rounding: both ways run with one thread
     for seed in (1, 2):
         project.dvc("exp", "run", "--queue", "-n", f"queued-{seed}", "-S", f"seed={seed}")
@@ -97,19 +98,17 @@ def test_two_queued_experiments_run_side_by_side_with_the_metrics_of_sequential_
     assert most_running == 2, "the two experiments ran side by side"
     assert "torch uses 1 thread(s) (VITHEADS_THREADS=1)" in project.dvc("queue", "logs", "queued-1").stdout
 
-    for seed in (1, 2):
-        run = project.dvc("exp", "run", "-f", "-n", f"sequential-{seed}", "-S", f"seed={seed}").stdout
-        assert "Running stage 'finetune'" in run, "forced: computed again, not restored from the run cache"
+    # Compared on seed 1 only (one sequential run keeps CI short); seed 2 must differ from it.
+    run = project.dvc("exp", "run", "-f", "-n", "sequential-1", "-S", "seed=1").stdout
+    assert "Running stage 'finetune'" in run, "forced: computed again, not restored from the run cache"
     found = experiments(project)
-    for seed in (1, 2):
-        assert found[f"queued-{seed}"] == found[f"sequential-{seed}"]
+    assert found["queued-1"] == found["sequential-1"]
     assert found["queued-1"]["metrics/finetune.json"] != found["queued-2"]["metrics/finetune.json"]
 
 
-def test_a_queued_experiment_runs_the_code_it_was_queued_with(project):
+def test_a_queued_experiment_runs_the_code_it_was_queued_with(reproduced):
     """Stages import the vitheads of the checkout they run in, not the editable install's."""
-    project.dvc("repro")
-    project.commit("pipeline run")
+    project = reproduced
     library = project.path / "vitheads/report.py"
     original = library.read_text()
     assert '"Claim (paper)"' in original
@@ -127,9 +126,10 @@ def test_a_queued_experiment_runs_the_code_it_was_queued_with(project):
 
 
 @pytest.mark.skipif(not (Path(sys.prefix) / "bin/activate").exists(), reason="tests run outside a virtual environment")
-def test_the_skypilot_job_runs_an_experiment_and_pushes_it_to_the_shared_remotes(project, tmp_path):
+def test_the_skypilot_job_runs_an_experiment_and_pushes_it_to_the_shared_remotes(reproduced, tmp_path):
     """The task file's `run` block as written, on a clone made as its `setup` block makes it (the
     install step aside: the clone's .venv is this interpreter's); SkyPilot itself is not run here."""
+    project = reproduced
     branch = share(project, tmp_path)
     home = tmp_path / "home"
     subprocess.run(["git", "clone", "-q", "-b", branch, str(tmp_path / "origin.git"), str(home / "vitheads")], check=True)
