@@ -8,13 +8,12 @@ import pandas as pd
 
 from vitheads import params, threads
 from vitheads.attribution import REGIONS, direct_attribution, heads_by_region, region_fractions
-from vitheads.causal import (head_evidence, head_rows, mean_ci, measure_variant, model_effect, moved_variant, passing_heads,
+from vitheads.causal import (PATCH_DIRECTIONS, head_evidence, head_rows, mean_ci, measure_variant, model_effect, moved_variant, passing_heads,
                              render_pairs, response_conditions, response_variants)
 from vitheads.dataset import load_first
 from vitheads.model import Scaling, best_device, device_of, load_trained, to_input
-from vitheads.names import TARGETS, head_name
+from vitheads.names import DISTRACTOR_KINDS, TARGETS, head_name
 from vitheads.outputs import StageError, atomic_path, run_stage, setup_logging, write_json
-from vitheads.names import DISTRACTOR_KINDS
 from vitheads.pairs import VARIANTS, PairRenderer, available_variants
 from vitheads.rendering import Distortions
 from vitheads.resampling import bootstrap_weights
@@ -53,13 +52,27 @@ def kind_summary(kind: str, evidence: pd.DataFrame, measures: dict, weights, pat
     out |= counted("heads_responding", [response_conditions(measures[v], c) for v in tested], weights)
     if f"changes_predictions_{kind}" in evidence:
         out["heads_changing_predictions"] = int(evidence[f"changes_predictions_{kind}"].sum())
-        out |= counted("heads_changing_predictions", [[(measures[v].patch_prediction_change.mean(-1), c["min_prediction_change"])]
+        out |= counted("heads_changing_predictions", [[(measures[v].patch_effect, c["min_prediction_change"])]
                                                       for v in tested], patch_weights)
     if moved:
         out["heads_following"] = int(evidence[f"follows_{kind}"].sum())
         out |= counted("heads_following", [[(measures[moved].follow, c["min_follow"])]], weights)
     out["detectors"] = int(evidence[f"{kind}_detector"].sum())
     out["detectors_task_irrelevant"] = int((evidence[f"{kind}_detector"] & ~evidence["task_relevant"]).sum())
+    return out
+
+
+def task_relevant_detail(table: pd.DataFrame, evidence: pd.DataFrame) -> dict:
+    """Per task-relevant head, its largest patching effect (variant): the mean |prediction change| (z)
+    each way and on each target, with 95% CIs over the patched pairs."""
+    patched = table.dropna(subset=["patch_prediction_change"])
+    out = {}
+    for head in evidence[evidence["task_relevant"]].itertuples():
+        rows = patched[(patched["layer"] == head.layer) & (patched["head"] == head.head)]
+        top = rows.loc[rows["patch_prediction_change"].idxmax()]
+        parts = ["", *(f"_{d}" for d in PATCH_DIRECTIONS), *(f"_{t}" for t in TARGETS)]
+        out[head_name(head.layer, head.head)] = {"variant": top["variant"], **{
+            f"change{part}": [round(float(top[f"patch_prediction_change{part}{s}"]), 5) for s in ("", "_ci_low", "_ci_high")] for part in parts}}
     return out
 
 
@@ -129,7 +142,7 @@ def main() -> None:
         outside = max(outside, pairs.outside_changes)
         n_patch = c["patch_images"] if variant in response_variants(VARIANTS[variant].kind, variants) else 0
         m = measures[variant] = measure_variant(model, pairs, z_true, c["batch_size"], n_patch)
-        rows += head_rows(variant, m, weights, patch_weights)
+        rows += head_rows(variant, m, weights, patch_weights, TARGETS)
         effects[variant] = model_effect(variant, m, weights, TARGETS)
     table = pd.DataFrame(rows)
     evidence = head_evidence(table, c)
@@ -145,6 +158,7 @@ def main() -> None:
     write_json(METRICS, {
         "images": len(z_true), "patch_images": c["patch_images"], "pixels_changed_outside_element": outside,
         "task_relevant_heads": int(evidence["task_relevant"].sum()),
+        "task_relevant_detail": task_relevant_detail(table, evidence),
         "detectors_by_min_follow": detectors_by_bar(table, c, kinds),
         **{kind: kind_summary(kind, evidence, measures, weights, patch_weights, c) for kind in kinds},
         "model_effect": effects,

@@ -95,7 +95,8 @@ def causal(c: dict) -> None:
                                 "mean |change| (z units, sd of the target)", tmp / "patching.png", c["min_prediction_change"])
         if "follow" in table:
             figures.head_panels(grids("follow", [v for v in variants if table.loc[table["variant"] == v, "follow"].notna().all()]),
-                                "Attention moved with the moved element (received view)", "follow (multiples of a uniform head's)", tmp / "follow.png", c["min_follow"])
+                                "Attention moved with the moved element (received view)",
+                                "follow score (2: all of a\nuniform head's mass moved)", tmp / "follow.png", c["min_follow"])
 
 
 def main() -> None:

@@ -124,10 +124,21 @@ def effect_text(effect: dict, target: str) -> str:
             f"abs {effect[f'{target}_abs_change']:.4f} [{abs_low:.4f}, {abs_high:.4f}]")
 
 
+def relevant_text(detail: dict) -> str:
+    """Each task-relevant head's largest patching effect, each way and per target, with CIs."""
+    if not detail:
+        return "No head's patching changes predictions above the bar."
+    ci = lambda v: f"{v[0]:.4f} [{v[1]:.4f}, {v[2]:.4f}]"
+    heads = [f"{h} ({d['variant']}): " + ", ".join(f"{k.removeprefix('change_')} {ci(v)}" for k, v in d.items() if k.startswith("change_"))
+             for h, d in detail.items()]
+    return ("Task-relevant heads, each at the variant where patching moves predictions most: mean |change| (z) [95% CI over "
+            "patched pairs] with the variant's head output in the original's pass, the other way, and per target: " + "; ".join(heads) + ".")
+
+
 def causal_section(cz: dict, c: dict, test_mse: float) -> list:
     """Per distractor: heads that respond, follow and matter, and the distractor's own effect, with CIs."""
     kinds = [k for k in ("text", "colorbar", "frame") if k in cz]
-    rows = [[k, ", ".join(cz[k]["response_variants"]) + f"; moved: {cz[k]['moved_variant']}", count_text(cz[k], "heads_responding"), count_text(cz[k], "heads_following"),
+    rows = [[k, ", ".join(cz[k]["response_variants"]) + f"; moved: {cz[k]['moved_variant'] or 'none'}", count_text(cz[k], "heads_responding"), count_text(cz[k], "heads_following"),
              count_text(cz[k], "heads_changing_predictions"),
              f"{cz[k].get('detectors', 0)} ({cz[k].get('detectors_task_irrelevant', 0)} task-irrelevant)"] for k in kinds]
     effects = [[v, e["distractor"], f"{e['mse_change_pct']:+.2f}% [{e['mse_change_pct_ci'][0]:+.2f}, {e['mse_change_pct_ci'][1]:+.2f}]"]
@@ -148,6 +159,7 @@ def causal_section(cz: dict, c: dict, test_mse: float) -> list:
                   "the heads whose means pass it with the 95% interval of that count over image resamples. Patch tokens only: the flatten "
                   "readout never reads the CLS token."),
         Table(["Distractor", "Response variants; moved", "Heads responding", "Heads following", "Heads changing predictions", "Detectors"], rows),
+        Paragraph(relevant_text(cz["task_relevant_detail"])),
         Paragraph("Detectors with the follow bar moved (the other bars kept): "
                   + "; ".join(f"{bar}x: " + ", ".join(f"{k} {n}" for k, n in counts.items()) for bar, counts in cz["detectors_by_min_follow"].items())
                   + ". A verdict that changes within this range hangs on the bar, not on the data."),

@@ -9,8 +9,8 @@ each (clean passes, cached as in the ablation engine). Per head, per image:
                left/bottom -> top/right): attention (received view: mean over patch queries) gained
                on the element's new patches minus that on its old ones, from member A to member B,
                in multiples of the attention a uniform head puts there;
-  patching     the head's output from one member put into the other's forward pass, both ways:
-               mean |change| of each target's prediction (z units) and change of squared error.
+  patching     the head's output from one member put into the other's forward pass, each way:
+               |change| of each target's prediction (z units) and change of its squared error.
 Per pair: the model-level effect of the distractor alone (the change in predictions).
 """
 
@@ -48,8 +48,8 @@ def moved_variant(kind: str, variants: list[str]) -> str | None:
 
 @dataclass
 class PairSet:
-    """n pairs of one variant: images [n, 2, S, S, 3], masks [n, 2, S, S]; patch-level regions
-    [n, P] bool: the changed element's patches, and (moved title) its old and new patches."""
+    """n pairs of one variant: images [n, 2, S, S, 3]; patch-level regions [n, P] bool: the changed
+    element's patches, and (moved elements) the patches it left and those it reached."""
 
     variant: str
     images: np.ndarray
@@ -77,8 +77,10 @@ def render_pairs(variant: str, seed: int, size: int, patch: int, distortions: Di
     changed = np.stack([p.changed_region for p in pairs])
     masks = np.stack([p.masks for p in pairs])  # [n, 2, S, S]
     ids = [CLASS_ID[c] for c in VARIANTS[variant].classes]
-    in_a, in_b = (patch_any(np.isin(masks[:, k], ids), patch) for k in (0, 1))
-    return PairSet(variant, np.stack([p.images for p in pairs]), patch_any(changed, patch), in_a & ~in_b, in_b & ~in_a,
+    in_a, in_b = (np.isin(masks[:, k], ids) for k in (0, 1))  # [n, S, S]: pixel level, so ink the element
+    left, reached = patch_any(in_a & ~in_b, patch), patch_any(in_b & ~in_a, patch)  # keeps in both members (the colorbar's
+    # outline is frame too) does not hide a patch it moved into; a patch it both left and reached counts for neither
+    return PairSet(variant, np.stack([p.images for p in pairs]), patch_any(changed, patch), left & ~reached, reached & ~left,
                    max(p.outside_changes() for p in pairs))
 
 
@@ -93,8 +95,13 @@ class VariantMeasures:
     prediction_change: np.ndarray  # [n, T] member B minus member A (z units)
     squared_error_change: np.ndarray  # [n, T]
     follow: np.ndarray | None  # [n, L, H] in multiples of uniform attention (moved elements only)
-    patch_prediction_change: np.ndarray | None  # [n_patch, L, H, T] mean |change| over both directions
-    patch_squared_error_change: np.ndarray | None  # [n_patch, L, H, T] mean over both directions
+    patch_prediction_change: np.ndarray | None  # [n_patch, L, H, 2, T] |change|; directions: B's output into A, A's into B
+    patch_squared_error_change: np.ndarray | None  # [n_patch, L, H, 2, T]
+
+    @property
+    def patch_effect(self) -> np.ndarray:
+        """[n_patch, L, H]: mean |prediction change| over both directions and the targets (the rule's measure)."""
+        return self.patch_prediction_change.mean((-2, -1))
 
 
 def head_norm_change(a: CleanPass, b: CleanPass, element: torch.Tensor, prefix: int) -> tuple[np.ndarray, ...]:
@@ -133,19 +140,19 @@ def follow_score(model: nn.Module, xa: torch.Tensor, xb: torch.Tensor, old: torc
     return (gain / uniform[:, None, None]).cpu().numpy()
 
 
+PATCH_DIRECTIONS = ("variant_into_original", "original_into_variant")  # whose head output goes into whose pass
+
+
 @torch.inference_mode()
 def patch_both_ways(model: nn.Module, a: CleanPass, b: CleanPass, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """[B, L, H, T] each: mean over both directions of |prediction change| and squared-error change
-    when one head's output comes from the other member."""
+    """[B, L, H, 2, T] each: |prediction change| and squared-error change when one head's output
+    comes from the other member, per direction (PATCH_DIRECTIONS)."""
     abs_change, err_change = [], []
     for layer in range(len(a.z)):
-        per_direction = []
-        for target, source in ((a, b), (b, a)):
-            out = patched_layer(model, target, source, layer)  # [H, B, T]
-            per_direction.append(((out - target.output).abs(), (out - y) ** 2 - (target.output - y) ** 2))
-        abs_change.append((per_direction[0][0] + per_direction[1][0]) / 2)
-        err_change.append((per_direction[0][1] + per_direction[1][1]) / 2)
-    stack = lambda xs: torch.stack(xs).permute(2, 0, 1, 3).cpu().numpy()  # [L, H, B, T] -> [B, L, H, T]
+        outs = [(patched_layer(model, target, source, layer), target.output) for target, source in ((a, b), (b, a))]  # [H, B, T]
+        abs_change.append(torch.stack([(out - clean).abs() for out, clean in outs], 2))  # [H, B, 2, T]
+        err_change.append(torch.stack([(out - y) ** 2 - (clean - y) ** 2 for out, clean in outs], 2))
+    stack = lambda xs: torch.stack(xs).permute(2, 0, 1, 3, 4).cpu().numpy()  # [L, H, B, 2, T] -> [B, L, H, 2, T]
     return stack(abs_change), stack(err_change)
 
 
@@ -208,7 +215,8 @@ def response_conditions(m: VariantMeasures, c: dict) -> list[tuple[np.ndarray, f
     return [(m.sensitivity_element / typical, c["min_response"]), ((m.sensitivity_element - m.sensitivity_elsewhere) / typical, 0.0)]
 
 
-def head_rows(variant: str, m: VariantMeasures, weights: np.ndarray, patch_weights: np.ndarray | None) -> list[dict]:
+def head_rows(variant: str, m: VariantMeasures, weights: np.ndarray, patch_weights: np.ndarray | None,
+              targets: tuple[str, ...]) -> list[dict]:
     """One row per head (1-based layer and head) of one variant: every measure's mean and 95% CI over images."""
     typical = m.typical_norm.mean(0)  # [L, H]
     stats = {
@@ -219,8 +227,13 @@ def head_rows(variant: str, m: VariantMeasures, weights: np.ndarray, patch_weigh
     if m.follow is not None:
         stats["follow"] = mean_ci(m.follow, weights)
     if m.patch_prediction_change is not None:
-        stats["patch_prediction_change"] = mean_ci(m.patch_prediction_change.mean(-1), patch_weights)
-        stats["patch_squared_error_change"] = mean_ci(m.patch_squared_error_change.mean(-1), patch_weights)
+        stats["patch_prediction_change"] = mean_ci(m.patch_effect, patch_weights)
+        stats["patch_squared_error_change"] = mean_ci(m.patch_squared_error_change.mean((-2, -1)), patch_weights)
+        for d, direction in enumerate(PATCH_DIRECTIONS):
+            stats[f"patch_prediction_change_{direction}"] = mean_ci(m.patch_prediction_change[..., d, :].mean(-1), patch_weights)
+        for t, target in enumerate(targets):
+            stats[f"patch_prediction_change_{target}"] = mean_ci(m.patch_prediction_change[..., t].mean(-1), patch_weights)
+            stats[f"patch_squared_error_change_{target}"] = mean_ci(m.patch_squared_error_change[..., t].mean(-1), patch_weights)
     layers, heads = typical.shape
     rows = []
     for l in range(layers):

@@ -206,8 +206,8 @@ def head_panels(grids: dict[str, np.ndarray], title: str, label: str, path, thre
     """One layers x heads panel per name on one shared linear colour scale, from 0 (or symmetric about
     0 when a value is negative; each panel prints its maximum), so a variant that moves nothing stays
     dark instead of being stretched to look sharp. The scale reaches at least the rule's threshold
-    (marked on the colour bar), so values far below it stay pale."""
-    vmax = max(threshold, *(float(np.nanmax(np.abs(g))) for g in grids.values()))
+    (marked on the colour bar; a tenth beyond it, so the mark shows), so values far below it stay pale."""
+    vmax = max(1.1 * threshold, *(float(np.nanmax(np.abs(g))) for g in grids.values()))
     signed = any(float(np.nanmin(g)) < 0 for g in grids.values())
     cmap, vmin = ("RdBu_r", -vmax) if signed else ("viridis", 0)
     rows = -(-len(grids) // columns)

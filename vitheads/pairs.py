@@ -4,8 +4,9 @@ A variant's restyled renderer changes its artists after the layout is fixed, so 
 
 The renderer knows every element's geometry, so a pair isolates one distractor: a head whose output
 changes between the two processes that element; one whose attention moves with it follows it.
-`changed_region` is the union of the element's masks in both images; `outside_changes` counts the
-pixels that differ anywhere else (0 for a valid pair; tests/test_pairs.py).
+`changed_region` is the union of the element's masks in both images (also under the title's box, and
+for the colorbar the frame ink around it); `outside_changes` counts the pixels that differ anywhere
+else (0 for a valid pair; tests/test_pairs.py).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ VARIANTS = {
 def renumber_ticks(r: PlotRenderer) -> None:
     """The spectrogram's tick labels say other numbers at the same ticks: time /2, frequency x2."""
     r.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 2:g}"))
-    r.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{2 * v:g}"))  # as wide as before: the axis label stays
+    r.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{2 * v:g}"))  # widest label still 3 digits
 
 
 def title_side(r: PlotRenderer, side: str) -> None:
