@@ -82,9 +82,11 @@ def project(tmp_path: Path) -> Project:
 
 @pytest.fixture(scope="session")
 def reproduced_once(tmp_path_factory) -> Path:
-    """The tiny project after one `dvc repro`, committed: one run for the tests that start from a run pipeline."""
+    """The tiny project after one `dvc repro`, committed: one run for the tests that start from a run
+    pipeline. One torch thread, as queued experiments use, so that they can reproduce its bytes."""
     root = tmp_path_factory.mktemp("reproduced")
     p = make_project(root / "project", root / "site_cache")
+    p.env["VITHEADS_THREADS"] = "1"
     p.dvc("repro")
     p.commit("pipeline run")
     return p.path
