@@ -153,7 +153,7 @@ def causal_section(cz: dict, c: dict, test_mse: float) -> list:
                   "its change at the pair's other patches lies above 0 (the positional null: a head whose output changes "
                   "everywhere is not responding to the element); *follows* when the CI of the attention it moves with the moved "
                   f"element (title left to right, colorbar top to bottom half, frame from left/bottom to top/right) lies above "
-                  f"{c['min_follow']:g}x a uniform head's; *changes predictions* when patching its output between a response pair "
+                  f"{c['min_follow']:g} (a follow score of 2 means all of a uniform head's mass on the element moved with it); *changes predictions* when patching its output between a response pair "
                   f"(both ways, first {cz['patch_images']} pairs) moves the predictions by a mean |change| whose CI lies above "
                   f"{c['min_prediction_change']:g} (z units). A *detector* responds and follows. Counts by the rule (CI bounds), then "
                   "the heads whose means pass it with the 95% interval of that count over image resamples. Patch tokens only: the flatten "
@@ -165,7 +165,9 @@ def causal_section(cz: dict, c: dict, test_mse: float) -> list:
                   + ". A verdict that changes within this range hangs on the bar, not on the data."),
         Paragraph("The distractor alone: the change of the model's MSE over these images, and the mean change and mean "
                   "|change| of each prediction (z units: a target's sd), from member A to member B, 95% CIs over pairs. "
-                  f"Task-irrelevant means near zero (the model's test RMSE: {test_mse ** 0.5:.3f} z)."),
+                  f"Task-irrelevant means near zero (the model's test RMSE: {test_mse ** 0.5:.3f} z). In the *_moved variants neither "
+                  "member is the dataset image (a short title, a half-height colorbar, a two-sided frame): both are off the "
+                  "training distribution."),
         Table(["Variant", "Distractor", "MSE change"] + [f"{t}: mean change; mean abs change" for t in TARGETS], effects),
     ]
     if isinstance(cz["direct_attribution"], dict):
@@ -180,7 +182,7 @@ def causal_section(cz: dict, c: dict, test_mse: float) -> list:
     blocks += [Image(Path(f"plots/causal/{name}.png"), caption) for name, caption in (
         ("sensitivity", "Head output change at the changed element's patches, per variant, one shared scale"),
         ("sensitivity_excess", "The same minus the change at the pair's other patches (the positional null), one shared scale"),
-        ("follow", "Attention moved with the moved element (received view), multiples of a uniform head's, one shared scale"),
+        ("follow", "Attention moved with the moved element (received view), follow score (2: all of a uniform head's mass on the element moved), one shared scale"),
         ("patching", "Prediction change when one head's output is patched between the pair, one shared scale"),
     ) if Path(f"plots/causal/{name}.png").is_file()]
     return blocks

@@ -142,12 +142,12 @@
     const fixed = (x) => x.toFixed(3), small = (x) => x.toExponential(1);  // patching effects are often < 0.001 z
     const g = (v, f = fixed) => (v[0] === null ? "–" : `${f(v[0])} [${f(v[1])}, ${f(v[2])}]`);
     tableOf("ex-causal", ["Paired variant", "Distractor", "Output change at element [95% CI]", "minus change elsewhere",
-      "Follow (× uniform)", "Patched: mean |Δ prediction| (z)"],
+      "Follow score", "Patched: mean |Δ prediction| (z)"],
       Object.entries(c.variants).map(([variant, m]) => [variant, m.distractor, g(m.sensitivity_element), g(m.sensitivity_excess),
         g(m.follow), g(m.patch_prediction_change, small)]));
     $("ex-causal-note").textContent = `Output change: ||z_B − z_A|| at the changed element's patches over the head's typical ||z||; ` +
       `responds when its CI lies above ${D.causalRule.min_response} and the CI of the excess over the pair's other patches above 0. ` +
-      `Follows when the CI of attention moved with the moved element lies above ${D.causalRule.min_follow}× a uniform head's. ` +
+      `Follows when the CI of attention moved with the moved element lies above ${D.causalRule.min_follow} (2: all of a uniform head's mass on the element moved with it). ` +
       `Changes predictions when the CI of the patched mean |Δ| lies above ${D.causalRule.min_prediction_change} z. CIs over images.`;
   }
 
