@@ -1,6 +1,6 @@
 """The default pipeline's old path (commit 49529b1) against the new one, same model and data, one run.
 
-Usage: python bench/pipeline_speed.py [--images 50] [--repeats 3]   (after `dvc repro generate`;
+Usage: python bench/pipeline_speed.py [--images 50] [--repeats 3] [--pairs 0]   (after `dvc repro generate`;
 uses the trained model in models/ when there is one, else a randomly initialised one: speed does
 not depend on the weights)
 
@@ -12,7 +12,11 @@ Prints one `<what>: <ratio>x` line per speed-up (old time / new time, or old cou
   (49529b1's plots/finetune/history.csv, read from git, and this checkout's);
 - ablation sweep, images x heads per second: each ablation re-running its whole layer under a
   hook_z hook (old) against starting from the layer's cached clean head outputs (new);
-- author protocol: test images it runs on (it did not exist at 49529b1; the default emulated all).
+- author protocol: test images it runs on (it did not exist at 49529b1; the default emulated all);
+- patching (the causal stage; it did not exist at 49529b1, so old means its first version): every
+  head of every layer patched into 50 pairs, one stack of all heads per layer (old) against stacks of
+  at most 128 rows, as the ablation sweep stacks (new);
+- causal pair renders per second: one process (old) against a pool of one process per thread (new).
 """
 
 import argparse
@@ -27,11 +31,14 @@ import pandas as pd
 import torch
 
 from vitheads import params, threads
-from vitheads.ablation import Ablation, clean_pass, finish_block, replace_heads, run_from
+from vitheads.ablation import STACK_ROWS, Ablation, clean_pass, finish_block, replace_heads, run_from
 from vitheads.dataset import load_split
 from vitheads.hooks import hooked
 from vitheads.model import Scaling, build_model, load_trained, to_input
 from vitheads.names import TARGETS
+from vitheads.pairs import PairRenderer, available_variants, render_pairs, render_variants
+from vitheads.patching import patched_layer
+from vitheads.rendering import Distortions
 from vitheads.training import split_indices, train
 
 OLD = "49529b1"
@@ -107,11 +114,50 @@ def increase_gap(old: torch.Tensor, new: torch.Tensor, clean: torch.Tensor, y: t
     return f"largest gap {(a - b).abs().max():.2e} percentage points; largest relative gap where |increase| > 0.1%: {relative:.2e}"
 
 
+def timed_patching(model, target, source, max_rows: int) -> tuple[float, torch.Tensor]:
+    """Seconds to patch every head of every layer from source into target, and the outputs [L, H, B, T]."""
+    started = time.perf_counter()
+    outputs = torch.stack([patched_layer(model, target, source, layer, max_rows) for layer in range(len(model.blocks))])
+    return time.perf_counter() - started, outputs
+
+
+def patching_ratio(model, x: torch.Tensor, repeats: int) -> None:
+    """Old (all heads in one stack) against new (STACK_ROWS rows), interleaved; target and source are
+    two halves of the images, as a pair's members."""
+    half = len(x) // 2
+    with torch.inference_mode():
+        target, source = clean_pass(model, x[:half]), clean_pass(model, x[half : 2 * half])
+    stacks = {"old": model.blocks[0].attn.num_heads * half, "new": STACK_ROWS}
+    times, outputs = {"old": [], "new": []}, {}
+    for _ in range(repeats):
+        for path, rows in stacks.items():
+            seconds, outputs[path] = timed_patching(model, target, source, rows)
+            times[path].append(seconds)
+    ratio(f"patching images x heads per second ({half} pairs)", statistics.median(times["old"]), statistics.median(times["new"]))
+    print(f"  same patches, new stacks vs old: largest |difference| {(outputs['old'] - outputs['new']).abs().max():.2e} (z units)")
+
+
+def render_ratio(p: dict, n: int) -> None:
+    """Seconds to render n pairs of every variant, one process against the pool (its start included)."""
+    size, patch, distortions = p["model"]["image_size"], p["model"]["patch_size"], Distortions(**p["distortion"])
+    variants = available_variants(distortions)
+    started = time.perf_counter()
+    renderer = PairRenderer(size, distortions)
+    one = [render_pairs(v, p["seed"], size, patch, distortions, n, renderer) for v in variants]
+    old = time.perf_counter() - started
+    started = time.perf_counter()
+    pooled = list(render_variants(variants, p["seed"], size, patch, distortions, n, threads.budget()))
+    new = time.perf_counter() - started
+    same = all(np.array_equal(a.images, b.images) for a, b in zip(one, pooled))
+    ratio(f"causal pair renders per second ({len(variants)} variants x {n} pairs; identical: {same})", old, new)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=50, help="images per ablation batch (the sweep's batch size)")
     parser.add_argument("--steps", type=int, default=8, help="training steps per timing")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=0, help="pairs per variant for the render timing (0: causal.images)")
     args = parser.parse_args()
     p = params.load()
     threads.limit_torch()
@@ -143,6 +189,8 @@ def main() -> None:
         print("  same ablations, new path vs old:", increase_gap(outputs["old"], outputs["new"], clean.output, y))
     a = p["ablate"]
     ratio("author protocol images (one cumulative pass: time scales with them)", p["generate"]["n_test"], a["author_images"] or p["generate"]["n_test"])
+    patching_ratio(model, to_input(test.images[: 2 * args.images]), args.repeats)
+    render_ratio(p, args.pairs or p["causal"]["images"])
 
 
 if __name__ == "__main__":

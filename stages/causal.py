@@ -9,12 +9,12 @@ import pandas as pd
 from vitheads import params, threads
 from vitheads.attribution import REGIONS, direct_attribution, heads_by_region, region_fractions
 from vitheads.causal import (PATCH_DIRECTIONS, head_evidence, head_rows, mean_ci, measure_variant, model_effect, moved_variant, passing_heads,
-                             render_pairs, response_conditions, response_variants)
+                             response_conditions, response_variants)
 from vitheads.dataset import load_first
 from vitheads.model import Scaling, best_device, device_of, load_trained, to_input
 from vitheads.names import DISTRACTOR_KINDS, TARGETS, head_name
 from vitheads.outputs import StageError, atomic_path, run_stage, setup_logging, write_json
-from vitheads.pairs import VARIANTS, PairRenderer, available_variants
+from vitheads.pairs import VARIANTS, available_variants, render_variants
 from vitheads.rendering import Distortions
 from vitheads.resampling import bootstrap_weights
 
@@ -132,12 +132,11 @@ def main() -> None:
     size, patch = p["model"]["image_size"], p["model"]["patch_size"]
     log.info("read %s and %d test images; variants: %s", MODEL_DIR, len(z_true), ", ".join(variants))
 
-    started, renderer = time.perf_counter(), PairRenderer(size, distortions)
+    started = time.perf_counter()
     weights = bootstrap_weights(len(z_true), c["bootstrap"], p["seed"])
     patch_weights = bootstrap_weights(c["patch_images"], c["bootstrap"], p["seed"]) if c["patch_images"] else None
     measures, rows, effects, outside = {}, [], {}, 0
-    for variant in variants:
-        pairs = render_pairs(variant, p["seed"], size, patch, distortions, len(z_true), renderer)
+    for variant, pairs in zip(variants, render_variants(variants, p["seed"], size, patch, distortions, len(z_true), threads.budget())):
         check_pairs(pairs, np.asarray(test.images))
         outside = max(outside, pairs.outside_changes)
         n_patch = c["patch_images"] if variant in response_variants(VARIANTS[variant].kind, variants) else 0

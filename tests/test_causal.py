@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from vitheads.causal import head_evidence, measure_variant, render_pairs
+from vitheads.causal import head_evidence, measure_variant
 from vitheads.model import build_model
-from vitheads.pairs import VARIANTS, PairRenderer
+from vitheads.pairs import VARIANTS, PairRenderer, render_pairs
 from vitheads.rendering import Distortions
 
 SIZE, PATCH, N = 64, 16, 4

@@ -6,7 +6,7 @@ import pytest
 from vitheads.chirps import sample_chirp, spectrogram
 from vitheads.generation import image_rng
 from vitheads.names import CLASS_ID
-from vitheads.pairs import VARIANTS, PairRenderer, available_variants
+from vitheads.pairs import VARIANTS, PairRenderer, available_variants, render_pairs, render_variants
 from vitheads.rendering import Distortions
 
 
@@ -65,3 +65,14 @@ def test_renumbered_tick_labels_change_their_own_pixels_only():
 
 def test_variants_follow_the_distortions():
     assert available_variants(Distortions(title=False, colorbar=False)) == ["tick_labels_text", "tick_labels_blank", "axis_labels_blank", "frame_blank", "frame_moved"]
+
+
+def test_pooled_renders_equal_one_process_renders_in_order():
+    variants, distortions = ["title_moved", "frame_blank", "colorbar_scale"], Distortions()
+    pooled = list(render_variants(variants, 1, 64, 16, distortions, 3, workers=2))
+    renderer = PairRenderer(64, distortions)
+    assert [s.variant for s in pooled] == variants
+    for got in pooled:
+        want = render_pairs(got.variant, 1, 64, 16, distortions, 3, renderer)
+        for field in ("images", "element", "old", "new"):
+            assert np.array_equal(getattr(got, field), getattr(want, field)), (got.variant, field)

@@ -49,8 +49,10 @@ def test_patching_from_other_images_moves_the_output(passes):
 
 
 @pytest.mark.parametrize("layer", [0, 2])
-def test_stacked_patching_matches_one_head_at_a_time(passes, layer):
+@pytest.mark.parametrize("max_rows", [128, 8])  # all 3 heads in one stack; stacks of 2 heads then 1 (4 images)
+def test_stacked_patching_matches_one_head_at_a_time(passes, layer, max_rows):
     model, target, source = passes
-    stacked = patched_layer(model, target, source, layer)
+    stacked = patched_layer(model, target, source, layer, max_rows)
+    assert stacked.shape == (3, 4, 3)
     for h in range(3):
         torch.testing.assert_close(stacked[h], patched_output(model, target, source, layer, [h]), atol=1e-5, rtol=1e-5)

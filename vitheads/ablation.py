@@ -26,6 +26,8 @@ from vitheads.model import device_of, to_input
 from vitheads.names import TARGETS
 from vitheads.resampling import bootstrap_weights
 
+STACK_ROWS = 128  # rows per stacked batch of ablated copies; measured: small stacks stay in cache, 1024 rows ran 1.45x slower
+
 
 @dataclass(frozen=True)
 class Ablation:
@@ -121,7 +123,7 @@ def sweep(
     z_true: np.ndarray,
     ablations: list[Ablation],
     batch_size: int,
-    max_rows: int = 128,  # measured: small stacks stay in cache; 1024 rows ran 1.45x slower
+    max_rows: int = STACK_ROWS,
 ) -> SweepErrors:
     """Squared errors of the clean model and of every ablation, per image and target."""
     model.eval()

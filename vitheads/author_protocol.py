@@ -33,10 +33,10 @@ def zeroed_rows(head: int, dim: int) -> list[int]:
 
 
 @torch.no_grad()
-def residual_at(model: nn.Module, layer: int, images: np.ndarray) -> list[torch.Tensor]:
-    """Per batch, the residual stream entering block `layer` (0-based) under the model's current weights."""
+def first_residual(model: nn.Module, images: np.ndarray) -> list[torch.Tensor]:
+    """Per batch, the residual stream entering block 0 (the embedded patches)."""
     device = device_of(model)
-    return [clean_pass(model, to_input(images[i : i + EVAL_BATCH], device)).inputs[layer] for i in range(0, len(images), EVAL_BATCH)]
+    return [clean_pass(model, to_input(images[i : i + EVAL_BATCH], device)).inputs[0] for i in range(0, len(images), EVAL_BATCH)]
 
 
 @torch.no_grad()
@@ -46,21 +46,23 @@ def raw_label_loss(model: nn.Module, layer: int, entering: list[torch.Tensor], y
     return float(np.mean((pred - y_raw) ** 2))
 
 
+@torch.no_grad()
 def author_sweep(model: nn.Module, images: np.ndarray, y_raw: np.ndarray) -> pd.DataFrame:
     """One row per head in sweep order: the loss recorded before its rows are zeroed, and its
     increase over the first (undamaged) loss in percent. Zeroings in layer l leave blocks < l as
-    they were, so the residual entering block l is computed once per layer."""
+    they were, so the residual entering block l is computed once per layer, from the one entering
+    block l - 1 once layer l - 1's zeroings are all made."""
     damaged = copy.deepcopy(model).eval()
     rows = []
     progress = tqdm(total=sum(b.attn.num_heads for b in damaged.blocks), desc="author protocol", unit="head")
+    entering = first_residual(damaged, images)
     for layer, block in enumerate(damaged.blocks):
-        entering = residual_at(damaged, layer, images)
         dim = block.attn.qkv.in_features
         for head in range(block.attn.num_heads):
             rows.append({"layer": layer + 1, "head": head + 1, "loss": raw_label_loss(damaged, layer, entering, y_raw)})
-            with torch.no_grad():
-                block.attn.qkv.weight[zeroed_rows(head, dim)] = 0
+            block.attn.qkv.weight[zeroed_rows(head, dim)] = 0
             progress.update()
+        entering = [block(h) for h in entering]
     progress.close()
     table = pd.DataFrame(rows)
     table["increase_pct"] = (table["loss"] / table["loss"].iloc[0] - 1) * 100

@@ -25,14 +25,11 @@ from torch import nn
 from tqdm import tqdm
 
 from vitheads.ablation import CleanPass, clean_pass
-from vitheads.chirps import sample_chirp, spectrogram
-from vitheads.generation import image_rng
 from vitheads.hooks import hooked
 from vitheads.model import device_of, to_input
-from vitheads.names import CLASS_ID, DISTRACTOR_KINDS
-from vitheads.pairs import VARIANTS, Pair, PairRenderer
+from vitheads.names import DISTRACTOR_KINDS
+from vitheads.pairs import VARIANTS, PairSet
 from vitheads.patching import patched_layer
-from vitheads.rendering import Distortions
 from vitheads.resampling import bootstrap_means
 
 def response_variants(kind: str, variants: list[str]) -> list[str]:
@@ -44,44 +41,6 @@ def response_variants(kind: str, variants: list[str]) -> list[str]:
 
 def moved_variant(kind: str, variants: list[str]) -> str | None:
     return next((v for v in variants if VARIANTS[v].kind == kind and VARIANTS[v].role == "moved"), None)
-
-
-@dataclass
-class PairSet:
-    """n pairs of one variant: images [n, 2, S, S, 3]; patch-level regions [n, P] bool: the changed
-    element's patches, and (moved elements) the patches it left and those it reached."""
-
-    variant: str
-    images: np.ndarray
-    element: np.ndarray
-    old: np.ndarray
-    new: np.ndarray
-    outside_changes: int  # the most pixels any pair changes outside its element (0: valid pairs)
-
-
-def patch_any(region: np.ndarray, patch: int) -> np.ndarray:
-    """[n, S, S] bool -> [n, P] bool: patches holding any pixel of the region (row-major, as tokens)."""
-    n, size, _ = region.shape
-    grid = size // patch
-    return region.reshape(n, grid, patch, grid, patch).any((2, 4)).reshape(n, grid * grid)
-
-
-def render_pairs(variant: str, seed: int, size: int, patch: int, distortions: Distortions, n: int,
-                 renderer: PairRenderer) -> PairSet:
-    """The first n test images of the generated dataset (same seed: same spectrograms) and their variants."""
-    pairs: list[Pair] = []
-    for index in range(n):
-        rng = image_rng(seed, "test", index)
-        chirp = sample_chirp(rng)
-        pairs.append(renderer.pair(variant, spectrogram(chirp, rng), chirp, index))
-    changed = np.stack([p.changed_region for p in pairs])
-    masks = np.stack([p.masks for p in pairs])  # [n, 2, S, S]
-    ids = [CLASS_ID[c] for c in VARIANTS[variant].classes]
-    in_a, in_b = (np.isin(masks[:, k], ids) for k in (0, 1))  # [n, S, S]: pixel level, so ink the element
-    left, reached = patch_any(in_a & ~in_b, patch), patch_any(in_b & ~in_a, patch)  # keeps in both members (the colorbar's
-    # outline is frame too) does not hide a patch it moved into; a patch it both left and reached counts for neither
-    return PairSet(variant, np.stack([p.images for p in pairs]), patch_any(changed, patch), left & ~reached, reached & ~left,
-                   max(p.outside_changes() for p in pairs))
 
 
 @dataclass

@@ -11,13 +11,16 @@ else (0 for a valid pair; tests/test_pairs.py).
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass
+from typing import Iterator
 
 import matplotlib
 import numpy as np
 from matplotlib.ticker import FuncFormatter
 
-from vitheads.chirps import KINDS, Chirp
+from vitheads.chirps import KINDS, Chirp, sample_chirp, spectrogram
+from vitheads.generation import image_rng
 from vitheads.names import CLASS_ID
 from vitheads.rendering import Distortions, PlotRenderer, bbox_pixels, title_for
 
@@ -193,3 +196,60 @@ class PairRenderer:
         b = blanked(*a, v.classes) if v.role == "blank" else second.render(power, chirp, title_b)
         zone = colorbar_zone(first) | colorbar_zone(second) if "colorbar" in v.classes else None
         return Pair(variant, np.stack([a[0], b[0]]), np.stack([a[1], b[1]]), np.stack([first.static_mask, second.static_mask]), zone)
+
+
+@dataclass
+class PairSet:
+    """n pairs of one variant: images [n, 2, S, S, 3]; patch-level regions [n, P] bool: the changed
+    element's patches, and (moved elements) the patches it left and those it reached."""
+
+    variant: str
+    images: np.ndarray
+    element: np.ndarray
+    old: np.ndarray
+    new: np.ndarray
+    outside_changes: int  # the most pixels any pair changes outside its element (0: valid pairs)
+
+
+def patch_any(region: np.ndarray, patch: int) -> np.ndarray:
+    """[n, S, S] bool -> [n, P] bool: patches holding any pixel of the region (row-major, as tokens)."""
+    n, size, _ = region.shape
+    grid = size // patch
+    return region.reshape(n, grid, patch, grid, patch).any((2, 4)).reshape(n, grid * grid)
+
+
+def render_pairs(variant: str, seed: int, size: int, patch: int, distortions: Distortions, n: int,
+                 renderer: PairRenderer) -> PairSet:
+    """The first n test images of the generated dataset (same seed: same spectrograms) and their variants."""
+    pairs: list[Pair] = []
+    for index in range(n):
+        rng = image_rng(seed, "test", index)
+        chirp = sample_chirp(rng)
+        pairs.append(renderer.pair(variant, spectrogram(chirp, rng), chirp, index))
+    changed = np.stack([p.changed_region for p in pairs])
+    masks = np.stack([p.masks for p in pairs])  # [n, 2, S, S]
+    ids = [CLASS_ID[c] for c in VARIANTS[variant].classes]
+    in_a, in_b = (np.isin(masks[:, k], ids) for k in (0, 1))  # [n, S, S]: pixel level, so ink the element
+    left, reached = patch_any(in_a & ~in_b, patch), patch_any(in_b & ~in_a, patch)  # keeps in both members (the colorbar's
+    # outline is frame too) does not hide a patch it moved into; a patch it both left and reached counts for neither
+    return PairSet(variant, np.stack([p.images for p in pairs]), patch_any(changed, patch), left & ~reached, reached & ~left,
+                   max(p.outside_changes() for p in pairs))
+
+
+def _init_worker(size: int, distortions: Distortions) -> None:
+    global _renderer
+    _renderer = PairRenderer(size, distortions)
+
+
+def _render_variant(job: tuple[str, int, int, int, Distortions, int]) -> PairSet:
+    variant, seed, size, patch, distortions, n = job
+    return render_pairs(variant, seed, size, patch, distortions, n, _renderer)
+
+
+def render_variants(variants: list[str], seed: int, size: int, patch: int, distortions: Distortions, n: int,
+                    workers: int) -> Iterator[PairSet]:
+    """render_pairs of every variant, in order, from a pool of processes (one renderer each) that
+    renders the next variants while the caller measures the first."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(size, distortions)) as pool:
+        yield from pool.imap(_render_variant, [(v, seed, size, patch, distortions, n) for v in variants])

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from vitheads.ablation import CleanPass, finish_block, run_from
+from vitheads.ablation import STACK_ROWS, CleanPass, finish_block, run_from
 
 
 def mlp_write(block: nn.Module, stream: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -39,14 +39,19 @@ def patched_output(
 
 
 @torch.inference_mode()
-def patched_layer(model: nn.Module, target: CleanPass, source: CleanPass, layer: int) -> torch.Tensor:
+def patched_layer(model: nn.Module, target: CleanPass, source: CleanPass, layer: int, max_rows: int = STACK_ROWS) -> torch.Tensor:
     """Outputs [H, B, T] on the target images with each head of `layer` in turn taking its output on
-    the source images: the H patches stacked into one batch, as the ablation sweep stacks heads."""
+    the source images: the patches stacked into batches of at most max_rows rows (whole copies), as
+    the ablation sweep stacks heads."""
     z = target.z[layer]  # [B, N, H, Dh]
-    n_heads = z.shape[2]
-    stacked = z.repeat(n_heads, 1, 1, 1)  # [H*B, N, H, Dh]
-    per_copy = stacked.view(n_heads, *z.shape)  # [H, B, N, H, Dh], a view of stacked
-    for k in range(n_heads):
-        per_copy[k, :, :, k] = source.z[layer][:, :, k]
-    h = finish_block(model.blocks[layer], target.inputs[layer].repeat(n_heads, 1, 1), stacked)
-    return run_from(model, layer + 1, h).view(n_heads, z.shape[0], -1)
+    n_heads, per_group = z.shape[2], max(1, max_rows // z.shape[0])
+    outputs = []
+    for first in range(0, n_heads, per_group):
+        heads = range(first, min(first + per_group, n_heads))
+        stacked = z.repeat(len(heads), 1, 1, 1)  # [K*B, N, H, Dh]
+        per_copy = stacked.view(len(heads), *z.shape)  # [K, B, N, H, Dh], a view of stacked
+        for k, head in enumerate(heads):
+            per_copy[k, :, :, head] = source.z[layer][:, :, head]
+        h = finish_block(model.blocks[layer], target.inputs[layer].repeat(len(heads), 1, 1), stacked)
+        outputs.append(run_from(model, layer + 1, h).view(len(heads), z.shape[0], -1))
+    return torch.cat(outputs)
