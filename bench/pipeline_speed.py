@@ -143,7 +143,7 @@ def render_ratio(p: dict, n: int) -> None:
     variants = available_variants(distortions)
     started = time.perf_counter()
     renderer = PairRenderer(size, distortions)
-    one = [render_pairs(v, p["seed"], size, patch, distortions, n, renderer) for v in variants]
+    one = [render_pairs(v, p["seed"], patch, n, renderer) for v in variants]
     old = time.perf_counter() - started
     started = time.perf_counter()
     pooled = list(render_variants(variants, p["seed"], size, patch, distortions, n, threads.budget()))

@@ -29,7 +29,7 @@ def measured():
         model.blocks[layer].attn.qkv.bias[rows] = 0
     renderer = PairRenderer(SIZE, Distortions())
     z_true = np.random.default_rng(0).standard_normal((N, 3)).astype(np.float32)
-    return {v: measure_variant(model, render_pairs(v, 1, SIZE, PATCH, Distortions(), N, renderer), z_true, 2, N if v == "title_text" else 0)
+    return {v: measure_variant(model, render_pairs(v, 1, PATCH, N, renderer), z_true, 2, N if v == "title_text" else 0)
             for v in ("title_text", "title_moved", "colorbar_moved", "frame_moved")}
 
 
@@ -52,14 +52,14 @@ def test_follow_is_measured_for_moved_elements_only(measured):
 def test_moved_elements_are_scored_where_they_went():
     renderer = PairRenderer(SIZE, Distortions())
     grid = SIZE // PATCH
-    frame = render_pairs("frame_moved", 1, SIZE, PATCH, Distortions(), 2, renderer)
+    frame = render_pairs("frame_moved", 1, PATCH, 2, renderer)
     old, new = frame.old.reshape(-1, grid, grid), frame.new.reshape(-1, grid, grid)
     # Below the top row only the right spine reaches new patches (the colorbar's outline, frame ink in
     # both members, shares its column); above the bottom row only the left spine leaves old ones.
     assert new[:, 1:].any((1, 2)).all() and old[:, :-1].any((1, 2)).all()
     assert new[:, 0].any(1).all() and old[:, -1].any(1).all()  # the top and bottom spines
     for moved in ("title_moved", "colorbar_moved"):
-        pairs = render_pairs(moved, 1, SIZE, PATCH, Distortions(), 2, renderer)
+        pairs = render_pairs(moved, 1, PATCH, 2, renderer)
         assert pairs.old.any(1).all() and pairs.new.any(1).all()
 
 

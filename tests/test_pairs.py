@@ -73,6 +73,6 @@ def test_pooled_renders_equal_one_process_renders_in_order():
     renderer = PairRenderer(64, distortions)
     assert [s.variant for s in pooled] == variants
     for got in pooled:
-        want = render_pairs(got.variant, 1, 64, 16, distortions, 3, renderer)
+        want = render_pairs(got.variant, 1, 16, 3, renderer)
         for field in ("images", "element", "old", "new"):
             assert np.array_equal(getattr(got, field), getattr(want, field)), (got.variant, field)

@@ -218,8 +218,7 @@ def patch_any(region: np.ndarray, patch: int) -> np.ndarray:
     return region.reshape(n, grid, patch, grid, patch).any((2, 4)).reshape(n, grid * grid)
 
 
-def render_pairs(variant: str, seed: int, size: int, patch: int, distortions: Distortions, n: int,
-                 renderer: PairRenderer) -> PairSet:
+def render_pairs(variant: str, seed: int, patch: int, n: int, renderer: PairRenderer) -> PairSet:
     """The first n test images of the generated dataset (same seed: same spectrograms) and their variants."""
     pairs: list[Pair] = []
     for index in range(n):
@@ -241,9 +240,8 @@ def _init_worker(size: int, distortions: Distortions) -> None:
     _renderer = PairRenderer(size, distortions)
 
 
-def _render_variant(job: tuple[str, int, int, int, Distortions, int]) -> PairSet:
-    variant, seed, size, patch, distortions, n = job
-    return render_pairs(variant, seed, size, patch, distortions, n, _renderer)
+def _render_variant(job: tuple[str, int, int, int]) -> PairSet:
+    return render_pairs(*job, _renderer)
 
 
 def render_variants(variants: list[str], seed: int, size: int, patch: int, distortions: Distortions, n: int,
@@ -252,4 +250,4 @@ def render_variants(variants: list[str], seed: int, size: int, patch: int, disto
     renders the next variants while the caller measures the first."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_init_worker, initargs=(size, distortions)) as pool:
-        yield from pool.imap(_render_variant, [(v, seed, size, patch, distortions, n) for v in variants])
+        yield from pool.imap(_render_variant, [(v, seed, patch, n) for v in variants])
