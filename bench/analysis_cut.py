@@ -1,6 +1,6 @@
 """Which findings survive a cheaper analysis: two finished runs (the default, and one with fewer
-analysis images or modes) compared verdict by verdict. The time each cut saves is in the runs'
-timings/*.json; docs/analysis-budget.md has the measured cuts.
+analysis images or modes) compared verdict by verdict, with the seconds each analysis took.
+docs/analysis-budget.md has the measured cuts.
 
 Usage: python bench/analysis_cut.py FULL_RUN CUT_RUN   (checkout folders after `dvc repro`)
 """
@@ -13,55 +13,89 @@ import pandas as pd
 
 from vitheads.names import DISTRACTOR_KINDS, head_name
 
-CAUSAL_COUNTS = ("heads_responding", "heads_following", "heads_changing_predictions", "detectors")
+TIMED = {"ablate.json": ("sweep_seconds", "author_protocol_seconds"), "causal.json": ("seconds",)}
+CAUSAL_COUNTS = ("heads_responding", "heads_responding_mean_above_ci", "heads_following",
+                 "heads_changing_predictions", "heads_changing_predictions_mean_above_ci", "detectors")
+
+
+def read_json(run: Path, folder: str, name: str) -> dict:
+    return json.loads((run / folder / name).read_text())
 
 
 def heads_where(table: pd.DataFrame, passing: pd.Series) -> set[str]:
+    """Names of the heads (rows of a per-head table) that pass."""
     return {head_name(r.layer, r.head) for r in table[passing].itertuples()}
 
 
 def agreement(what: str, full: set[str], cut: set[str]) -> None:
+    """How many heads keep a verdict, and which gain or lose it."""
     print(f"{what}: full {len(full)}, cut {len(cut)}, both {len(full & cut)}; "
           f"only full {sorted(full - cut)}, only cut {sorted(cut - full)}")
 
 
-def replication_verdicts(run: Path) -> list[tuple[str, str]]:
-    """(claim, verdict) per row of the report's replication table (its first table)."""
+def seconds(full: Path, cut: Path) -> None:
+    """What the cut saves, per analysis (timings/*.json)."""
+    for name, keys in TIMED.items():
+        a, b = (read_json(run, "timings", name) for run in (full, cut))
+        for key in keys:
+            if key in a and key in b:
+                print(f"seconds, {name} {key}: {a[key]} -> {b[key]} (saved {a[key] - b[key]:.1f})")
+
+
+def ablation(full: Path, cut: Path) -> None:
+    """Heads whose ablation CI lies above zero, per mode run in both."""
+    tables = [pd.read_csv(run / "results/ablate/heads.csv") for run in (full, cut)]
+    for mode in ("mean", "zero"):
+        if not all((t["mode"] == mode).any() for t in tables):
+            print(f"ablation, {mode} mode: not run in both")
+            continue
+        sets = [heads_where(t, (t["mode"] == mode) & (t["ci_low_pct"] > 0)) for t in tables]
+        agreement(f"ablation, {mode} mode: heads whose 95% CI lies above 0", *sets)
+
+
+def replication_verdicts(run: Path) -> dict[str, str]:
+    """Verdict per claim of the report's replication table (its first table; a claim's second row,
+    another protocol, has an empty claim cell and is skipped)."""
     lines = (run / "report" / "report.md").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| Claim (paper)"))
-    rows = []
+    verdicts = {}
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in line.strip("|").split("|")]
-        rows.append((cells[0], cells[-1]))
-    return rows
+        if cells[0]:
+            verdicts[cells[0]] = cells[-1]
+    return verdicts
 
 
-def main(full: Path, cut: Path) -> None:
-    read = lambda run, name: json.loads((run / "metrics" / name).read_text())
-    ablate = [pd.read_csv(run / "results/ablate/heads.csv") for run in (full, cut)]
-    for mode in ("mean", "zero"):
-        if mode not in read(cut, "ablate.json"):
-            print(f"ablation, {mode} mode: not run in the cut run")
-            continue
-        sets = [heads_where(t, (t["mode"] == mode) & (t["ci_low_pct"] > 0)) for t in ablate]
-        agreement(f"ablation, {mode} mode: heads whose 95% CI lies above 0", *sets)
-    for (claim, a), (_, b) in zip(replication_verdicts(full), replication_verdicts(cut)):
-        print(f"replication verdict: {'same' if a == b else 'CHANGED'}: {claim[:60]}: {a} -> {b}")
-    causal = [read(run, "causal.json") for run in (full, cut)]
+def replication(full: Path, cut: Path) -> None:
+    a, b = replication_verdicts(full), replication_verdicts(cut)
+    for claim in dict.fromkeys([*a, *b]):
+        before, after = a.get(claim, "(missing)"), b.get(claim, "(missing)")
+        print(f"replication verdict: {'same' if before == after else 'CHANGED'}: {claim[:60]}: {before} -> {after}")
+
+
+def causal(full: Path, cut: Path) -> None:
+    """Per distractor kind, the stage's head counts (with intervals on means), and the task-relevant heads."""
+    a, b = (read_json(run, "metrics", "causal.json") for run in (full, cut))
     for kind in DISTRACTOR_KINDS:
-        if kind in causal[0]:
-            print(f"causal, {kind}: " + "; ".join(f"{k} {causal[0][kind].get(k)} -> {causal[1][kind].get(k)}" for k in CAUSAL_COUNTS))
+        if kind in a or kind in b:
+            x, y = a.get(kind, {}), b.get(kind, {})
+            print(f"causal, {kind}: " + "; ".join(f"{k} {x.get(k, '(missing)')} -> {y.get(k, '(missing)')}" for k in CAUSAL_COUNTS))
     evidence = [pd.read_csv(run / "results/causal/evidence.csv") for run in (full, cut)]
     agreement("causal: task-relevant heads", *[heads_where(t, t["task_relevant"]) for t in evidence])
-    labels = [pd.read_csv(run / "results/classify/heads.csv").set_index(["layer", "head"])["label"] for run in (full, cut)]
-    changed = labels[0].index[labels[0] != labels[1]]
-    print(f"head labels: {len(labels[0]) - len(changed)} of {len(labels[0])} unchanged"
-          + "".join(f"; {head_name(l, h)} {labels[0][(l, h)]} -> {labels[1][(l, h)]}" for l, h in changed))
+
+
+def labels(full: Path, cut: Path) -> None:
+    a, b = (pd.read_csv(run / "results/classify/heads.csv").set_index(["layer", "head"])["label"] for run in (full, cut))
+    changed = a.index[a != b]
+    print(f"head labels: {len(a) - len(changed)} of {len(a)} unchanged"
+          + "".join(f"; {head_name(l, h)} {a[(l, h)]} -> {b[(l, h)]}" for l, h in changed))
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    runs = Path(sys.argv[1]), Path(sys.argv[2])
+    for compare in (seconds, ablation, replication, causal, labels):
+        compare(*runs)
