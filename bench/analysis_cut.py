@@ -1,5 +1,6 @@
 """Which findings survive a cheaper analysis: two finished runs (the default, and one with fewer
-analysis images or modes) compared verdict by verdict, with the seconds each analysis took.
+analysis images or modes) compared verdict by verdict (by the report's rules in vitheads.paper), with
+the seconds each analysis took.
 docs/analysis-budget.md has the measured cuts.
 
 Usage: python bench/analysis_cut.py FULL_RUN CUT_RUN   (checkout folders after `dvc repro`)
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vitheads import paper
 from vitheads.names import DISTRACTOR_KINDS, head_name
 
 TIMED = {"ablate.json": ("sweep_seconds", "author_protocol_seconds"), "causal.json": ("seconds",)}
@@ -53,26 +55,21 @@ def ablation(full: Path, cut: Path) -> None:
         agreement(f"ablation, {mode} mode: heads whose 95% CI lies above 0", *sets)
 
 
-def replication_verdicts(run: Path) -> dict[str, str]:
-    """Verdict per claim of the report's replication table (its first table; a claim's second row,
-    another protocol, has an empty claim cell and is skipped)."""
-    lines = (run / "report" / "report.md").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| Claim (paper)"))
-    verdicts = {}
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if cells[0]:
-            verdicts[cells[0]] = cells[-1]
-    return verdicts
+def replication_verdicts(run: Path) -> dict[tuple[str, str], str]:
+    """Verdict per (claim, protocol) by the report's own rules (vitheads.paper), from the run's metrics."""
+    ablate, classify = read_json(run, "metrics", "ablate.json"), read_json(run, "metrics", "classify.json")
+    verdicts = {(claim, proto): f.verdict for claim, by_proto in paper.ablation_figures(ablate).items()
+                for proto, f in by_proto.items() if proto in ablate}
+    return verdicts | {(claim, "head-roles rules"): f.verdict for claim, f in paper.head_type_figures(classify).items()}
 
 
 def replication(full: Path, cut: Path) -> None:
+    """Each claim's verdict under each protocol run in both."""
     a, b = replication_verdicts(full), replication_verdicts(cut)
-    for claim in dict.fromkeys([*a, *b]):
-        before, after = a.get(claim, "(missing)"), b.get(claim, "(missing)")
-        print(f"replication verdict: {'same' if before == after else 'CHANGED'}: {claim[:60]}: {before} -> {after}")
+    texts = {claim.key: claim.text for claim in paper.CLAIMS}
+    for key in [k for k in a if k in b]:
+        claim, proto = key
+        print(f"replication verdict ({proto}): {'same' if a[key] == b[key] else 'CHANGED'}: {texts[claim][:60]}: {a[key]} -> {b[key]}")
 
 
 def causal(full: Path, cut: Path) -> None:
