@@ -12,10 +12,9 @@ import time
 import numpy as np
 import torch
 
-from vitheads.ablation import all_heads, sweep
-from vitheads.dataset import load_split
-from vitheads.model import load_trained
-from vitheads.model import Scaling, to_input
+from vitheads.data.dataset import load_split
+from vitheads.interp.ablation import all_heads, sweep
+from vitheads.model.vit import Scaling, load_trained, to_input
 from vitheads.names import TARGETS
 
 BATCH = 50
@@ -23,7 +22,9 @@ BATCH = 50
 
 def block_flops(tokens: int, dim: int, mlp_ratio: float) -> float:
     """Multiply-adds x 2 of one transformer block on one image (qkv, scores, mix, proj, MLP)."""
-    return 2 * (tokens * dim * 3 * dim + 2 * tokens * tokens * dim + tokens * dim * dim + 2 * tokens * dim * mlp_ratio * dim)
+    return 2 * (
+        tokens * dim * 3 * dim + 2 * tokens * tokens * dim + tokens * dim * dim + 2 * tokens * dim * mlp_ratio * dim
+    )
 
 
 def naive(model, images: np.ndarray, z_true: np.ndarray, depth: int, heads: int) -> float:
@@ -41,7 +42,10 @@ def naive(model, images: np.ndarray, z_true: np.ndarray, depth: int, heads: int)
 
             handle = model.blocks[layer].attn.proj.register_forward_pre_hook(zero)
             with torch.inference_mode():
-                sum(float(((model(to_input(images[i : i + BATCH])) - y[i : i + BATCH]) ** 2).sum()) for i in range(0, len(images), BATCH))
+                sum(
+                    float(((model(to_input(images[i : i + BATCH])) - y[i : i + BATCH]) ** 2).sum())
+                    for i in range(0, len(images), BATCH)
+                )
             handle.remove()
     return time.perf_counter() - started
 
@@ -79,8 +83,13 @@ def main() -> None:
     print(f"{depth * heads} heads, zero ablation, {n} images, {tokens} tokens, dim {dim}")
     print(f"naive loop:  {slow:7.1f} s  {slow_blocks * per_block / slow / 1e9:6.1f} GFLOP/s")
     print(f"fast engine: {fast:7.1f} s  {fast_blocks * per_block / fast / 1e9:6.1f} GFLOP/s")
-    print(f"fast / naive time: {fast / slow:.3f}x  (target <= 0.6x; block-count bound {fast_blocks / slow_blocks:.3f}x)")
-    print(f"machine matmul rate at the MLP's shape: {rate:.1f} GFLOP/s; fast engine reaches {fast_blocks * per_block / fast / 1e9 / rate:.0%} of it")
+    print(
+        f"fast / naive time: {fast / slow:.3f}x  (target <= 0.6x; block-count bound {fast_blocks / slow_blocks:.3f}x)"
+    )
+    print(
+        f"machine matmul rate at the MLP's shape: {rate:.1f} GFLOP/s; fast engine reaches "
+        f"{fast_blocks * per_block / fast / 1e9 / rate:.0%} of it"
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,14 @@ from vitheads import paper
 from vitheads.names import DISTRACTOR_KINDS, head_name
 
 TIMED = {"ablate.json": ("sweep_seconds", "author_protocol_seconds"), "causal.json": ("seconds",)}
-CAUSAL_COUNTS = ("heads_responding", "heads_responding_mean_above_ci", "heads_following",
-                 "heads_changing_predictions", "heads_changing_predictions_mean_above_ci", "detectors")
+CAUSAL_COUNTS = (
+    "heads_responding",
+    "heads_responding_mean_above_ci",
+    "heads_following",
+    "heads_changing_predictions",
+    "heads_changing_predictions_mean_above_ci",
+    "detectors",
+)
 
 
 def read_json(run: Path, folder: str, name: str) -> dict:
@@ -31,8 +37,10 @@ def heads_where(table: pd.DataFrame, passing: pd.Series) -> set[str]:
 
 def agreement(what: str, full: set[str], cut: set[str]) -> None:
     """How many heads keep a verdict, and which gain or lose it."""
-    print(f"{what}: full {len(full)}, cut {len(cut)}, both {len(full & cut)}; "
-          f"only full {sorted(full - cut)}, only cut {sorted(cut - full)}")
+    print(
+        f"{what}: full {len(full)}, cut {len(cut)}, both {len(full & cut)}; "
+        f"only full {sorted(full - cut)}, only cut {sorted(cut - full)}"
+    )
 
 
 def seconds(full: Path, cut: Path) -> None:
@@ -58,8 +66,12 @@ def ablation(full: Path, cut: Path) -> None:
 def replication_verdicts(run: Path) -> dict[tuple[str, str], str]:
     """Verdict per (claim, protocol) by the report's own rules (vitheads.paper), from the run's metrics."""
     ablate, classify = read_json(run, "metrics", "ablate.json"), read_json(run, "metrics", "classify.json")
-    verdicts = {(claim, proto): f.verdict for claim, by_proto in paper.ablation_figures(ablate).items()
-                for proto, f in by_proto.items() if proto in ablate}
+    verdicts = {
+        (claim, proto): f.verdict
+        for claim, by_proto in paper.ablation_figures(ablate).items()
+        for proto, f in by_proto.items()
+        if proto in ablate
+    }
     return verdicts | {(claim, "head-roles rules"): f.verdict for claim, f in paper.head_type_figures(classify).items()}
 
 
@@ -69,7 +81,10 @@ def replication(full: Path, cut: Path) -> None:
     texts = {claim.key: claim.text for claim in paper.CLAIMS}
     for key in [k for k in a if k in b]:
         claim, proto = key
-        print(f"replication verdict ({proto}): {'same' if a[key] == b[key] else 'CHANGED'}: {texts[claim][:60]}: {a[key]} -> {b[key]}")
+        print(
+            f"replication verdict ({proto}): {'same' if a[key] == b[key] else 'CHANGED'}: "
+            f"{texts[claim][:60]}: {a[key]} -> {b[key]}"
+        )
 
 
 def causal(full: Path, cut: Path) -> None:
@@ -78,16 +93,23 @@ def causal(full: Path, cut: Path) -> None:
     for kind in DISTRACTOR_KINDS:
         if kind in a or kind in b:
             x, y = a.get(kind, {}), b.get(kind, {})
-            print(f"causal, {kind}: " + "; ".join(f"{k} {x.get(k, '(missing)')} -> {y.get(k, '(missing)')}" for k in CAUSAL_COUNTS))
+            print(
+                f"causal, {kind}: "
+                + "; ".join(f"{k} {x.get(k, '(missing)')} -> {y.get(k, '(missing)')}" for k in CAUSAL_COUNTS)
+            )
     evidence = [pd.read_csv(run / "results/causal/evidence.csv") for run in (full, cut)]
     agreement("causal: task-relevant heads", *[heads_where(t, t["task_relevant"]) for t in evidence])
 
 
 def labels(full: Path, cut: Path) -> None:
-    a, b = (pd.read_csv(run / "results/classify/heads.csv").set_index(["layer", "head"])["label"] for run in (full, cut))
+    a, b = (
+        pd.read_csv(run / "results/classify/heads.csv").set_index(["layer", "head"])["label"] for run in (full, cut)
+    )
     changed = a.index[a != b]
-    print(f"head labels: {len(a) - len(changed)} of {len(a)} unchanged"
-          + "".join(f"; {head_name(l, h)} {a[(l, h)]} -> {b[(l, h)]}" for l, h in changed))
+    print(
+        f"head labels: {len(a) - len(changed)} of {len(a)} unchanged"
+        + "".join(f"; {head_name(l, h)} {a[(l, h)]} -> {b[(l, h)]}" for l, h in changed)
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vitheads.dataset import load_split  # noqa: E402
-from vitheads.model import load_trained, predict  # noqa: E402
+from vitheads.data.dataset import load_split  # noqa: E402
+from vitheads.model.vit import load_trained, predict  # noqa: E402
 from vitheads.names import TARGETS  # noqa: E402
 from vitheads.params import read_yaml  # noqa: E402
 

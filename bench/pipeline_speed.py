@@ -31,15 +31,17 @@ import pandas as pd
 import torch
 
 from vitheads import params, threads
-from vitheads.ablation import STACK_ROWS, Ablation, clean_pass, finish_block, replace_heads, run_from
-from vitheads.dataset import load_split
-from vitheads.hooks import hooked
-from vitheads.model import Scaling, build_model, load_trained, to_input
+from vitheads.data.dataset import load_split
+from vitheads.data.furniture import Distortions
+from vitheads.data.pairs import PairRenderer, render_pairs, render_variants
+from vitheads.data.variants import available_variants
+from vitheads.interp.ablation import Ablation, replace_heads
+from vitheads.interp.cache import STACK_ROWS, finish_block, run_from, run_with_cache
+from vitheads.interp.patching import patched_layer
+from vitheads.model.hooks import hooked
+from vitheads.model.training import split_indices, train
+from vitheads.model.vit import Scaling, build_model, load_trained, to_input
 from vitheads.names import TARGETS
-from vitheads.pairs import PairRenderer, available_variants, render_pairs, render_variants
-from vitheads.patching import patched_layer
-from vitheads.rendering import Distortions
-from vitheads.training import split_indices, train
 
 OLD = "49529b1"
 TOLERANCE = 0.01
@@ -72,8 +74,13 @@ def train_rows(p: dict) -> int:
 
 
 def recipe_ratio(p: dict) -> None:
-    read = lambda path: subprocess.run(["git", "show", f"{OLD}:{path}"], capture_output=True, text=True, check=True).stdout
-    old_history, new_history = pd.read_csv(io.StringIO(read("plots/finetune/history.csv"))), pd.read_csv("plots/finetune/history.csv")
+    read = lambda path: (
+        subprocess.run(["git", "show", f"{OLD}:{path}"], capture_output=True, text=True, check=True).stdout
+    )
+    old_history, new_history = (
+        pd.read_csv(io.StringIO(read("plots/finetune/history.csv"))),
+        pd.read_csv("plots/finetune/history.csv"),
+    )
     target = old_history["val_loss"].min() + TOLERANCE
     old = images_to_target(old_history, train_rows(params.read_yaml(read("params.yaml"))), target)
     new = images_to_target(new_history, train_rows(p), target)
@@ -89,14 +96,16 @@ def timed_sweep(model, x: torch.Tensor, means: list, old: bool) -> tuple[float, 
     heads, outputs = model.blocks[0].attn.num_heads, []
     started = time.perf_counter()
     with torch.inference_mode():
-        clean = clean_pass(model, x)
+        clean = run_with_cache(model, x)
         for layer in range(len(model.blocks)):
             todo = [Ablation(layer, (h,), m) for m in ("zero", "mean") for h in range(heads)]
             for g in range(0, len(todo), 2):
                 chunks = todo[g : g + 2]
-                stacked = clean.inputs[layer].repeat(len(chunks), 1, 1)
+                stacked = clean.resid_pre[layer].repeat(len(chunks), 1, 1)
                 if old:
-                    with hooked(model, {f"blocks.{layer}.attn.hook_z": lambda z: replace_heads(z, chunks, means)}):
+                    with hooked(
+                        model, {f"blocks.{layer}.attn.hook_z": lambda z, chunks=chunks: replace_heads(z, chunks, means)}
+                    ):
                         out = run_from(model, layer, stacked)
                 else:
                     z = replace_heads(clean.z[layer].repeat(len(chunks), 1, 1, 1), chunks, means)
@@ -111,7 +120,8 @@ def increase_gap(old: torch.Tensor, new: torch.Tensor, clean: torch.Tensor, y: t
     increase = lambda out: (((out - y) ** 2).mean((1, 2)) - base) / base * 100
     a, b = increase(old), increase(new)
     relative = ((a - b).abs() / a.abs())[a.abs() > 0.1].max()
-    return f"largest gap {(a - b).abs().max():.2e} percentage points; largest relative gap where |increase| > 0.1%: {relative:.2e}"
+    gap = (a - b).abs().max()
+    return f"largest gap {gap:.2e} percentage points; largest relative gap where |increase| > 0.1%: {relative:.2e}"
 
 
 def timed_patching(model, target, source, max_rows: int) -> tuple[float, torch.Tensor]:
@@ -126,15 +136,22 @@ def patching_ratio(model, x: torch.Tensor, repeats: int) -> None:
     two halves of the images, as a pair's members."""
     half = len(x) // 2
     with torch.inference_mode():
-        target, source = clean_pass(model, x[:half]), clean_pass(model, x[half : 2 * half])
+        target, source = run_with_cache(model, x[:half]), run_with_cache(model, x[half : 2 * half])
     stacks = {"old": model.blocks[0].attn.num_heads * half, "new": STACK_ROWS}
     times, outputs = {"old": [], "new": []}, {}
     for _ in range(repeats):
         for path, rows in stacks.items():
             seconds, outputs[path] = timed_patching(model, target, source, rows)
             times[path].append(seconds)
-    ratio(f"patching images x heads per second ({half} pairs)", statistics.median(times["old"]), statistics.median(times["new"]))
-    print(f"  same patches, new stacks vs old: largest |difference| {(outputs['old'] - outputs['new']).abs().max():.2e} (z units)")
+    ratio(
+        f"patching images x heads per second ({half} pairs)",
+        statistics.median(times["old"]),
+        statistics.median(times["new"]),
+    )
+    print(
+        "  same patches, new stacks vs old: largest |difference| "
+        f"{(outputs['old'] - outputs['new']).abs().max():.2e} (z units)"
+    )
 
 
 def render_ratio(p: dict, n: int) -> None:
@@ -157,7 +174,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=50, help="images per ablation batch (the sweep's batch size)")
     parser.add_argument("--steps", type=int, default=8, help="training steps per timing")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--pairs", type=int, default=0, help="pairs per variant for the render timing (0: causal.images)")
+    parser.add_argument(
+        "--pairs", type=int, default=0, help="pairs per variant for the render timing (0: causal.images)"
+    )
     args = parser.parse_args()
     p = params.load()
     threads.limit_torch()
@@ -176,7 +195,7 @@ def main() -> None:
     test = load_split("data/generated", "test")
     x = to_input(test.images[: args.images])
     with torch.inference_mode():
-        clean = clean_pass(model, x)
+        clean = run_with_cache(model, x)
     means = [z.mean(0) for z in clean.z]  # [N, H, Dh] per layer
     times, outputs = {"old": [], "new": []}, {}
     for _ in range(args.repeats):
@@ -188,7 +207,11 @@ def main() -> None:
         y = torch.from_numpy(Scaling.from_config(config).z(test.labels[list(TARGETS)].to_numpy()[: args.images]))
         print("  same ablations, new path vs old:", increase_gap(outputs["old"], outputs["new"], clean.output, y))
     a = p["ablate"]
-    ratio("author protocol images (one cumulative pass: time scales with them)", p["generate"]["n_test"], a["author_images"] or p["generate"]["n_test"])
+    ratio(
+        "author protocol images (one cumulative pass: time scales with them)",
+        p["generate"]["n_test"],
+        a["author_images"] or p["generate"]["n_test"],
+    )
     patching_ratio(model, to_input(test.images[: 2 * args.images]), args.repeats)
     render_ratio(p, args.pairs or p["causal"]["images"])
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vitheads.chirps import sample_chirp, spectrogram
-from vitheads.generation import RenderSpec, write_dataset
-from vitheads.threads import all_cores
-from vitheads.rendering import Distortions, PlotRenderer, title_for
+from vitheads.data.chirps import sample_chirp, spectrogram
+from vitheads.data.furniture import Distortions
+from vitheads.data.generation import RenderSpec, write_dataset
+from vitheads.data.rendering import PlotRenderer, title_for
 
 AUTHOR_IMAGES_PER_SECOND = 6.4
 TARGET = 100.0

@@ -1,55 +1,64 @@
-"""attention: every head's attention on the test split, per image, scored against the masks (see README)."""
+"""attention: every head's attention on the test split, per image, scored against the masks (docs/pipeline.md)."""
 
 import time
-from pathlib import Path
-
-import numpy as np
 
 from vitheads import params, threads
-from vitheads.attention import head_table, per_image_maps, region_table, score, scores_arrays
-from vitheads.dataset import load_first
-from vitheads.model import best_device, load_trained
+from vitheads.analysis.attention import head_table, mean_maps, region_scores, region_table, scores_arrays
+from vitheads.analysis.tables import write_arrays, write_table
+from vitheads.data.dataset import load_first
+from vitheads.data.regions import region_indicators
+from vitheads.interp.attention import capture, per_image_maps
+from vitheads.model.vit import best_device, load_trained
 from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
+from vitheads.timing import StageClock
 
 DATA = "data/generated"
 MODEL_DIR = "models"
-RESULTS = "results/attention"
+RESULTS = "results/attention"  # maps.npz, examples.npz, scores.npz, region_mass.csv, heads.csv
 TIMINGS = "timings/attention.json"
 
 log = setup_logging("attention")
 
 
 def main() -> None:
+    clock = StageClock()
     p = params.load()
     threads.limit_torch()
     a = p["attention"]
     model, config = load_trained(MODEL_DIR)
     model.to(best_device())
     test = load_first(DATA, "test", a["max_images"])
-    n = len(test.labels)
+    n, fractions = len(test.labels), test.patch_fractions
     log.info("read %s and %d test images from %s", MODEL_DIR, n, DATA)
-
-    fractions = test.patch_fractions
     if fractions is None:
-        log.warning("the data have no masks (data.source %s): no region scores, classify cannot run", p["data"]["source"])
+        log.warning(
+            "the data have no masks (data.source %s): no region scores, classify cannot run", p["data"]["source"]
+        )
+
     started = time.perf_counter()
-    scores = score(model, test.images, fractions, a["batch_size"], p["seed"])
+    captured = capture(model, test.images, fractions, a["batch_size"])
+    scores = (
+        None if fractions is None else region_scores(captured.maps, fractions, region_indicators(fractions), p["seed"])
+    )
     k = min(a["example_images"], n)
-    examples = np.asarray(test.images[:k])
+    examples = test.images[:k]
     example_maps = per_image_maps(model, examples, None if fractions is None else fractions[:k])
     seconds = time.perf_counter() - started
 
     with atomic_path(RESULTS, is_dir=True) as tmp:
-        np.savez_compressed(tmp / "maps.npz", **scores.maps)
-        masks = {} if test.masks is None else {"masks": np.asarray(test.masks[:k])}  # the explorer's outlines
-        np.savez_compressed(tmp / "examples.npz", images=examples, **masks, **example_maps)
-        np.savez_compressed(tmp / "scores.npz", **scores_arrays(scores))
-        if fractions is not None:
-            region_table(scores, config["model"]["pooling"]).to_csv(tmp / "region_mass.csv", index=False, float_format="%.6g")
-        head_table(scores).to_csv(tmp / "heads.csv", index=False, float_format="%.6g")
-    log.info("wrote %s: %s", RESULTS, ", ".join(sorted(f.name for f in Path(RESULTS).iterdir())))
-    write_json(TIMINGS, {"seconds": round(seconds, 1)})
-    log.info("scored %d views of every head on %d images in %.1f s", len(scores.maps), n, seconds)
+        write_arrays(tmp / "maps.npz", **mean_maps(captured.maps, tuple(model.patch_embed.grid_size)))
+        masks = {} if test.masks is None else {"masks": test.masks[:k]}  # the explorer's outlines
+        write_arrays(tmp / "examples.npz", images=examples, **masks, **example_maps)
+        arrays = scores_arrays(
+            captured.entropy, captured.distance, captured.uniform_distance, scores, captured.margin_valued
+        )
+        write_arrays(tmp / "scores.npz", **arrays)
+        if scores is not None:
+            write_table(region_table(scores, config["model"]["pooling"]), tmp / "region_mass.csv")
+        write_table(head_table(captured.entropy, captured.distance, captured.uniform_distance), tmp / "heads.csv")
+    log.info("wrote %s", RESULTS)
+    write_json(TIMINGS, clock.record(seconds=seconds))
+    log.info("scored %d views of every head on %d images in %.1f s", len(captured.maps), n, seconds)
 
 
 if __name__ == "__main__":

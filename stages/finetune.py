@@ -1,17 +1,14 @@
-"""finetune: train the regression ViT on the generated train split (see README)."""
-
-import resource
-import time
-
-import pandas as pd
-import torch
+"""finetune: train the regression ViT on the generated train split (docs/pipeline.md)."""
 
 from vitheads import params, threads
-from vitheads.dataset import load_split
-from vitheads.model import Scaling, best_device, build_model, load_pretrained, predict, save_trained
+from vitheads.analysis.accuracy import history_table, predictions_table, regression_metrics
+from vitheads.analysis.tables import write_table
+from vitheads.data.dataset import load_split
+from vitheads.model.training import finetune
+from vitheads.model.vit import predict, save_trained
 from vitheads.names import TARGETS
 from vitheads.outputs import atomic_path, run_stage, setup_logging, write_json
-from vitheads.training import apply_lora, regression_metrics, split_indices, train
+from vitheads.timing import StageClock
 
 DATA = "data/generated"
 MODEL_DIR = "models"
@@ -23,57 +20,41 @@ PREDICTIONS = "results/finetune/predictions.csv"
 log = setup_logging("finetune")
 
 
-def predictions_table(true, pred) -> pd.DataFrame:
-    """Test targets and predictions in physical units, one row per test image."""
-    columns = {f"true_{t}": true[:, i] for i, t in enumerate(TARGETS)}
-    columns |= {f"pred_{t}": pred[:, i] for i, t in enumerate(TARGETS)}
-    return pd.DataFrame(columns)
-
-
 def main() -> None:
+    clock = StageClock()
     p = params.load()
     threads.limit_torch()
     m, f = p["model"], p["finetune"]
     train_split, test_split = load_split(DATA, "train"), load_split(DATA, "test")
-    log.info("read params.yaml and %s (%d train, %d test images)", DATA, len(train_split.labels), len(test_split.labels))
-    y = train_split.labels[list(TARGETS)].to_numpy()
-    rows = split_indices(len(y), f["val_fraction"], p["seed"])
-    scaling = Scaling.fit(y[rows[0]])
+    log.info(
+        "read params.yaml and %s (%d train, %d test images)", DATA, len(train_split.labels), len(test_split.labels)
+    )
+    trained = finetune(train_split.images, train_split.targets(), m, f, p["seed"])
 
-    torch.manual_seed(p["seed"])
-    model = build_model(m, len(TARGETS))
-    if m["init"] != "scratch":
-        left = load_pretrained(model, m["init"])
-        log.info("read %s (new, randomly initialised: %s)", m["init"], ", ".join(left) or "nothing")
-    model.to(best_device())
-    net = apply_lora(model, f) if f["method"] == "lora" else model
-    n_trainable = sum(q.numel() for q in net.parameters() if q.requires_grad)
-    log.info("%s fine-tuning: %d of %d parameters train", f["method"], n_trainable, sum(q.numel() for q in net.parameters()))
-
-    started = time.perf_counter()
-    history = train(net, train_split.images, scaling.z(y), rows, f, p["seed"])
-    seconds = time.perf_counter() - started
-    if f["method"] == "lora":
-        model = net.merge_and_unload()
-    model.cpu()
-
-    true_z = scaling.z(test_split.labels[list(TARGETS)].to_numpy())
-    pred_z = predict(model, test_split.images)
-    metrics = regression_metrics(pred_z, true_z, scaling)
-    config = {"model": m, "targets": list(TARGETS), **scaling.to_config(), "input": "x / 127.5 - 1"}
+    true_z = trained.scaling.z(test_split.targets())
+    pred_z = predict(trained.model, test_split.images)
+    metrics = regression_metrics(pred_z, true_z, trained.scaling.unscale)
+    config = {"model": m, "targets": list(TARGETS), **trained.scaling.to_config(), "input": "x / 127.5 - 1"}
     with atomic_path(MODEL_DIR, is_dir=True) as tmp:
-        save_trained(model, config, tmp)
+        save_trained(trained.model, config, tmp)
     log.info("wrote %s", MODEL_DIR)
     with atomic_path(HISTORY) as tmp:
-        pd.DataFrame([vars(r) for r in history]).to_csv(tmp, index=False)
+        write_table(history_table(trained.history), tmp, float_format=None)
     with atomic_path(PREDICTIONS) as tmp:
-        predictions_table(scaling.unscale(true_z), scaling.unscale(pred_z)).to_csv(tmp, index=False, float_format="%.6g")
+        write_table(predictions_table(trained.scaling.unscale(true_z), trained.scaling.unscale(pred_z)), tmp)
     log.info("wrote %s and %s", HISTORY, PREDICTIONS)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    write_json(METRICS, {**metrics, "epochs_run": len(history)})
-    write_json(TIMINGS, {"train_seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb)})
+    write_json(METRICS, {**metrics, "epochs_run": len(trained.history)})
+    timings = clock.record(train_seconds=trained.seconds)
+    write_json(TIMINGS, timings)
     r2 = " / ".join(f"{metrics[t]['r2']:.3f}" for t in TARGETS)
-    log.info("trained %d epochs in %.0f s (peak RSS %.0f MB); test MSE %.4f, R2 %s", len(history), seconds, peak_mb, metrics["test_mse"], r2)
+    log.info(
+        "trained %d epochs in %.0f s (peak tree RSS %d MiB); test MSE %.4f, R2 %s",
+        len(trained.history),
+        trained.seconds,
+        timings["peak_tree_rss_mib"],
+        metrics["test_mse"],
+        r2,
+    )
 
 
 if __name__ == "__main__":

@@ -145,10 +145,8 @@
       "Follow score", "Patched: mean |Δ prediction| (z)"],
       Object.entries(c.variants).map(([variant, m]) => [variant, m.distractor, g(m.sensitivity_element), g(m.sensitivity_excess),
         g(m.follow), g(m.patch_prediction_change, small)]));
-    $("ex-causal-note").textContent = `Output change: ||z_B − z_A|| at the changed element's patches over the head's typical ||z||; ` +
-      `responds when its CI lies above ${D.causalRule.min_response} and the CI of the excess over the pair's other patches above 0. ` +
-      `Follows when the CI of attention moved with the moved element lies above ${D.causalRule.min_follow} (2: all of a uniform head's mass on the element moved with it). ` +
-      `Changes predictions when the CI of the patched mean |Δ| lies above ${D.causalRule.min_prediction_change} z. CIs over images.`;
+    $("ex-causal-note").textContent = `Output change: ||z_B − z_A|| at the changed element's patches over the head's typical ||z||. ` +
+      D.causalRuleText;
   }
 
   const lut = D.magma.map((hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)));
@@ -168,7 +166,7 @@
   function paintMaps(r) {
     const view = D.views.find((v) => v.name === state.view);
     $("ex-view-note").textContent = view.reachesOutput ? `${view.title}.` :
-      `${view.title}: with this model's readout the CLS token is never read, so this view cannot reach the output.`;
+      `${view.title}: this model's readout never reads the CLS token directly (later layers read it only as a key and value), so this view is shown for comparison.`;
     const holder = $("ex-maps");
     holder.innerHTML = "";
     const codes = maps[state.view], per = G * G;

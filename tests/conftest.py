@@ -1,4 +1,4 @@
-"""Shared fixtures: renderers, and throwaway copies of the DVC project with tiny params."""
+"""Shared fixtures: the tiny model, and throwaway copies of the DVC project with tiny params."""
 
 from __future__ import annotations
 
@@ -9,16 +9,59 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
+from vitheads.model.vit import build_model
+
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "vitheads", "templates", "study", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
+PROJECT_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    "stages",
+    "vitheads",
+    "templates",
+    "study",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+]
 TINY = {
     "generate": {"n_train": 24, "n_test": 8},
     "model": {"image_size": 96, "patch_size": 16, "depth": 2, "num_heads": 3, "embed_dim": 24},
     "finetune": {"batch_size": 8, "epochs": 2, "val_fraction": 0.25},
     "causal": {"images": 4, "patch_images": 2, "batch_size": 4, "bootstrap": 50},
 }
+
+
+TINY_MODEL = {
+    "image_size": 32,
+    "patch_size": 8,
+    "depth": 3,
+    "num_heads": 3,
+    "embed_dim": 24,
+    "mlp_ratio": 2.0,
+    "pooling": "flatten",
+    "stem": "patch",
+    "init": "scratch",
+}
+
+
+def make_tiny_model(seed: int = 0, readout_std: float | None = 0.05, **changes) -> torch.nn.Module:
+    """The tests' model: timm's ViT with a few small blocks, seeded, in eval mode. The flatten readout
+    starts at zero (model.vit), so readout_std gives it random weights: outputs then depend on the heads."""
+    torch.manual_seed(seed)
+    model = build_model({**TINY_MODEL, **changes}, 3).eval()
+    if readout_std is not None and model.flatten_readout:
+        torch.nn.init.normal_(model.head.weight, std=readout_std)
+    return model
+
+
+@pytest.fixture
+def tiny_model():
+    """make_tiny_model, for tests: tiny_model(depth=6, num_heads=2, ...)."""
+    return make_tiny_model
 
 
 def merge(base: dict, override: dict) -> dict:

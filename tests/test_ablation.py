@@ -6,21 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY_MODEL, make_tiny_model
 
-from vitheads.ablation import Ablation, all_heads, paper_comparison, summarise, sweep
-from vitheads.model import build_model, predict
+from vitheads.analysis.ablation import paper_comparison, summarise
+from vitheads.analysis.stats import bootstrap_weights
+from vitheads.interp.ablation import Ablation, all_heads, sweep
+from vitheads.model.vit import predict
 from vitheads.names import TARGETS
-from vitheads.resampling import bootstrap_weights
 
-MODEL = {"image_size": 32, "patch_size": 8, "depth": 4, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
+MODEL = {**TINY_MODEL, "depth": 4}
 N_IMAGES = 10
 
 
 @pytest.fixture
 def setup():
-    torch.manual_seed(0)
-    model = build_model(MODEL, 3).eval()
-    torch.nn.init.normal_(model.head.weight, std=0.05)
+    model = make_tiny_model(depth=MODEL["depth"])
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (N_IMAGES, 32, 32, 3), dtype=np.uint8)
     z_true = rng.standard_normal((N_IMAGES, 3)).astype(np.float32)
@@ -39,7 +39,12 @@ def naive_mse(model, images, z_true, layer, head, replacement):
     handle = model.blocks[layer].attn.proj.register_forward_pre_hook(hook)
     try:
         with torch.no_grad():
-            return float(((model(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1) - torch.from_numpy(z_true)) ** 2).mean())
+            return float(
+                (
+                    (model(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1) - torch.from_numpy(z_true))
+                    ** 2
+                ).mean()
+            )
     finally:
         handle.remove()
 
@@ -103,25 +108,36 @@ def test_zeroing_all_heads_of_a_layer_equals_removing_its_attention_branch(setup
         without_branch = predict(model, images)
     finally:
         handle.remove()
-    np.testing.assert_allclose(errors.ablated[Ablation(1, (0, 1, 2), "zero")], (without_branch - z_true) ** 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        errors.ablated[Ablation(1, (0, 1, 2), "zero")], (without_branch - z_true) ** 2, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_summary_and_bootstrap(setup):
     model, images, z_true = setup
     errors = sweep(model, images, z_true, all_heads(MODEL["depth"], MODEL["num_heads"], ["zero"]), batch_size=5)
-    heads, boot = summarise(errors, resamples=200, seed=0)
-    assert len(heads) == 12 and list(heads["layer"].unique()) == [1, 2, 3, 4] and heads["head"].iloc[0] == 1 and heads["head"].dtype.kind == "i"
-    manual = (errors.ablated[Ablation(0, (0,), "zero")].astype(float).mean() / errors.baseline.astype(float).mean() - 1) * 100
+    heads, boot = summarise(errors.baseline, errors.ablated, resamples=200, seed=0)
+    assert (
+        len(heads) == 12
+        and list(heads["layer"].unique()) == [1, 2, 3, 4]
+        and heads["head"].iloc[0] == 1
+        and heads["head"].dtype.kind == "i"
+    )
+    manual = (
+        errors.ablated[Ablation(0, (0,), "zero")].astype(float).mean() / errors.baseline.astype(float).mean() - 1
+    ) * 100
     assert heads["increase_pct"].iloc[0] == pytest.approx(manual)
-    assert (heads["ci_low_pct"] <= heads["increase_pct"] + 1e-9).all() and (heads["increase_pct"] <= heads["ci_high_pct"] + 1e-9).all()
-    assert heads.equals(summarise(errors, resamples=200, seed=0)[0])  # seeded
+    assert (heads["ci_low_pct"] <= heads["increase_pct"] + 1e-9).all() and (
+        heads["increase_pct"] <= heads["ci_high_pct"] + 1e-9
+    ).all()
+    assert heads.equals(summarise(errors.baseline, errors.ablated, resamples=200, seed=0)[0])  # seeded
     assert boot.shape == (200, 12)
 
 
 def test_per_target_ci_matches_a_loop_over_resamples(setup):
     model, images, z_true = setup
     errors = sweep(model, images, z_true, all_heads(2, MODEL["num_heads"], ["zero"]), batch_size=5)
-    heads, _ = summarise(errors, resamples=100, seed=1)
+    heads, _ = summarise(errors.baseline, errors.ablated, resamples=100, seed=1)
     weights = bootstrap_weights(len(images), 100, 1)
     base = errors.baseline.astype(float)
     for i, key in enumerate(errors.ablated):
@@ -129,15 +145,16 @@ def test_per_target_ci_matches_a_loop_over_resamples(setup):
         for t, name in enumerate(TARGETS):
             increases = [(w @ ablated[:, t] / (w @ base[:, t]) - 1) * 100 for w in weights]
             expected = np.percentile(increases, [2.5, 97.5])
-            assert [heads[f"ci_low_pct_{name}"].iloc[i], heads[f"ci_high_pct_{name}"].iloc[i]] == pytest.approx(expected)
+            assert [heads[f"ci_low_pct_{name}"].iloc[i], heads[f"ci_high_pct_{name}"].iloc[i]] == pytest.approx(
+                expected
+            )
 
 
 def test_paper_comparison_needs_six_layers_and_brackets_its_means(setup):
-    model, images, z_true = setup
-    deep = build_model({**MODEL, "depth": 6}, 3).eval()
-    torch.nn.init.normal_(deep.head.weight, std=0.05)
+    _, images, z_true = setup
+    deep = make_tiny_model(depth=6)
     errors = sweep(deep, images, z_true, all_heads(6, 3, ["zero"]), batch_size=5)
-    heads, boot = summarise(errors, resamples=300, seed=0)
+    heads, boot = summarise(errors.baseline, errors.ablated, resamples=300, seed=0)
     c = paper_comparison(heads, boot, "zero")
     early, six = heads[heads["layer"] <= 3]["increase_pct"], heads[heads["layer"] == 6]["increase_pct"]
     assert c["early_layers_1_3_mean_pct"] == pytest.approx(early.mean(), abs=1e-5)
@@ -154,8 +171,14 @@ def test_ablate_stage_runs_under_dvc(project):
     assert len(author) == 2 * 3 and author["loss"].iloc[0] > 0
     heads = pd.read_csv(project.path / "results/ablate/heads.csv")
     assert len(heads) == 2 * 2 * 3  # modes x layers x heads of the tiny model
-    assert {"layer", "head", "mode", "increase_pct", "ci_low_pct", "ci_high_pct", "increase_pct_Chirp_End_Freq"} <= set(heads.columns)
+    assert {"layer", "head", "mode", "increase_pct", "ci_low_pct", "ci_high_pct", "increase_pct_Chirp_End_Freq"} <= set(
+        heads.columns
+    )
     metrics = json.loads((project.path / "metrics/ablate.json").read_text())
     assert set(metrics["zero"]) >= {"per_layer_mean_pct", "top_heads", "heads_ci_above_zero"}  # 2 layers: no layer 6
-    assert metrics["author_protocol"] == {"images": 5}, "no layer 6: only the image count (ablate.author_images of 8 test images)"
-    assert "sweep_seconds" not in metrics and "sweep_seconds" in json.loads((project.path / "timings/ablate.json").read_text())
+    assert metrics["author_protocol"] == {"images": 5}, (
+        "no layer 6: only the image count (ablate.author_images of 8 test images)"
+    )
+    assert "sweep_seconds" not in metrics and "sweep_seconds" in json.loads(
+        (project.path / "timings/ablate.json").read_text()
+    )

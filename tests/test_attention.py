@@ -9,26 +9,23 @@ import pytest
 import torch
 
 from vitheads import params
-from vitheads.attention import (
-    AttentionScores, derangement, entropy, grid_distances, head_table, mean_distance, patterns, region_indicators,
-    region_scores, scores_arrays, views,
-)
-from vitheads.chirps import sample_chirp, spectrogram
-from vitheads.generation import patch_fractions
-from vitheads.hooks import hooked
-from vitheads.model import build_model, to_input
+from vitheads.analysis.attention import derangement, head_table, region_scores, scores_arrays
+from vitheads.analysis.taxonomy import label_all, region_stats, wide
+from vitheads.data.chirps import sample_chirp, spectrogram
+from vitheads.data.furniture import Distortions
+from vitheads.data.regions import patch_fractions, region_indicators
+from vitheads.data.rendering import PlotRenderer, title_for
+from vitheads.interp.attention import entropy, grid_distances, mean_distance, patterns, views
+from vitheads.model.hooks import hooked
+from vitheads.model.vit import to_input
 from vitheads.names import CLASSES
 from vitheads.params import ParamsError
-from vitheads.rendering import Distortions, PlotRenderer, title_for
-from vitheads.taxonomy import label_all, region_stats, wide
 
-MODEL = {"image_size": 32, "patch_size": 8, "depth": 3, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_captured_attention_is_softmax_of_q_and_k():
-    torch.manual_seed(0)
-    model = build_model(MODEL, 3).eval()
+def test_captured_attention_is_softmax_of_q_and_k(tiny_model):
+    model = tiny_model()
     x = to_input(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))
     inputs = {}
     hooks = {f"blocks.{l}.hook_resid_pre": (lambda h, l=l: inputs.__setitem__(l, h)) for l in range(3)}
@@ -45,8 +42,17 @@ def test_captured_attention_is_softmax_of_q_and_k():
     assert all(not b.attn.attn_drop._forward_hooks for b in model.blocks)
 
 
-RULE = {"view": "received", "min_enrichment": 2.0, "null_ratio": 1.5, "mono_share": 0.75, "sink_enrichment": 1.5,
-        "local_ratio": 0.5, "diffuse_entropy": 0.9, "bootstrap": 200, "importance_mode": "zero"}
+RULE = {
+    "view": "received",
+    "min_enrichment": 2.0,
+    "null_ratio": 1.5,
+    "mono_share": 0.75,
+    "sink_enrichment": 1.5,
+    "local_ratio": 0.5,
+    "diffuse_entropy": 0.9,
+    "bootstrap": 200,
+    "importance_mode": "zero",
+}
 SIZE, PATCH, N_IMAGES = 128, 16, 16
 
 
@@ -80,13 +86,12 @@ def synthetic_labels(fractions: np.ndarray, heads: list[np.ndarray]) -> list[str
     chirp = torch.from_numpy(region_indicators(fractions)[..., 0])
     per_view = views(a, 1, chirp)
     distances = grid_distances(grid)
-    s = AttentionScores(
-        maps={}, entropy={v: entropy(d) for v, d in per_view.items()},
-        distance=mean_distance(a, 1, distances), uniform_distance=float(distances.mean()), margin_valued=None,
-        **region_scores({v: d.numpy() for v, d in per_view.items()}, fractions, region_indicators(fractions), seed=0),
-    )
-    scores = scores_arrays(s)
-    table = wide(region_stats(scores, "received", RULE["min_enrichment"], RULE["bootstrap"], 0), head_table(s), "entropy_received")
+    entropies = {v: entropy(d) for v, d in per_view.items()}
+    distance, uniform = mean_distance(a, 1, distances), float(distances.mean())
+    s = region_scores({v: d.numpy() for v, d in per_view.items()}, fractions, region_indicators(fractions), seed=0)
+    scores = scores_arrays(entropies, distance, uniform, s, margin_valued=None)
+    stats = region_stats(scores, "received", RULE["min_enrichment"], RULE["bootstrap"], 0)
+    table = wide(stats, head_table(entropies, distance, uniform), "entropy_received")
     return label_all(table, RULE)
 
 
@@ -125,9 +130,9 @@ def test_the_shuffle_null_scores_each_image_against_another(fractions):
     follows = torch.from_numpy(region_indicators(fractions)[None, None, ..., 0].transpose(2, 0, 1, 3))  # [n, 1, 1, P]
     maps = {"received": (follows / follows.sum(-1, keepdim=True)).numpy()}
     scores = region_scores(maps, fractions, region_indicators(fractions), seed=0)
-    real = scores["mass"]["received"][:, 0, 0, 0]
+    real = scores.mass["received"][:, 0, 0, 0]
     np.testing.assert_allclose(real, 1, rtol=1e-6)  # all of a chirp-following head's mass is on its chirp
-    assert (scores["null_mass"]["received"][:, 0, 0, 0] < 1).all()
+    assert (scores.null_mass["received"][:, 0, 0, 0] < 1).all()
 
 
 def test_a_cls_view_of_a_flatten_model_is_refused():
@@ -138,7 +143,14 @@ def test_a_cls_view_of_a_flatten_model_is_refused():
 
 
 def test_attention_and_classify_stages_run_under_dvc(project):
-    project.set_params({"model": {"depth": 4}, "ablate": {"bootstrap": 20}, "attention": {"example_images": 2}, "figures": {"overlay_images": 2, "overlay_heads": 2}})
+    project.set_params(
+        {
+            "model": {"depth": 4},
+            "ablate": {"bootstrap": 20},
+            "attention": {"example_images": 2},
+            "figures": {"overlay_images": 2, "overlay_heads": 2},
+        }
+    )
     project.dvc("repro", "report")  # 4 layers: no layer 6, the report says so
     assert "the paper's layer-6 comparisons do not apply" in (project.path / "report/report.md").read_text()
     maps = np.load(project.path / "results/attention/maps.npz")
@@ -149,12 +161,26 @@ def test_attention_and_classify_stages_run_under_dvc(project):
     region = pd.read_csv(project.path / "results/attention/region_mass.csv")
     assert len(region) == 3 * 4 * 3 * len(CLASSES)  # views x layers x heads x classes
     np.testing.assert_allclose(region.groupby(["view", "layer", "head"])["mass"].sum(), 1, rtol=1e-5)
-    assert not region[region["view"] == "cls"]["reaches_output"].any() and region[region["view"] == "received"]["reaches_output"].all()
+    assert (
+        not region[region["view"] == "cls"]["reaches_output"].any()
+        and region[region["view"] == "received"]["reaches_output"].all()
+    )
     heads = pd.read_csv(project.path / "results/classify/heads.csv")
-    assert len(heads) == 12 and {"label", "important", "increase_pct", "enrichment_chirp", "excess_ci_low_chirp", "distance"} <= set(heads.columns)
+    assert len(heads) == 12 and {
+        "label",
+        "important",
+        "increase_pct",
+        "enrichment_chirp",
+        "excess_ci_low_chirp",
+        "distance",
+    } <= set(heads.columns)
     assert heads["layer"].dtype.kind == heads["head"].dtype.kind == "i"
     metrics = json.loads((project.path / "metrics/classify.json").read_text())
-    assert sum(metrics["counts"]["all"].values()) == 12 and metrics["view"] == "received" and metrics["view_reaches_output"]
+    assert (
+        sum(metrics["counts"]["all"].values()) == 12
+        and metrics["view"] == "received"
+        and metrics["view_reaches_output"]
+    )
     sensitivity = pd.read_csv(project.path / "results/classify/sensitivity.csv")
     assert (sensitivity.drop(columns=["threshold", "value", "is_default"]).sum(axis=1) == 12).all()
     for name in ("grid_cls.png", "grid_received.png", "grid_from_chirp.png", "overlays.png", "distance.png"):

@@ -3,20 +3,24 @@
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_model
 
-from vitheads.attribution import direct_attribution, heads_by_region, region_fractions
+from vitheads.data.regions import pixel_region_shares
+from vitheads.interp.attribution import direct_attribution, heads_by_region
+from vitheads.model.vit import to_input
 from vitheads.names import CLASSES
-from vitheads.model import build_model, to_input
-
-MODEL = {"image_size": 32, "patch_size": 8, "depth": 3, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0,
-         "pooling": "flatten", "stem": "patch", "init": "scratch"}
 
 
 def random_model(**overrides):
-    torch.manual_seed(0)
-    model = build_model({**MODEL, **overrides}, 3).eval()
+    model = make_tiny_model(readout_std=None, **overrides)
     with torch.no_grad():  # non-trivial readout, final norm and projection biases
-        for p in (model.head.weight, model.head.bias, model.norm.weight, model.norm.bias, *(b.attn.proj.bias for b in model.blocks)):
+        for p in (
+            model.head.weight,
+            model.head.bias,
+            model.norm.weight,
+            model.norm.bias,
+            *(b.attn.proj.bias for b in model.blocks),
+        ):
             p.normal_(std=0.3)
     return model
 
@@ -47,7 +51,7 @@ def test_a_head_with_zero_output_contributes_nothing():
 
 
 def test_other_readouts_are_refused():
-    with pytest.raises(ValueError, match="model.pooling: flatten"):
+    with pytest.raises(ValueError, match=r"model\.pooling: flatten"):
         direct_attribution(random_model(pooling="token"), images())
 
 
@@ -56,7 +60,7 @@ def test_regions_split_each_heads_contribution_exactly():
     parts = direct_attribution(model, x)
     rng = np.random.default_rng(1)
     fractions = rng.dirichlet(np.ones(len(CLASSES)), size=(2, 4, 4)).astype(np.float32)  # [B, G, G, C]
-    shares = region_fractions(fractions)
+    shares = pixel_region_shares(fractions)
     np.testing.assert_allclose(shares.sum(-1), 1, rtol=1e-5)
     by_region = heads_by_region(parts, shares)  # [B, L, H, T, R]
     np.testing.assert_allclose(by_region.sum(-1), parts.heads.sum(2).permute(1, 0, 2, 3).numpy(), atol=1e-5)

@@ -4,17 +4,15 @@ import copy
 
 import numpy as np
 import torch
+from conftest import TINY_MODEL, make_tiny_model
 
-from vitheads.author_protocol import author_comparison, author_sweep
-from vitheads.model import build_model, predict
-
-MODEL = {"image_size": 32, "patch_size": 8, "depth": 6, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
+from vitheads.analysis.ablation import author_comparison, author_table
+from vitheads.interp.author_protocol import author_sweep
+from vitheads.model.vit import predict
 
 
 def tiny_setup():
-    torch.manual_seed(0)
-    model = build_model(MODEL, 3).eval()
-    torch.nn.init.normal_(model.head.weight, std=0.05)
+    model = make_tiny_model(depth=6)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
     y_raw = rng.uniform(0, 100, (12, 3))  # seconds and Hz, never z-scored: as the author's loss compares them
@@ -37,7 +35,7 @@ def direct_sweep(model, images, y_raw):
 def test_emulation_matches_the_direct_rewrite_and_leaves_the_model_alone():
     model, images, y_raw = tiny_setup()
     before = copy.deepcopy(model.state_dict())
-    table = author_sweep(model, images, y_raw)
+    table = author_table(author_sweep(model, images, y_raw))
     damaged, losses = direct_sweep(model, images, y_raw)
     np.testing.assert_allclose(table["loss"], losses, rtol=1e-5)
     assert np.isclose(table["loss"].iloc[0], np.mean((predict(model, images) - y_raw) ** 2), rtol=1e-6)
@@ -46,7 +44,7 @@ def test_emulation_matches_the_direct_rewrite_and_leaves_the_model_alone():
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name]), f"{name} changed"
 
-    d, heads = MODEL["embed_dim"], MODEL["num_heads"]
+    d, heads = TINY_MODEL["embed_dim"], TINY_MODEL["num_heads"]
     for l, block in enumerate(damaged.blocks):
         weight, original = block.attn.qkv.weight, before[f"blocks.{l}.attn.qkv.weight"]
         zeroed = [r for start in (0, d, 2 * d) for r in range(start, start + heads)]
@@ -57,7 +55,7 @@ def test_emulation_matches_the_direct_rewrite_and_leaves_the_model_alone():
 
 def test_comparison_reads_layers_1_3_and_6():
     model, images, y_raw = tiny_setup()
-    table = author_sweep(model, images, y_raw)
+    table = author_table(author_sweep(model, images, y_raw))
     result = author_comparison(table)
     early = table[table["layer"] <= 3]["increase_pct"]
     assert result["early_layers_1_3_mean_pct"] == round(float(early.mean()), 5)

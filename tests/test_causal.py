@@ -4,33 +4,33 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import make_tiny_model
 
-from vitheads.causal import head_evidence, measure_variant
-from vitheads.model import build_model
-from vitheads.pairs import VARIANTS, PairRenderer, render_pairs
-from vitheads.rendering import Distortions
+from vitheads.analysis.causal import head_evidence
+from vitheads.data.furniture import Distortions
+from vitheads.data.pairs import PairRenderer, render_pairs
+from vitheads.data.variants import VARIANTS
+from vitheads.interp.causal import measure_variant
 
 SIZE, PATCH, N = 64, 16, 4
-MODEL = {"image_size": SIZE, "patch_size": PATCH, "depth": 2, "num_heads": 2, "embed_dim": 16, "mlp_ratio": 2.0,
-         "pooling": "flatten", "stem": "patch", "init": "scratch"}
 SILENT = (1, 0)  # layer, head whose values are zero: it outputs zero at every token
 
 
 @pytest.fixture(scope="module")
 def measured():
-    torch.manual_seed(0)
-    model = build_model(MODEL, 3).eval()
+    model = make_tiny_model(image_size=SIZE, patch_size=PATCH, depth=2, num_heads=2, embed_dim=16)
     dim, head_dim = 16, 8
     layer, head = SILENT
     with torch.no_grad():
-        torch.nn.init.normal_(model.head.weight, std=0.05)
         rows = slice(2 * dim + head * head_dim, 2 * dim + (head + 1) * head_dim)
         model.blocks[layer].attn.qkv.weight[rows] = 0
         model.blocks[layer].attn.qkv.bias[rows] = 0
     renderer = PairRenderer(SIZE, Distortions())
     z_true = np.random.default_rng(0).standard_normal((N, 3)).astype(np.float32)
-    return {v: measure_variant(model, render_pairs(v, 1, PATCH, N, renderer), z_true, 2, N if v == "title_text" else 0)
-            for v in ("title_text", "title_moved", "colorbar_moved", "frame_moved")}
+    return {
+        v: measure_variant(model, render_pairs(v, 1, PATCH, N, renderer), z_true, 2, N if v == "title_text" else 0)
+        for v in ("title_text", "title_moved", "colorbar_moved", "frame_moved")
+    }
 
 
 def test_a_head_that_outputs_zero_is_never_sensitive_and_patching_it_changes_nothing(measured):
@@ -75,16 +75,49 @@ RULE = {"min_response": 0.1, "min_follow": 1.0, "min_prediction_change": 0.01}
 @pytest.mark.parametrize(
     "response_low, excess_low, follow_low, patch_low, detector, relevant",
     [
-        ([0.2, 0.2], [0.1, 0.1], [1.5, 0.5], [0.0, 0.0], [True, False], [False, False]),  # only the head that follows is a detector
-        ([0.05, 0.2], [0.1, 0.1], [1.5, 1.5], [0.02, 0.0], [False, True], [True, False]),  # no response: positional, but it matters
-        ([0.2, 0.2], [-0.1, 0.1], [1.5, 1.5], [0.0, 0.0], [False, True], [False, False]),  # changes as much elsewhere: the null
+        (
+            [0.2, 0.2],
+            [0.1, 0.1],
+            [1.5, 0.5],
+            [0.0, 0.0],
+            [True, False],
+            [False, False],
+        ),  # only the head that follows is a detector
+        (
+            [0.05, 0.2],
+            [0.1, 0.1],
+            [1.5, 1.5],
+            [0.02, 0.0],
+            [False, True],
+            [True, False],
+        ),  # no response: positional, but it matters
+        (
+            [0.2, 0.2],
+            [-0.1, 0.1],
+            [1.5, 1.5],
+            [0.0, 0.0],
+            [False, True],
+            [False, False],
+        ),  # changes as much elsewhere: the null
     ],
 )
 def test_head_rule(content, moved, response_low, excess_low, follow_low, patch_low, detector, relevant):
-    table = pd.concat([
-        rows(content, sensitivity_element_ci_low=response_low, sensitivity_excess_ci_low=excess_low, patch_prediction_change_ci_low=patch_low),
-        rows(moved, sensitivity_element_ci_low=[0.0, 0.0], sensitivity_excess_ci_low=[0.0, 0.0], follow_ci_low=follow_low),
-    ])
+    table = pd.concat(
+        [
+            rows(
+                content,
+                sensitivity_element_ci_low=response_low,
+                sensitivity_excess_ci_low=excess_low,
+                patch_prediction_change_ci_low=patch_low,
+            ),
+            rows(
+                moved,
+                sensitivity_element_ci_low=[0.0, 0.0],
+                sensitivity_excess_ci_low=[0.0, 0.0],
+                follow_ci_low=follow_low,
+            ),
+        ]
+    )
     evidence = head_evidence(table, RULE)
     kind = VARIANTS[content].kind
     assert evidence[f"{kind}_detector"].tolist() == detector
@@ -92,12 +125,14 @@ def test_head_rule(content, moved, response_low, excess_low, follow_low, patch_l
 
 
 def test_the_frame_responds_by_blanking_and_any_response_variant_counts():
-    table = pd.concat([
-        rows("title_text", sensitivity_element_ci_low=[0.2, 0.0], sensitivity_excess_ci_low=[0.1, 0.0]),
-        rows("tick_labels_text", sensitivity_element_ci_low=[0.0, 0.2], sensitivity_excess_ci_low=[0.0, 0.1]),
-        rows("title_blank", sensitivity_element_ci_low=[0.0, 0.0], sensitivity_excess_ci_low=[0.0, 0.0]),
-        rows("frame_blank", sensitivity_element_ci_low=[0.2, 0.0], sensitivity_excess_ci_low=[0.1, 0.0]),
-    ])
+    table = pd.concat(
+        [
+            rows("title_text", sensitivity_element_ci_low=[0.2, 0.0], sensitivity_excess_ci_low=[0.1, 0.0]),
+            rows("tick_labels_text", sensitivity_element_ci_low=[0.0, 0.2], sensitivity_excess_ci_low=[0.0, 0.1]),
+            rows("title_blank", sensitivity_element_ci_low=[0.0, 0.0], sensitivity_excess_ci_low=[0.0, 0.0]),
+            rows("frame_blank", sensitivity_element_ci_low=[0.2, 0.0], sensitivity_excess_ci_low=[0.1, 0.0]),
+        ]
+    )
     evidence = head_evidence(table, RULE)
     assert evidence["responds_text"].tolist() == [True, True]
     assert evidence["responds_frame"].tolist() == [True, False]

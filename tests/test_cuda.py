@@ -5,11 +5,12 @@ import sys
 
 import pytest
 import torch
-
 from conftest import ROOT
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch; the GPU path is validated where one is")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device visible to torch; the GPU path is validated where one is"
+)
 def test_cuda_smoke_bench_runs_every_stage_in_both_precisions():
     result = subprocess.run([sys.executable, "bench/cuda_smoke.py"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]

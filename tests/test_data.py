@@ -6,19 +6,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vitheads.chirps import LABEL_COLUMNS
-from vitheads.dataset import load_meta, load_split
-from vitheads.generation import RenderSpec, patch_fractions, write_dataset
+from vitheads.data.chirps import LABEL_COLUMNS
+from vitheads.data.dataset import load_meta, load_split
+from vitheads.data.furniture import Distortions
+from vitheads.data.generation import RenderSpec, write_dataset
+from vitheads.data.regions import patch_fractions
 from vitheads.names import CLASSES
-from vitheads.rendering import Distortions
 
 SPEC = RenderSpec(seed=7, image_size=64, patch_size=16, distortions=Distortions())
 SIZES = {"train": 10, "test": 5}
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_dataset_layout_and_labels(tmp_path):

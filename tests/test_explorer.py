@@ -13,7 +13,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from vitheads.explorer import outline, quantise
+from vitheads.report.explorer import outline, quantise
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -55,7 +55,9 @@ def shown_head(driver) -> str:
 
 def wait_for_head(driver, name: str) -> None:
     WebDriverWait(driver, 10).until(lambda d: shown_head(d) == name)
-    WebDriverWait(driver, 10).until(lambda d: all(c.get_attribute("data-drawn") for c in d.find_elements(By.CSS_SELECTOR, "#ex-maps canvas")))
+    WebDriverWait(driver, 10).until(
+        lambda d: all(c.get_attribute("data-drawn") for c in d.find_elements(By.CSS_SELECTOR, "#ex-maps canvas"))
+    )
 
 
 def pct(x: float) -> str:
@@ -83,16 +85,24 @@ def test_clicking_a_head_shows_its_maps_and_numbers_and_nothing_leaves_the_page(
         e = ablated.loc[(2, 3, mode)]
         assert effects[mode][1] == f"{pct(e['increase_pct'])} [{pct(e['ci_low_pct'])}, {pct(e['ci_high_pct'])}]"
         t = "Chirp_End_Freq"
-        assert effects[mode][4] == f"{pct(e[f'increase_pct_{t}'])} [{pct(e[f'ci_low_pct_{t}'])}, {pct(e[f'ci_high_pct_{t}'])}]"
-    chirp = pd.read_csv(path / "results/classify/regions.csv").set_index(["layer", "head", "region"]).loc[(2, 3, "chirp")]
+        assert (
+            effects[mode][4]
+            == f"{pct(e[f'increase_pct_{t}'])} [{pct(e[f'ci_low_pct_{t}'])}, {pct(e[f'ci_high_pct_{t}'])}]"
+        )
+    chirp = (
+        pd.read_csv(path / "results/classify/regions.csv").set_index(["layer", "head", "region"]).loc[(2, 3, "chirp")]
+    )
     regions = {row[0]: row for row in table_rows(browser, "ex-regions")}
     assert regions["chirp"][1:3] == [f"{chirp['enrichment']:.2f}", f"[{chirp['ci_low']:.2f}, {chirp['ci_high']:.2f}]"]
     causal = pd.read_csv(path / "results/causal/heads.csv").set_index(["variant", "layer", "head"])
     shown = {row[0]: row for row in table_rows(browser, "ex-causal")}
     assert set(shown) == set(causal.index.get_level_values(0))
     title = causal.loc[("title_text", 2, 3)]
-    assert shown["title_text"][2] == f"{title['sensitivity_element']:.3f} [{title['sensitivity_element_ci_low']:.3f}, {title['sensitivity_element_ci_high']:.3f}]"
-    assert shown["title_text"][4] == "–" and shown["title_moved"][4].startswith(f"{causal.loc[('title_moved', 2, 3), 'follow']:.3f} [")
+    low, high = title["sensitivity_element_ci_low"], title["sensitivity_element_ci_high"]
+    assert shown["title_text"][2] == f"{title['sensitivity_element']:.3f} [{low:.3f}, {high:.3f}]"
+    assert shown["title_text"][4] == "–" and shown["title_moved"][4].startswith(
+        f"{causal.loc[('title_moved', 2, 3), 'follow']:.3f} ["
+    )
     responds = "yes" if classified.loc[(2, 3), "responds_text"] else "no"
     assert f"text: responds {responds}, " in browser.find_element(By.ID, "ex-verdicts").text
 
@@ -107,8 +117,13 @@ def test_clicking_a_head_shows_its_maps_and_numbers_and_nothing_leaves_the_page(
 
     Select(browser.find_element(By.ID, "ex-view")).select_by_value("cls")
     WebDriverWait(browser, 10).until(lambda d: "never read" in d.find_element(By.ID, "ex-view-note").text)
-    WebDriverWait(browser, 10).until(lambda d: all(c.get_attribute("data-drawn") for c in d.find_elements(By.CSS_SELECTOR, "#ex-maps canvas")))
-    peaks = [float(c.text.split("max ")[1].rstrip("×")) for c in browser.find_elements(By.CSS_SELECTOR, "#ex-maps figcaption")]
+    WebDriverWait(browser, 10).until(
+        lambda d: all(c.get_attribute("data-drawn") for c in d.find_elements(By.CSS_SELECTOR, "#ex-maps canvas"))
+    )
+    peaks = [
+        float(c.text.split("max ")[1].rstrip("×"))
+        for c in browser.find_elements(By.CSS_SELECTOR, "#ex-maps figcaption")
+    ]
     np.testing.assert_allclose(peaks, cls[:, 1, 2].reshape(len(cls), -1).max(1) * grid * grid, rtol=0.05, atol=0.06)
 
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
@@ -122,4 +137,6 @@ def test_clicking_a_head_shows_its_maps_and_numbers_and_nothing_leaves_the_page(
 
     requests = [json.loads(e["message"])["message"] for e in browser.get_log("performance")]
     urls = [m["params"]["request"]["url"] for m in requests if m["method"] == "Network.requestWillBeSent"]
-    assert urls and all(u.startswith(("file:", "data:")) for u in urls), [u for u in urls if not u.startswith(("file:", "data:"))]
+    assert urls and all(u.startswith(("file:", "data:")) for u in urls), [
+        u for u in urls if not u.startswith(("file:", "data:"))
+    ]

@@ -11,15 +11,37 @@ from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 
-from vitheads.model import build_model, load_pretrained, load_trained, predict, save_trained
+from vitheads.model.training import apply_lora, split_indices, train
+from vitheads.model.vit import build_model, load_pretrained, load_trained, predict, save_trained
 from vitheads.outputs import StageError
-from vitheads.training import apply_lora, split_indices, train
 
-MODEL = {"image_size": 32, "patch_size": 8, "depth": 2, "num_heads": 3, "embed_dim": 24, "mlp_ratio": 2.0, "pooling": "flatten", "stem": "patch", "init": "scratch"}
+MODEL = {
+    "image_size": 32,
+    "patch_size": 8,
+    "depth": 2,
+    "num_heads": 3,
+    "embed_dim": 24,
+    "mlp_ratio": 2.0,
+    "pooling": "flatten",
+    "stem": "patch",
+    "init": "scratch",
+}
 FINETUNE = {
-    "method": "full", "lora_rank": 4, "lora_alpha": 8, "lora_targets": ["qkv"], "lr": 1e-2, "weight_decay": 0.0,
-    "batch_size": 4, "epochs": 2, "warmup_fraction": 0.0, "clip_grad": 1.0, "val_fraction": 0.25, "patience": 5,
-    "precision": "fp32", "fused_optimizer": True, "channels_last": True,
+    "method": "full",
+    "lora_rank": 4,
+    "lora_alpha": 8,
+    "lora_targets": ["qkv"],
+    "lr": 1e-2,
+    "weight_decay": 0.0,
+    "batch_size": 4,
+    "epochs": 2,
+    "warmup_fraction": 0.0,
+    "clip_grad": 1.0,
+    "val_fraction": 0.25,
+    "patience": 5,
+    "precision": "fp32",
+    "fused_optimizer": True,
+    "channels_last": True,
 }
 
 
@@ -61,7 +83,9 @@ def test_trained_model_round_trips_with_its_config(tmp_path):
 
 def test_timm_published_state_dict_loads_into_another_image_size(tmp_path):
     torch.manual_seed(0)
-    published = VisionTransformer(img_size=16, patch_size=8, embed_dim=24, depth=2, num_heads=3, mlp_ratio=2.0, num_classes=1000)
+    published = VisionTransformer(
+        img_size=16, patch_size=8, embed_dim=24, depth=2, num_heads=3, mlp_ratio=2.0, num_classes=1000
+    )
     path = tmp_path / "vit_published.pth"
     torch.save(published.state_dict(), path)  # how timm's hub weights look: a plain state dict, ImageNet head
 
@@ -89,12 +113,12 @@ class CarriesCode:
 def test_pickle_checkpoint_carrying_code_is_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"pos_embed": CarriesCode()}, path)
-    with pytest.raises(StageError, match="refusing to load .*evil.pth.*not a plain state dict"):
+    with pytest.raises(StageError, match=r"refusing to load .*evil\.pth.*not a plain state dict"):
         load_pretrained(tiny_model(), path)
 
 
 def test_missing_checkpoint_names_the_param(tmp_path):
-    with pytest.raises(StageError, match="model.init checkpoint .*nope.safetensors' not found"):
+    with pytest.raises(StageError, match=r"model\.init checkpoint .*nope\.safetensors' not found"):
         load_pretrained(tiny_model(), tmp_path / "nope.safetensors")
 
 
@@ -156,11 +180,18 @@ def test_non_finite_loss_stops_training_with_a_clear_message():
 def test_finetune_stage_runs_under_dvc(project):
     project.dvc("repro", "finetune")
     metrics = json.loads((project.path / "metrics/finetune.json").read_text())
-    assert set(metrics) >= {"test_mse", "Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq"} and "train_seconds" not in metrics
-    assert json.loads((project.path / "timings/finetune.json").read_text()).keys() == {"train_seconds", "peak_rss_mb"}
+    assert (
+        set(metrics) >= {"test_mse", "Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq"}
+        and "train_seconds" not in metrics
+    )
+    assert json.loads((project.path / "timings/finetune.json").read_text()).keys() == {
+        "train_seconds",
+        "stage_seconds",
+        "peak_tree_rss_mib",
+    }
     assert metrics["Chirp_Start_Time"].keys() == {"r2", "pearson_r", "mae_s"}
     assert metrics["test_images"] == 8 and np.isfinite(metrics["test_mse"])
-    model, config = load_trained(project.path / "models")
+    _, config = load_trained(project.path / "models")
     assert config["model"]["embed_dim"] == 24 and len(config["target_mean"]) == 3
     history = (project.path / "plots/finetune/history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_loss,val_loss,lr,seconds" and len(history) == 3

@@ -3,9 +3,9 @@
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from vitheads.model import ChirpViT
+from vitheads.model.vit import ChirpViT
 
-TINY = dict(img_size=32, patch_size=8, embed_dim=24, depth=2, num_heads=3, num_classes=3)
+TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 24, "depth": 2, "num_heads": 3, "num_classes": 3}
 
 
 def test_flatten_readout_sees_every_patch_token():

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from vitheads.chirps import sample_chirp, spectrogram
-from vitheads.generation import image_rng
+from vitheads.data.chirps import sample_chirp, spectrogram
+from vitheads.data.furniture import Distortions
+from vitheads.data.generation import image_rng
+from vitheads.data.pairs import PairRenderer, render_pairs, render_variants
+from vitheads.data.variants import VARIANTS, available_variants
 from vitheads.names import CLASS_ID
-from vitheads.pairs import VARIANTS, PairRenderer, available_variants, render_pairs, render_variants
-from vitheads.rendering import Distortions
 
 
 @pytest.fixture(scope="module", params=[64, 96, 128])
@@ -64,7 +65,13 @@ def test_renumbered_tick_labels_change_their_own_pixels_only():
 
 
 def test_variants_follow_the_distortions():
-    assert available_variants(Distortions(title=False, colorbar=False)) == ["tick_labels_text", "tick_labels_blank", "axis_labels_blank", "frame_blank", "frame_moved"]
+    assert available_variants(Distortions(title=False, colorbar=False)) == [
+        "tick_labels_text",
+        "tick_labels_blank",
+        "axis_labels_blank",
+        "frame_blank",
+        "frame_moved",
+    ]
 
 
 def test_pooled_renders_equal_one_process_renders_in_order():

@@ -17,7 +17,7 @@ from vitheads import paper
     ],
 )
 def test_magnitude_verdict(paper_value, measured, ci, verdict):
-    assert paper.magnitude_verdict(paper_value, measured, ci) == verdict
+    assert str(paper.magnitude_verdict(paper_value, measured, ci)) == verdict
 
 
 @pytest.mark.parametrize(
@@ -25,12 +25,17 @@ def test_magnitude_verdict(paper_value, measured, ci, verdict):
     [
         ([1.5, 4.0], [0.05, 0.2], [0.2, 0.5], "reproduced"),
         ([1.2, 2.0], [0.05, 0.2], [0.2, 0.5], "partly (layer 6 matters more, not threefold)"),
-        ([-5.0, 9.0], [-0.1, 0.2], [0.2, 0.5], "partly (layer 6 matters; layers 1-3 indistinguishable from zero, so no ratio)"),
+        (
+            [-5.0, 9.0],
+            [-0.1, 0.2],
+            [0.2, 0.5],
+            "partly (layer 6 matters; layers 1-3 indistinguishable from zero, so no ratio)",
+        ),
         ([0.09, 1.61], [0.15, 1.18], [0.07, 0.34], "not reproduced"),  # the default run, zero ablation
     ],
 )
 def test_ratio_verdict(ratio_ci, early_ci, middle_ci, verdict):
-    assert paper.ratio_verdict(ratio_ci, early_ci, middle_ci) == verdict
+    assert str(paper.ratio_verdict(ratio_ci, early_ci, middle_ci)) == verdict
 
 
 @pytest.mark.parametrize(
@@ -44,7 +49,7 @@ def test_ratio_verdict(ratio_ci, early_ci, middle_ci, verdict):
     ],
 )
 def test_count_verdict(count, total, elsewhere, verdict):
-    assert paper.count_verdict(count, total, elsewhere) == verdict
+    assert str(paper.count_verdict(count, total, elsewhere)) == verdict
 
 
 def test_claims_quote_the_paper_figures_once():
@@ -62,7 +67,7 @@ def test_claims_quote_the_paper_figures_once():
     ],
 )
 def test_point_verdict(paper_value, measured, verdict):
-    assert paper.point_verdict(paper_value, measured) == verdict
+    assert str(paper.point_verdict(paper_value, measured)) == verdict
 
 
 @pytest.mark.parametrize(
@@ -71,16 +76,24 @@ def test_point_verdict(paper_value, measured, verdict):
         (["reproduced"] * 3, "reproduced"),
         (["partly (same order of magnitude)", "partly (consistent, but not distinguishable from zero)"], "partly"),
         (["reproduced", "not reproduced", "reproduced"], "no verdict (seeds disagree: 2 reproduced, 1 not reproduced)"),
-        ([paper.NOT_COMPARABLE] * 3, paper.NOT_COMPARABLE),
-        ([], paper.NOT_COMPARABLE),
+        ([str(paper.NOT_COMPARABLE)] * 3, str(paper.NOT_COMPARABLE)),
+        ([], str(paper.NOT_COMPARABLE)),
     ],
 )
 def test_seeds_verdict(verdicts, verdict):
-    assert paper.seeds_verdict(verdicts) == verdict
+    """Verdicts are values (kind, reason); the cases are written as the report prints them."""
+    values = [paper.Verdict(*(v[:-1].split(" (", 1) if " (" in v else (v,))) for v in verdicts]
+    assert str(paper.seeds_verdict(values)) == verdict
 
 
-MEAN = {"early_layers_1_3_mean_pct": 0.17, "early_layers_1_3_ci_pct": [-0.12, 0.44], "layer_6_mean_pct": 0.33,
-        "layer_6_ci_pct": [0.001, 0.69], "layer_6_over_early_ratio": 1.98, "layer_6_over_early_ratio_ci": [-18.0, 26.2]}
+MEAN = {
+    "early_layers_1_3_mean_pct": 0.17,
+    "early_layers_1_3_ci_pct": [-0.12, 0.44],
+    "layer_6_mean_pct": 0.33,
+    "layer_6_ci_pct": [0.001, 0.69],
+    "layer_6_over_early_ratio": 1.98,
+    "layer_6_over_early_ratio_ci": [-18.0, 26.2],
+}
 AUTHOR = {"early_layers_1_3_mean_pct": 0.0015, "layer_6_mean_pct": -0.025, "layer_6_over_early_ratio": -16.3}
 
 
@@ -88,13 +101,19 @@ AUTHOR = {"early_layers_1_3_mean_pct": 0.0015, "layer_6_mean_pct": -0.025, "laye
     "claim, protocol, ablate, value, verdict",
     [
         ("middle", "mean", {"mean": MEAN}, 0.33, "reproduced"),
-        ("ratio", "mean", {"mean": MEAN}, 1.98, "partly (layer 6 matters; layers 1-3 indistinguishable from zero, so no ratio)"),
+        (
+            "ratio",
+            "mean",
+            {"mean": MEAN},
+            1.98,
+            "partly (layer 6 matters; layers 1-3 indistinguishable from zero, so no ratio)",
+        ),
         ("early", paper.AUTHOR, {paper.AUTHOR: AUTHOR}, 0.0015, "not reproduced"),
         ("ratio", paper.AUTHOR, {paper.AUTHOR: AUTHOR}, -16.3, "not reproduced"),
-        ("middle", "zero", {"mean": MEAN}, None, paper.NOT_COMPARABLE),  # the run has no zero ablation
-        ("early", "mean", {"mean": {"early_layers_1_3_mean_pct": 0.1}}, None, paper.NOT_COMPARABLE),  # no layer 6
+        ("middle", "zero", {"mean": MEAN}, None, str(paper.NOT_COMPARABLE)),  # the run has no zero ablation
+        ("early", "mean", {"mean": {"early_layers_1_3_mean_pct": 0.1}}, None, str(paper.NOT_COMPARABLE)),  # no layer 6
     ],
 )
 def test_ablation_figures(claim, protocol, ablate, value, verdict):
     figure = paper.ablation_figures(ablate)[claim][protocol]
-    assert (figure.value, figure.verdict) == (value, verdict)
+    assert (figure.value, str(figure.verdict)) == (value, verdict)

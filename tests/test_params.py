@@ -3,9 +3,9 @@
 import copy
 
 import pytest
+from conftest import ROOT
 from dvc.utils.serialize import load_yaml
 
-from conftest import ROOT
 from vitheads import params
 from vitheads.params import ParamsError
 
@@ -28,7 +28,9 @@ def test_committed_params_are_valid():
 def test_typo_is_refused_with_the_nearest_key():
     p = copy.deepcopy(GOOD)
     p["distortion"]["colorbarr"] = False
-    with pytest.raises(ParamsError, match=r"unknown parameter 'distortion.colorbarr'; did you mean 'distortion.colorbar'"):
+    with pytest.raises(
+        ParamsError, match=r"unknown parameter 'distortion.colorbarr'; did you mean 'distortion.colorbar'"
+    ):
         params.validate(p)
 
 
@@ -58,7 +60,9 @@ def test_bad_values_name_the_key_its_type_and_what_is_allowed(section, key, valu
         params.validate(with_value(section, key, value))
 
 
-@pytest.mark.parametrize("written, value", [("1e-4", 1e-4), ("3E-4", 3e-4), ("1.5e-3", 1.5e-3), ("+2e-2", 2e-2), ("5", 5)])
+@pytest.mark.parametrize(
+    "written, value", [("1e-4", 1e-4), ("3E-4", 3e-4), ("1.5e-3", 1.5e-3), ("+2e-2", 2e-2), ("5", 5)]
+)
 def test_hand_written_numbers_read_as_dvc_reads_them(tmp_path, written, value):
     """YAML 1.2, as DVC's ruamel reader: PyYAML's 1.1 rules would make '1e-4' a string."""
     path = tmp_path / "params.yaml"
@@ -76,7 +80,7 @@ def test_a_quoted_number_is_refused_as_text(tmp_path):
 def test_missing_key_is_refused():
     p = copy.deepcopy(GOOD)
     del p["generate"]["n_test"]
-    with pytest.raises(ParamsError, match="generate.n_test"):
+    with pytest.raises(ParamsError, match=r"generate\.n_test"):
         params.validate(p)
 
 
@@ -95,10 +99,19 @@ def test_unreadable_yaml_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "changes, words",
     [
-        ({"model": {"embed_dim": 100, "num_heads": 12}}, r"model.embed_dim \(100\) must be divisible by model.num_heads \(12\)"),
-        ({"model": {"stem": "conv", "patch_size": 12, "image_size": 120}}, r"model.stem 'conv' needs a power-of-two model.patch_size"),
+        (
+            {"model": {"embed_dim": 100, "num_heads": 12}},
+            r"model.embed_dim \(100\) must be divisible by model.num_heads \(12\)",
+        ),
+        (
+            {"model": {"stem": "conv", "patch_size": 12, "image_size": 120}},
+            r"model.stem 'conv' needs a power-of-two model.patch_size",
+        ),
         ({"finetune": {"val_fraction": 0.0001}}, r"finetune.val_fraction \(0.0001\) .* gives 0 validation images"),
-        ({"classify": {"importance_mode": "mean"}, "ablate": {"modes": ["zero"]}}, r"classify.importance_mode \(mean\) must be one of ablate.modes"),
+        (
+            {"classify": {"importance_mode": "mean"}, "ablate": {"modes": ["zero"]}},
+            r"classify.importance_mode \(mean\) must be one of ablate.modes",
+        ),
         ({"causal": {"images": 700}}, r"causal.images \(700\) must be at most generate.n_test \(600\)"),
         ({"causal": {"images": 20, "patch_images": 30}}, r"causal.patch_images \(30\) at most causal.images"),
     ],

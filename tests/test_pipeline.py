@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from vitheads.dataset import load_split
+from vitheads.data.dataset import load_split
 from vitheads.names import CLASS_ID
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vitheads.ingest import ingest
+from vitheads.data.ingest import ingest
 from vitheads.outputs import StageError
 
 N_AUTHOR = 8
@@ -62,7 +62,9 @@ def broken(case: str, folder: Path) -> None:
     elif case == "missing column":
         table.drop(columns="Chirp_End_Freq").to_csv(labels, index=False)
     elif case == "non-numeric":
-        table.astype({"Chirp_Start_Freq": object}).assign(Chirp_Start_Freq=lambda t: t["Chirp_Start_Freq"].where(t.index != 1, "abc")).to_csv(labels, index=False)
+        table.astype({"Chirp_Start_Freq": object}).assign(
+            Chirp_Start_Freq=lambda t: t["Chirp_Start_Freq"].where(t.index != 1, "abc")
+        ).to_csv(labels, index=False)
     elif case == "NaN":
         table.loc[4, "Chirp_Duration"] = np.nan
         table.to_csv(labels, index=False)
@@ -96,7 +98,14 @@ def test_bad_external_data_is_refused_with_the_file_named(author_folder, tmp_pat
 
 
 def test_author_data_runs_through_finetune_ablate_and_attention(project, author_folder):
-    project.set_params({"data": {"source": str(author_folder)}, "generate": {"n_test": 3}, "finetune": {"val_fraction": 0.2}, "ablate": {"bootstrap": 20}})
+    project.set_params(
+        {
+            "data": {"source": str(author_folder)},
+            "generate": {"n_test": 3},
+            "finetune": {"val_fraction": 0.2},
+            "ablate": {"bootstrap": 20},
+        }
+    )
     project.dvc("repro", "ablate", "attention")
     assert json.loads((project.path / "metrics/generate.json").read_text())["images"] == N_AUTHOR
     assert len(pd.read_csv(project.path / "results/ablate/heads.csv")) == 2 * 2 * 3
@@ -119,7 +128,9 @@ def test_bad_external_data_stops_the_stage_and_writes_nothing(project, author_fo
 
 def kill_when(project, script: str, ready) -> None:
     """Start a stage, SIGKILL it once ready() holds (checked every 0.1 s)."""
-    process = subprocess.Popen(["python", script], cwd=project.path, env=project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        ["python", script], cwd=project.path, env=project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while not ready() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -162,5 +173,10 @@ def test_same_params_same_bytes_and_metrics(project):
     for _ in range(2):
         project.dvc("repro", "ablate", "--force")
         metrics = {s: json.loads((project.path / f"metrics/{s}.json").read_text()) for s in ("finetune", "ablate")}
-        runs.append((tree_hash(project.path / "data/generated"), {s: {k: v for k, v in m.items() if k not in TIMINGS} for s, m in metrics.items()}))
+        runs.append(
+            (
+                tree_hash(project.path / "data/generated"),
+                {s: {k: v for k, v in m.items() if k not in TIMINGS} for s, m in metrics.items()},
+            )
+        )
     assert runs[0] == runs[1]

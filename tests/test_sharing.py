@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, Project
+
 from vitheads.params import read_yaml
 
 QUEUE_TIMEOUT_S = 600
@@ -32,20 +32,32 @@ def finished_queue(project: Project) -> tuple[str, int]:
 def start_workers(project: Project, jobs: int) -> None:
     """`dvc queue start`, its output not captured: the workers it spawns inherit the pipes, so
     capturing would wait for them to finish and the queue would never be seen running."""
-    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=project.path, env=project.env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["dvc", "queue", "start", "-j", str(jobs)],
+        cwd=project.path,
+        env=project.env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def experiment_revs(project: Project) -> dict[str, dict]:
     """Each named experiment's entry in `dvc exp show --json` (rev, data)."""
-    return {rev["name"]: rev for commit in json.loads(project.dvc("exp", "show", "--json").stdout)
-            for exp in commit.get("experiments") or [] for rev in exp["revs"]}
+    return {
+        rev["name"]: rev
+        for commit in json.loads(project.dvc("exp", "show", "--json").stdout)
+        for exp in commit.get("experiments") or []
+        for rev in exp["revs"]
+    }
 
 
 def experiments(project: Project) -> dict[str, dict]:
     """Each named experiment's metrics files and params as `dvc exp show` gives them (it drops list values)."""
-    return {name: {path: m["data"] for path, m in (rev["data"]["metrics"] | rev["data"]["params"]).items()}
-            for name, rev in experiment_revs(project).items()}
+    return {
+        name: {path: m["data"] for path, m in (rev["data"]["metrics"] | rev["data"]["params"]).items()}
+        for name, rev in experiment_revs(project).items()
+    }
 
 
 def committed_metrics(project: Project, rev: str) -> dict[str, dict]:
@@ -108,17 +120,22 @@ def test_two_queued_experiments_run_side_by_side_with_the_metrics_of_a_sequentia
     assert status.count("Success") == 2, status
     assert most_running == 2, "the two experiments ran side by side"
     log = project.dvc("queue", "logs", "queued-same").stdout
-    assert "torch uses 1 thread(s) (VITHEADS_THREADS=1)" in log and "Running stage 'finetune'" in log, "forced: computed again"
+    assert "torch uses 1 thread(s) (VITHEADS_THREADS=1)" in log and "Running stage 'finetune'" in log, (
+        "forced: computed again"
+    )
 
     revs, sequential = experiment_revs(project), read_metrics(project.path)
     assert committed_metrics(project, revs["queued-same"]["rev"]) == sequential
-    assert committed_metrics(project, revs["queued-other"]["rev"])["metrics/finetune.json"] != sequential["metrics/finetune.json"]
+    assert (
+        committed_metrics(project, revs["queued-other"]["rev"])["metrics/finetune.json"]
+        != sequential["metrics/finetune.json"]
+    )
 
 
 def test_a_queued_experiment_runs_the_code_it_was_queued_with(reproduced):
     """Stages import the vitheads of the checkout they run in, not the editable install's."""
     project = reproduced
-    library = project.path / "vitheads/report.py"
+    library = project.path / "vitheads/report/sections.py"
     original = library.read_text()
     assert '"Claim (paper)"' in original
     library.write_text(original.replace('"Claim (paper)"', '"Claim (paper, queued code)"'))
@@ -141,7 +158,9 @@ def test_the_skypilot_job_runs_an_experiment_and_pushes_it_to_the_shared_remotes
     project = reproduced
     branch = share(project, tmp_path)
     home = tmp_path / "home"
-    subprocess.run(["git", "clone", "-q", "-b", branch, str(tmp_path / "origin.git"), str(home / "vitheads")], check=True)
+    subprocess.run(
+        ["git", "clone", "-q", "-b", branch, str(tmp_path / "origin.git"), str(home / "vitheads")], check=True
+    )
     (home / "vitheads/.venv").symlink_to(sys.prefix)
     task = read_yaml((ROOT / "cloud/skypilot-experiment.yaml").read_text())
     env = {**project.env, **task["envs"], "HOME": str(home), "EXP_NAME": "job", "PARAMS": "classify.min_enrichment=3"}

@@ -2,10 +2,12 @@
 summarises figures across seeds."""
 
 import json
+from dataclasses import asdict
 
 import pytest
 
-from vitheads import paper, study
+from vitheads import paper
+from vitheads.study import runner as study
 
 
 def test_gather_reads_finished_study_experiments_only(project, monkeypatch):
@@ -32,8 +34,9 @@ def test_gather_reads_finished_study_experiments_only(project, monkeypatch):
 
 
 def test_across_seeds_mean_sd_and_agreement():
-    figures = [{"value": v, "verdict": d} for v, d in [(0.3, "reproduced"), (0.5, "reproduced"), (None, paper.NOT_COMPARABLE)]]
+    verdicts = [paper.Verdict(paper.REPRODUCED), paper.Verdict(paper.REPRODUCED), paper.NOT_COMPARABLE]
+    figures = [{"value": v, "verdict": asdict(d)} for v, d in zip([0.3, 0.5, None], verdicts)]
     summary = study.across_seeds(figures)
     assert (summary["mean"], summary["sd"]) == (0.4, pytest.approx(0.14142, abs=1e-5))
     assert summary["values"] == [0.3, 0.5, None]
-    assert summary["verdict"] == "no verdict (seeds disagree: 2 reproduced, 1 not comparable)"
+    assert str(paper.Verdict(**summary["verdict"])) == "no verdict (seeds disagree: 2 reproduced, 1 not comparable)"

@@ -24,5 +24,7 @@ def test_budget_caps_torch_threads(monkeypatch):
 @pytest.mark.parametrize("value", ["0", "two", "-1", "1.5", "²"])
 def test_bad_budget_is_refused_naming_the_variable(monkeypatch, value):
     monkeypatch.setenv(threads.ENV, value)
-    with pytest.raises(StageError, match=rf"environment variable VITHEADS_THREADS is '{value}'; expected a whole number >= 1"):
+    with pytest.raises(
+        StageError, match=rf"environment variable VITHEADS_THREADS is '{value}'; expected a whole number >= 1"
+    ):
         threads.budget()

@@ -19,13 +19,25 @@ def stages_run(output: str) -> list[str]:
 def test_repro_report_experiments_and_offline_plots(project):
     project.set_params(SMALL)
     first = project.dvc("repro")
-    assert stages_run(first.stdout) == ["generate", "finetune", "ablate", "attention", "causal", "classify", "figures", "report"]
+    assert stages_run(first.stdout) == [
+        "generate",
+        "finetune",
+        "ablate",
+        "attention",
+        "causal",
+        "classify",
+        "figures",
+        "report",
+    ]
     report = (project.path / "report/report.html").read_text()
     assert "Replication of arXiv 2503.18762" in report and report.count("data:image/png;base64,") >= 8
     assert not re.search(r"""(src|href)=["']?https?:""", report)
     markdown = (project.path / "report/report.md").read_text()
     assert "| Layers 6-11 hold monosemantic chirp-tracking heads |" in markdown
-    assert "Author's code emulated on our model (" in markdown and "the last head of the sweep, with every head's rows zeroed" in markdown
+    assert (
+        "Author's code emulated on our model (" in markdown
+        and "the last head of the sweep, with every head's rows zeroed" in markdown
+    )
     assert "### Across training runs" in markdown and "## Causal evidence: paired renders" in markdown
     causal = json.loads((project.path / "metrics/causal.json").read_text())
     assert causal["pixels_changed_outside_element"] == 0 and causal["images"] == 4
@@ -39,11 +51,15 @@ def test_repro_report_experiments_and_offline_plots(project):
     project.run("git", "checkout", "params.yaml")
     project.dvc("repro")
 
-    (project.path / "vitheads/figures.py").write_text((project.path / "vitheads/figures.py").read_text() + "\n# restyled\n")
+    (project.path / "vitheads/report/figures.py").write_text(
+        (project.path / "vitheads/report/figures.py").read_text() + "\n# restyled\n"
+    )
     assert set(json.loads(project.dvc("status", "--json").stdout)) == {"figures"}
     rerun = stages_run(project.dvc("repro").stdout)
-    assert rerun[0] == "figures" and set(rerun) <= {"figures", "report"}, "a figure change reruns figures and report only"
-    project.run("git", "checkout", "vitheads/figures.py")
+    assert rerun[0] == "figures" and set(rerun) <= {"figures", "report"}, (
+        "a figure change reruns figures and report only"
+    )
+    project.run("git", "checkout", "vitheads/report/figures.py")
     project.dvc("repro")
 
     project.dvc("exp", "run", "-S", "distortion.colorbar=false")
@@ -54,7 +70,7 @@ def test_repro_report_experiments_and_offline_plots(project):
     assert "metrics/generate.json" in changed and "test_area_share.colorbar" in changed["metrics/generate.json"]
     assert "metrics/finetune.json" in changed
 
-    plots = project.dvc("plots", "diff", "-o", "plots_html")
+    project.dvc("plots", "diff", "-o", "plots_html")
     page = (project.path / "plots_html/index.html").read_text()
     assert "vegaEmbed" in page and "Training curves" in page and "Ablation per head" in page
     assert not re.search(r"""(src|href)=["']?https?:""", page), "plots page loads something from the network"

@@ -35,18 +35,23 @@ TARGETS = ("Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq")
 UNITS = {"Chirp_Start_Time": "s", "Chirp_Start_Freq": "Hz", "Chirp_End_Freq": "Hz"}
 
 ABLATION_MODES = ("zero", "mean")
-# Attention views (vitheads.attention): distributions over the patches of one image.
+# Activation patching between the two members of a pair: whose head output goes into whose pass.
+PATCH_DIRECTIONS = ("variant_into_original", "original_into_variant")
+# Attention views (vitheads.interp.attention): distributions over the patches of one image.
 VIEWS = ("received", "from_chirp", "cls")
 VIEW_TITLES = {
     "received": "attention received per patch, mean over patch queries",
     "from_chirp": "attention from the chirp's patches",
     "cls": "CLS token attention",
 }
+CLS_NOTE = (
+    "The flatten readout never reads the CLS token directly (forward_head drops it), so the last layer's CLS "
+    "row cannot change the output; in earlier layers the patch tokens still read CLS as a key and value."
+)
 
 
 def view_reaches_output(view: str, pooling: str) -> bool:
-    """Whether attention in a view can change the prediction: the CLS row only under a CLS readout
-    (with `flatten` the last layer's CLS token is dropped by forward_head and never read)."""
+    """Whether a view is what the readout reads: the CLS row only under a CLS readout (CLS_NOTE)."""
     return view != "cls" or pooling == "token"
 
 

@@ -20,8 +20,32 @@ DISTRACTOR_LAYERS = (1, 4)
 # Bands in which label counts are reported.
 BANDS = {"1-3": (1, 3), "4-5": (4, 5), "6-11": (6, 11), "12": (12, 12)}
 
+
+def band_key(band: tuple[int, int]) -> str:
+    """How metric keys name a band of layers: layers_6_11 (1-based, inclusive)."""
+    return f"layers_{band[0]}_{band[1]}"
+
+
+EARLY_KEY = f"early_{band_key(EARLY_LAYERS)}"  # early_layers_1_3
+MIDDLE_KEY = f"layer_{MIDDLE_LAYER}"  # layer_6
+
 MAGNITUDE_FACTOR = 3.0  # "partly": same order of magnitude, within this factor
 DETECTOR_SHARE = 0.25  # "reproduced": at least this share of the band's heads carry the label
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verdict on a claim: its kind (reproduced, partly, not reproduced, not comparable, no verdict)
+    and, where the kind needs one, the reason."""
+
+    kind: str
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.reason})" if self.reason else self.kind
+
+
+REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly", "not reproduced"
 
 
 @dataclass(frozen=True)
@@ -30,12 +54,20 @@ class Claim:
     text: str
 
 
+EARLY_TEXT = f"layers {EARLY_LAYERS[0]}-{EARLY_LAYERS[1]}"
 CLAIMS = (
-    Claim("early", f"Ablating one head of layers 1-3 raises the MSE by +{EARLY_MEAN_PCT}% (sd {EARLY_SD_PCT}%)"),
-    Claim("middle", f"Ablating one head of layer {MIDDLE_LAYER} raises the MSE by +{MIDDLE_MEAN_PCT}% (sd {MIDDLE_SD_PCT}%)"),
-    Claim("ratio", f"Layer {MIDDLE_LAYER} heads matter about {MIDDLE_OVER_EARLY:g}-fold more than layers 1-3"),
-    Claim("chirp_heads", "Layers 6-11 hold monosemantic chirp-tracking heads"),
-    Claim("distractor_heads", "Early heads (layers 1-4) are monosemantic but task-irrelevant: text, edge or corner detectors"),
+    Claim("early", f"Ablating one head of {EARLY_TEXT} raises the MSE by +{EARLY_MEAN_PCT}% (sd {EARLY_SD_PCT}%)"),
+    Claim(
+        "middle",
+        f"Ablating one head of layer {MIDDLE_LAYER} raises the MSE by +{MIDDLE_MEAN_PCT}% (sd {MIDDLE_SD_PCT}%)",
+    ),
+    Claim("ratio", f"Layer {MIDDLE_LAYER} heads matter about {MIDDLE_OVER_EARLY:g}-fold more than {EARLY_TEXT}"),
+    Claim("chirp_heads", f"Layers {CHIRP_LAYERS[0]}-{CHIRP_LAYERS[1]} hold monosemantic chirp-tracking heads"),
+    Claim(
+        "distractor_heads",
+        f"Early heads (layers {DISTRACTOR_LAYERS[0]}-{DISTRACTOR_LAYERS[1]}) are monosemantic but task-irrelevant: "
+        "text, edge or corner detectors",
+    ),
 )
 
 
@@ -43,50 +75,70 @@ def in_band(layer: int, band: tuple[int, int]) -> bool:
     return band[0] <= layer <= band[1]
 
 
-def magnitude_verdict(paper: float, measured: float, ci: list[float]) -> str:
+def within_factor(paper: float, measured: float) -> bool:
+    return measured > 0 and paper / MAGNITUDE_FACTOR <= measured <= paper * MAGNITUDE_FACTOR
+
+
+def magnitude_verdict(paper: float, measured: float, ci: list[float]) -> Verdict:
     """Reproduced if our CI holds the paper's figure and excludes zero; partly if it holds both,
     or if our positive mean is within a factor of 3 of the paper's."""
     if ci[0] <= paper <= ci[1]:
-        return "partly (consistent, but not distinguishable from zero)" if ci[0] <= 0 else "reproduced"
-    if measured > 0 and paper / MAGNITUDE_FACTOR <= measured <= paper * MAGNITUDE_FACTOR:
-        return "partly (same order of magnitude)"
-    return "not reproduced"
+        return Verdict(PARTLY, "consistent, but not distinguishable from zero") if ci[0] <= 0 else Verdict(REPRODUCED)
+    if within_factor(paper, measured):
+        return Verdict(PARTLY, "same order of magnitude")
+    return Verdict(NOT_REPRODUCED)
 
 
-def ratio_verdict(ratio_ci: list[float], early_ci: list[float], middle_ci: list[float]) -> str:
+def ratio_verdict(ratio_ci: list[float], early_ci: list[float], middle_ci: list[float]) -> Verdict:
     """Reproduced if the ratio's CI lies above 1 and holds 3; partly if layer 6 clearly matters more
     but not threefold, or matters while layers 1-3 do not measurably (no finite ratio)."""
     if ratio_ci[0] > 1:
-        return "reproduced" if ratio_ci[0] <= MIDDLE_OVER_EARLY <= ratio_ci[1] else "partly (layer 6 matters more, not threefold)"
+        if ratio_ci[0] <= MIDDLE_OVER_EARLY <= ratio_ci[1]:
+            return Verdict(REPRODUCED)
+        return Verdict(PARTLY, f"layer {MIDDLE_LAYER} matters more, not threefold")
     if early_ci[0] <= 0 <= early_ci[1] and middle_ci[0] > 0:
-        return "partly (layer 6 matters; layers 1-3 indistinguishable from zero, so no ratio)"
-    return "not reproduced"
+        return Verdict(
+            PARTLY,
+            f"layer {MIDDLE_LAYER} matters; layers {EARLY_LAYERS[0]}-{EARLY_LAYERS[1]} indistinguishable "
+            "from zero, so no ratio",
+        )
+    return Verdict(NOT_REPRODUCED)
 
 
-def point_verdict(paper: float, measured: float) -> str:
+def point_verdict(paper: float, measured: float) -> Verdict:
     """For a figure without a CI (the author's protocol: one cumulative pass): same sign and within
     a factor of 3 of the paper's is at most *partly*, since nothing says how far chance moves it."""
-    if measured > 0 and paper / MAGNITUDE_FACTOR <= measured <= paper * MAGNITUDE_FACTOR:
-        return "partly (same order of magnitude; one pass, no CI)"
-    return "not reproduced"
+    if within_factor(paper, measured):
+        return Verdict(PARTLY, "same order of magnitude; one pass, no CI")
+    return Verdict(NOT_REPRODUCED)
 
 
-def count_verdict(count: int, total: int, elsewhere_rate: float | None = None) -> str:
+def count_verdict(count: int, total: int, elsewhere_rate: float | None = None) -> Verdict:
     """Reproduced if >= 25% of the band's heads carry the label (and more often than elsewhere)."""
     if total == 0:
-        return "not comparable (the model has no heads in these layers)"
-    rate = count / total
+        return Verdict("not comparable", "the model has no heads in these layers")
     if count == 0:
-        return "not reproduced"
-    if rate >= DETECTOR_SHARE and (elsewhere_rate is None or rate > elsewhere_rate):
-        return "reproduced"
-    return "partly (present, but few)"
+        return Verdict(NOT_REPRODUCED)
+    if count / total >= DETECTOR_SHARE and (elsewhere_rate is None or count / total > elsewhere_rate):
+        return Verdict(REPRODUCED)
+    return Verdict(PARTLY, "present, but few")
 
 
-NOT_COMPARABLE = "not comparable (the run has no such figure)"
+NOT_COMPARABLE = Verdict("not comparable", "the run has no such figure")
 # How each ablation claim's figure is named in metrics/ablate.json (the author's protocol has no CI).
-FIGURE_KEYS = {"early": "early_layers_1_3_mean_pct", "middle": "layer_6_mean_pct", "ratio": "layer_6_over_early_ratio"}
-CI_KEYS = {"early": "early_layers_1_3_ci_pct", "middle": "layer_6_ci_pct", "ratio": "layer_6_over_early_ratio_ci"}
+FIGURE_KEYS = {
+    "early": f"{EARLY_KEY}_mean_pct",
+    "middle": f"{MIDDLE_KEY}_mean_pct",
+    "ratio": f"{MIDDLE_KEY}_over_early_ratio",
+}
+CI_KEYS = {
+    "early": f"{EARLY_KEY}_ci_pct",
+    "middle": f"{MIDDLE_KEY}_ci_pct",
+    "ratio": f"{MIDDLE_KEY}_over_early_ratio_ci",
+}
+SD_KEYS = {"early": f"{EARLY_KEY}_sd_pct", "middle": f"{MIDDLE_KEY}_sd_pct"}
+# How the head-type claims' counts are named in metrics/classify.json.
+CHIRP_BAND_KEY, DISTRACTOR_BAND_KEY = band_key(CHIRP_LAYERS), band_key(DISTRACTOR_LAYERS)
 PAPER_FIGURES = {"early": EARLY_MEAN_PCT, "middle": MIDDLE_MEAN_PCT, "ratio": MIDDLE_OVER_EARLY}
 AUTHOR = "author_protocol"  # the seed author's released ablation code, emulated (vitheads.author_protocol)
 PROTOCOLS = {
@@ -102,7 +154,7 @@ class Figure:
 
     value: float | None
     ci: list[float] | None
-    verdict: str
+    verdict: Verdict
 
 
 def ablation_figure(claim: str, m: dict) -> Figure:
@@ -119,43 +171,45 @@ def ablation_figure(claim: str, m: dict) -> Figure:
 
 def ablation_figures(ablate: dict) -> dict[str, dict[str, Figure]]:
     """Every ablation claim under every protocol, from one run's metrics/ablate.json."""
-    return {claim: {proto: ablation_figure(claim, ablate.get(proto, {})) for proto in PROTOCOLS} for claim in FIGURE_KEYS}
+    return {
+        claim: {proto: ablation_figure(claim, ablate.get(proto, {})) for proto in PROTOCOLS} for claim in FIGURE_KEYS
+    }
 
 
 def head_type_figures(classify: dict) -> dict[str, Figure]:
     """The head-type claims from one run's metrics/classify.json: the label count in the paper's band."""
-    chirp, chirp_total = classify["chirp_heads_layers_6_11"], classify["heads_layers_6_11"]
+    chirp, chirp_total = classify[f"chirp_heads_{CHIRP_BAND_KEY}"], classify[f"heads_{CHIRP_BAND_KEY}"]
     n_all = sum(classify["counts"]["all"].values())
     elsewhere_rate = (classify["chirp_heads_all"] - chirp) / max(1, n_all - chirp_total)
-    detectors, detector_total = classify["distractor_heads_layers_1_4"], classify["heads_layers_1_4"]
+    detectors, detector_total = (
+        classify[f"distractor_heads_{DISTRACTOR_BAND_KEY}"],
+        classify[f"heads_{DISTRACTOR_BAND_KEY}"],
+    )
     return {
         "chirp_heads": Figure(chirp, None, count_verdict(chirp, chirp_total, elsewhere_rate)),
         "distractor_heads": Figure(detectors, None, count_verdict(detectors, detector_total)),
     }
 
 
-def verdict_kind(verdict: str) -> str:
-    """reproduced, partly, not reproduced or not comparable: the verdict without its reason."""
-    return verdict.split(" (")[0]
-
-
-def seeds_verdict(verdicts: list[str]) -> str:
+def seeds_verdict(verdicts: list[Verdict]) -> Verdict:
     """A verdict only where every seed gives the same kind of verdict; else say how they split."""
-    kinds = [verdict_kind(v) for v in verdicts]
+    kinds = [v.kind for v in verdicts]
     if not kinds:
         return NOT_COMPARABLE
     if len(set(kinds)) == 1:
-        return verdicts[0] if len(set(verdicts)) == 1 else kinds[0]
+        return verdicts[0] if len(set(verdicts)) == 1 else Verdict(kinds[0])
     split = ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds), key=kinds.index))
-    return f"no verdict (seeds disagree: {split})"
+    return Verdict("no verdict", f"seeds disagree: {split}")
 
 
 VERDICT_RULES = (
     "Verdicts: an ablation figure is *reproduced* when our 95% CI holds the paper's value and excludes zero, "
     f"*partly* when it holds both, or when our mean is positive and within a factor of {MAGNITUDE_FACTOR:g} of it. "
-    f"The ratio is *reproduced* when its CI lies above 1 and holds {MIDDLE_OVER_EARLY:g}, *partly* when it lies above 1, "
-    f"or when layer {MIDDLE_LAYER}'s CI lies above zero while that of layers 1-3 holds zero. A head-type claim is "
-    f"*reproduced* when at least {DETECTOR_SHARE:.0%} of the band's heads carry the label (for the chirp heads: also more "
+    f"The ratio is *reproduced* when its CI lies above 1 and holds {MIDDLE_OVER_EARLY:g}, *partly* when it "
+    "lies above 1, "
+    f"or when layer {MIDDLE_LAYER}'s CI lies above zero while that of {EARLY_TEXT} holds zero. A head-type claim is "
+    f"*reproduced* when at least {DETECTOR_SHARE:.0%} of the band's heads carry the label (for the chirp "
+    "heads: also more "
     "often than in the other layers), *partly* when some do, *not comparable* when the model has no such layers. "
     "A figure without a CI (the author's protocol: one cumulative pass) is at most *partly*: when positive and within "
     f"a factor of {MAGNITUDE_FACTOR:g} of the paper's. Across seeds, a verdict is given only when every seed gives the "

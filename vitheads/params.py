@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
@@ -199,12 +200,15 @@ def _check_combinations(p: dict[str, Any]) -> None:
         )
     if p["classify"]["importance_mode"] not in p["ablate"]["modes"]:
         raise ParamsError(
-            f"classify.importance_mode ({p['classify']['importance_mode']}) must be one of ablate.modes ({p['ablate']['modes']})"
+            f"classify.importance_mode ({p['classify']['importance_mode']}) must be one of ablate.modes "
+            f"({p['ablate']['modes']})"
         )
     if p["classify"]["view"] == "cls" and m["pooling"] != "token":
         raise ParamsError(
-            f"classify.view 'cls' scores the CLS token's attention, which model.pooling '{m['pooling']}' never reads: "
-            "the labels would describe a view that cannot reach the output; use classify.view 'received' or 'from_chirp'"
+            f"classify.view 'cls' scores the CLS token's attention, which model.pooling '{m['pooling']}' never reads "
+            "directly (later layers read CLS only as a key and value): the labels would describe a view the readout "
+            "does not read; use classify.view 'received' or "
+            "'from_chirp'"
         )
     if p["figures"]["overlay_images"] > p["attention"]["example_images"]:
         raise ParamsError(

@@ -20,7 +20,9 @@ def budget() -> int:
     if not raw:
         return all_cores()
     if not raw.isdecimal() or not raw.isascii() or int(raw) < 1:
-        raise StageError(f"environment variable {ENV} is {raw!r}; expected a whole number >= 1 (unset: all {all_cores()} cores)")
+        raise StageError(
+            f"environment variable {ENV} is {raw!r}; expected a whole number >= 1 (unset: all {all_cores()} cores)"
+        )
     return int(raw)
 
 
@@ -30,5 +32,9 @@ def limit_torch() -> int:
 
     n = budget()
     torch.set_num_threads(n)
-    log.info("torch uses %d thread(s) (%s)", n, f"{ENV}={os.environ[ENV]}" if os.environ.get(ENV, "").strip() else "all cores")
+    log.info(
+        "torch uses %d thread(s) (%s)",
+        n,
+        f"{ENV}={os.environ[ENV]}" if os.environ.get(ENV, "").strip() else "all cores",
+    )
     return n

@@ -1,0 +1,104 @@
+"""Rendering a dataset to disk (the generate stage); reading it back is vitheads.data.dataset.
+
+Layout of a dataset directory (one per pipeline run, a DVC output):
+    meta.json                      image size, patch size, classes, distortions, split sizes
+    <split>/images.npy             uint8 [N, S, S, 3] RGB, the model's input size
+    <split>/masks.npy              uint8 [N, S, S], class ids (names.CLASSES)
+    <split>/patch_fractions.npy    float32 [N, S/p, S/p, C], share of each class per patch
+    <split>/labels.csv             Image (1-based, as in the title) + the seed paper's columns
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from vitheads import threads
+from vitheads.data.chirps import LABEL_COLUMNS, sample_chirp, spectrogram
+from vitheads.data.dataset import SPLITS
+from vitheads.data.furniture import Distortions
+from vitheads.data.regions import patch_fractions
+from vitheads.data.rendering import PlotRenderer, title_for
+from vitheads.names import CLASSES
+
+CHUNK = 64
+_renderer: PlotRenderer | None = None
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """Everything that decides the pixels: same spec, same bytes."""
+
+    seed: int
+    image_size: int
+    patch_size: int
+    distortions: Distortions
+
+
+def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """One independent stream per image, so output bytes do not depend on worker count or chunking."""
+    return np.random.default_rng([seed, SPLITS.index(split), index])
+
+
+def _init_worker(spec: RenderSpec) -> None:
+    global _renderer
+    _renderer = PlotRenderer(spec.image_size, spec.distortions)
+
+
+def _render_chunk(job: tuple[RenderSpec, str, int, int]):
+    spec, split, start, stop = job
+    images = np.empty((stop - start, spec.image_size, spec.image_size, 3), np.uint8)
+    masks = np.empty((stop - start, spec.image_size, spec.image_size), np.uint8)
+    rows = []
+    for i, index in enumerate(range(start, stop)):
+        rng = image_rng(spec.seed, split, index)
+        chirp = sample_chirp(rng)
+        images[i], masks[i] = _renderer.render(spectrogram(chirp, rng), chirp, title_for(index + 1, chirp))
+        rows.append((index + 1, *chirp.label_row(), chirp.noise_level))
+    return start, images, masks, patch_fractions(masks, spec.patch_size), rows
+
+
+def write_split(spec: RenderSpec, split: str, n: int, out: Path, pool) -> pd.DataFrame:
+    """Render n images of one split into out/<split>/ with a progress bar."""
+    folder = out / split
+    folder.mkdir(parents=True)
+    size, grid = spec.image_size, spec.image_size // spec.patch_size
+    images = np.lib.format.open_memmap(folder / "images.npy", "w+", np.uint8, (n, size, size, 3))
+    masks = np.lib.format.open_memmap(folder / "masks.npy", "w+", np.uint8, (n, size, size))
+    fractions = np.lib.format.open_memmap(
+        folder / "patch_fractions.npy", "w+", np.float32, (n, grid, grid, len(CLASSES))
+    )
+    rows = [None] * n
+    jobs = [(spec, split, s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
+    with tqdm(total=n, desc=f"render {split}", unit="img") as bar:
+        for start, chunk_images, chunk_masks, chunk_fractions, chunk_rows in pool.imap_unordered(_render_chunk, jobs):
+            stop = start + len(chunk_rows)
+            images[start:stop], masks[start:stop], fractions[start:stop] = chunk_images, chunk_masks, chunk_fractions
+            rows[start:stop] = chunk_rows
+            bar.update(len(chunk_rows))
+    for array in (images, masks, fractions):
+        array.flush()
+    labels = pd.DataFrame(rows, columns=["Image", *LABEL_COLUMNS, "Noise_Level"])
+    labels.to_csv(folder / "labels.csv", index=False)
+    return labels
+
+
+def write_dataset(spec: RenderSpec, sizes: dict[str, int], out: Path, workers: int | None = None) -> None:
+    """Render every split into the (empty, temporary) directory `out`, one process per thread of the budget."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers or threads.budget(), initializer=_init_worker, initargs=(spec,)) as pool:
+        for split, n in sizes.items():
+            write_split(spec, split, n, out, pool)
+    meta = {
+        "classes": list(CLASSES),
+        "splits": sizes,
+        **{k: v for k, v in asdict(spec).items() if k != "distortions"},
+        "distortions": asdict(spec.distortions),
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -1,0 +1,238 @@
+"""Paired renders (what each variant changes: vitheads.data.variants): a test image and a variant with
+the same spectrogram and layout that differs in one plot element only (its text, its colours, blanked,
+or moved), each with its mask. A variant's restyled renderer changes its artists after the layout is
+fixed, so nothing else moves.
+
+The renderer knows every element's geometry, so a pair isolates one distractor: a head whose output
+changes between the two processes that element; one whose attention moves with it follows it.
+`changed_region` is the union of the element's masks in both images (also under the title's box, and
+for the colorbar the frame ink around it); `outside_changes` counts the pixels that differ anywhere
+else (0 for a valid pair; tests/test_pairs.py).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import matplotlib
+import numpy as np
+from matplotlib.ticker import FuncFormatter
+
+from vitheads.data.chirps import CHIRP_TYPES, Chirp, sample_chirp, spectrogram
+from vitheads.data.furniture import Distortions
+from vitheads.data.generation import image_rng
+from vitheads.data.regions import patch_any
+from vitheads.data.rendering import PlotRenderer, bbox_pixels, title_for
+from vitheads.data.variants import VARIANTS, PairSet
+from vitheads.names import CLASS_ID
+from vitheads.outputs import StageError
+
+BACKGROUND_RGB = 255  # the figure's face colour: white
+OTHER_COLORMAP = "magma"
+SHORT_TITLE = "Spectrogram {}"  # for the moved title
+OUTLINE_PX = 2  # how far beyond an element's axes box its outline's antialiased pixels reach
+
+
+def renumber_ticks(r: PlotRenderer) -> None:
+    """The spectrogram's tick labels say other numbers at the same ticks: time /2, frequency x2."""
+    r.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 2:g}"))
+    r.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{2 * v:g}"))  # widest label still 3 digits
+
+
+def title_side(r: PlotRenderer, side: str) -> None:
+    """The title aligned with the left or right edge of the axes instead of centred."""
+    r.title.set_x(0.0 if side == "left" else 1.0)
+    r.title.set_horizontalalignment(side)
+
+
+def colorbar_half(r: PlotRenderer, half: str) -> None:
+    """The colorbar at half its height (its width kept), in the top or bottom half of its place."""
+    box = r.colorbar.ax.get_position()
+    r.colorbar.ax.set_box_aspect(None)
+    r.colorbar.ax.set_position((box.x0, box.y0 + (box.height / 2 if half == "top" else 0), box.width, box.height / 2))
+
+
+def frame_sides(r: PlotRenderer, sides: tuple[str, str]) -> None:
+    """The spectrogram's frame (spines and tick marks) on two sides only; the tick labels stay."""
+    for side, spine in r.ax.spines.items():
+        spine.set_visible(side in sides)
+    r.ax.tick_params(**{side: side in sides for side in ("left", "right", "top", "bottom")})
+
+
+def pin_axis_labels(r: PlotRenderer) -> None:
+    """Keep the spectrogram's axis labels where the layout put them: matplotlib re-places them beside
+    the tick labels at every draw, so other tick-label text would move them."""
+    for axis in (r.ax.xaxis, r.ax.yaxis):
+        axis.set_label_coords(*axis.label.get_position(), transform=axis.label.get_transform())
+
+
+RESTYLES = {  # changes to a renderer's artists after its layout is fixed, so the layout stays
+    "recoloured": lambda r: r.colorbar.solids.set_cmap(matplotlib.colormaps[OTHER_COLORMAP]),
+    "renumbered": renumber_ticks,
+    "percent_colorbar": lambda r: r.colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}")),
+    "title_left": lambda r: title_side(r, "left"),
+    "title_right": lambda r: title_side(r, "right"),
+    "colorbar_top": lambda r: colorbar_half(r, "top"),
+    "colorbar_bottom": lambda r: colorbar_half(r, "bottom"),
+    "frame_bottom_left": lambda r: frame_sides(r, ("left", "bottom")),
+    "frame_top_right": lambda r: frame_sides(r, ("top", "right")),
+}
+
+
+@dataclass
+class Pair:
+    """Two renders of one test image: [0] the first member (the dataset's image unless the element
+    moves), [1] the variant."""
+
+    variant: str
+    images: np.ndarray  # [2, S, S, 3] uint8
+    masks: np.ndarray  # [2, S, S] class ids
+    static_masks: np.ndarray  # [2, S, S] class ids before the title's box is painted over them
+    outline_zone: np.ndarray | None = None  # [S, S] bool: where the element's outline may be drawn
+
+    @property
+    def changed_region(self) -> np.ndarray:
+        """Pixels of the changed element in either image [S, S] bool (also where the title's box covers it)."""
+        masks = np.concatenate([self.masks, self.static_masks])
+        region = np.isin(masks, [CLASS_ID[c] for c in VARIANTS[self.variant].classes]).any(0)
+        if self.outline_zone is not None:  # plus the frame pixels on and around the element's box
+            region |= self.outline_zone & (masks == CLASS_ID["frame"]).any(0)
+        return region
+
+    def outside_changes(self) -> int:
+        """Pixels that differ between the two images outside the changed element."""
+        differ = (self.images[0] != self.images[1]).any(-1)
+        return int((differ & ~self.changed_region).sum())
+
+
+def other_title(index: int, chirp: Chirp) -> str:
+    """The same title template with other digits and the other chirp-type word."""
+    other_kind = CHIRP_TYPES[(CHIRP_TYPES.index(chirp.kind) + 1) % len(CHIRP_TYPES)]
+    return title_for(
+        index + 50000,
+        Chirp(chirp.start_time, chirp.duration, chirp.start_freq, chirp.end_freq, other_kind, chirp.noise_level),
+    )
+
+
+def titles(variant: str, index: int, chirp: Chirp) -> tuple[str, str]:
+    """The two members' titles: the dataset's, another for title_text, a short one for title_moved
+    (the full title spans the axes and has nowhere to move)."""
+    if variant == "title_moved":
+        return (SHORT_TITLE.format(index + 1),) * 2
+    title = title_for(index + 1, chirp)
+    return title, other_title(index, chirp) if variant == "title_text" else title
+
+
+def blanked(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The element painted over with the figure background; its pixels become margin in the mask."""
+    region = np.isin(mask, [CLASS_ID[c] for c in classes])
+    rgb, mask = rgb.copy(), mask.copy()
+    rgb[region] = BACKGROUND_RGB
+    mask[region] = CLASS_ID["margin"]
+    return rgb, mask
+
+
+def colorbar_zone(r: PlotRenderer) -> np.ndarray:
+    """Pixels of the colorbar with its ticks and text, grown by OUTLINE_PX: where its outline and tick marks "
+    "are drawn."""
+    rows, cols = bbox_pixels(r.colorbar.ax.get_tightbbox(r.canvas.get_renderer()), r.size, r.size)
+    zone = np.zeros((r.size, r.size), bool)
+    zone[
+        max(rows.start - OUTLINE_PX, 0) : rows.stop + OUTLINE_PX,
+        max(cols.start - OUTLINE_PX, 0) : cols.stop + OUTLINE_PX,
+    ] = True
+    return zone
+
+
+class PairRenderer:
+    """The dataset's renderer and, built when first needed, the restyled ones (same layout)."""
+
+    def __init__(self, size: int, distortions: Distortions):
+        self.size, self.distortions = size, distortions
+        self.renderers = {"base": PlotRenderer(size, distortions)}
+
+    @property
+    def base(self) -> PlotRenderer:
+        return self.renderers["base"]
+
+    def renderer(self, name: str) -> PlotRenderer:
+        if name not in self.renderers:
+            r = PlotRenderer(self.size, self.distortions)
+            pin_axis_labels(r)
+            RESTYLES[name](r)
+            r.redraw_static()
+            self.renderers[name] = r
+        return self.renderers[name]
+
+    def pair(self, variant: str, power: np.ndarray, chirp: Chirp, index: int) -> Pair:
+        """Test image `index` (0-based) and its variant."""
+        v = VARIANTS[variant]
+        first, second = (self.renderer(name) for name in v.members)
+        title_a, title_b = titles(variant, index, chirp)
+        a = first.render(power, chirp, title_a)
+        b = blanked(*a, v.classes) if v.role == "blank" else second.render(power, chirp, title_b)
+        zone = colorbar_zone(first) | colorbar_zone(second) if "colorbar" in v.classes else None
+        return Pair(
+            variant,
+            np.stack([a[0], b[0]]),
+            np.stack([a[1], b[1]]),
+            np.stack([first.static_mask, second.static_mask]),
+            zone,
+        )
+
+
+def render_pairs(variant: str, seed: int, patch: int, n: int, renderer: PairRenderer) -> PairSet:
+    """The first n test images of the generated dataset (same seed: same spectrograms) and their variants."""
+    pairs: list[Pair] = []
+    for index in range(n):
+        rng = image_rng(seed, "test", index)
+        chirp = sample_chirp(rng)
+        pairs.append(renderer.pair(variant, spectrogram(chirp, rng), chirp, index))
+    changed = np.stack([p.changed_region for p in pairs])
+    masks = np.stack([p.masks for p in pairs])  # [n, 2, S, S]
+    ids = [CLASS_ID[c] for c in VARIANTS[variant].classes]
+    in_a, in_b = (np.isin(masks[:, k], ids) for k in (0, 1))  # [n, S, S]: pixel level, so ink the element
+    left, reached = (
+        patch_any(in_a & ~in_b, patch),
+        patch_any(in_b & ~in_a, patch),
+    )  # keeps in both members (the colorbar's
+    # outline is frame too) does not hide a patch it moved into; a patch it both left and reached counts for neither
+    return PairSet(
+        variant,
+        np.stack([p.images for p in pairs]),
+        patch_any(changed, patch),
+        left & ~reached,
+        reached & ~left,
+        max(p.outside_changes() for p in pairs),
+    )
+
+
+def _init_worker(size: int, distortions: Distortions) -> None:
+    global _renderer
+    _renderer = PairRenderer(size, distortions)
+
+
+def _render_variant(job: tuple[str, int, int, int]) -> PairSet:
+    return render_pairs(*job, _renderer)
+
+
+def render_variants(
+    variants: list[str], seed: int, size: int, patch: int, distortions: Distortions, n: int, workers: int
+) -> Iterator[PairSet]:
+    """render_pairs of every variant, in order, from a pool of processes (one renderer each) that
+    renders the next variants while the caller measures the first."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(size, distortions)) as pool:
+        yield from pool.imap(_render_variant, [(v, seed, patch, n) for v in variants])
+
+
+def check_reproduces(pairs: PairSet, dataset_images: np.ndarray, dataset: str) -> None:
+    """Member A of every pair but the moved elements is the dataset's own test image, byte for byte."""
+    n = len(pairs.images)
+    if VARIANTS[pairs.variant].members[0] == "base" and not np.array_equal(pairs.images[:, 0], dataset_images[:n]):
+        raise StageError(
+            f"paired renders of '{pairs.variant}' do not reproduce {dataset}'s test images: "
+            "was the dataset rendered by another version of vitheads/data/rendering.py?"
+        )

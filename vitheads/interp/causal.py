@@ -1,0 +1,134 @@
+"""Per-head measures from paired renders (vitheads.data.pairs): does a head process a distractor?
+
+For each variant the test images and their variants run through the model once each (activation
+caches, vitheads.interp.cache). Per head, per image:
+  sensitivity  how much the head's output (hook_z) changes between the pair at the changed element's
+               patch tokens, and at the other patch tokens, with the head's typical output norm (mean
+               over member A's patch tokens) to scale them
+  follow       for a moved element: attention (the received view) gained on the element's new patches
+               minus that on its old ones, from member A to member B, in multiples of the attention a
+               uniform head puts there
+  patching     the head's output from one member put into the other's forward pass, each way:
+               |change| of each target's prediction (z units) and change of its squared error
+Per pair: the model-level effect of the distractor alone (the change in predictions). The rules that
+read these measures are in vitheads.analysis.causal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from vitheads.data.variants import PairSet
+from vitheads.interp.attention import received_attention
+from vitheads.interp.cache import ActivationCache, run_with_cache
+from vitheads.interp.patching import patched_layer
+from vitheads.model.vit import device_of, to_input
+
+
+@dataclass
+class VariantMeasures:
+    """Per image (and layer, head) measures of one variant; see the module doc."""
+
+    sensitivity_element: np.ndarray  # [n, L, H] mean ||dz|| at the element's patch tokens
+    sensitivity_elsewhere: np.ndarray  # [n, L, H] the same at the other patch tokens
+    typical_norm: np.ndarray  # [n, L, H] mean ||z|| over member A's patch tokens
+    squared_error: np.ndarray  # [n, T] member A's
+    prediction_change: np.ndarray  # [n, T] member B minus member A (z units)
+    squared_error_change: np.ndarray  # [n, T]
+    follow: np.ndarray | None  # [n, L, H] in multiples of uniform attention (moved elements only)
+    patch_prediction_change: np.ndarray | None  # [n_patch, L, H, 2, T] |change|, per names.PATCH_DIRECTIONS
+    patch_squared_error_change: np.ndarray | None  # [n_patch, L, H, 2, T]
+
+    @property
+    def patch_effect(self) -> np.ndarray:
+        """[n_patch, L, H]: mean |prediction change| over both directions and the targets (the rule's measure)."""
+        return self.patch_prediction_change.mean((-2, -1))
+
+
+def head_norm_change(
+    a: ActivationCache, b: ActivationCache, element: torch.Tensor, prefix: int
+) -> tuple[np.ndarray, ...]:
+    """Per image, layer and head: mean ||z_B - z_A|| over the element's patch tokens and over the
+    others, and mean ||z_A|| over all patch tokens."""
+    at, elsewhere, norm = [], [], []
+    weights = {"at": element.float(), "else": (~element).float()}  # [B, P]
+    for za, zb in zip(a.z, b.z):
+        change = (zb - za)[:, prefix:].norm(dim=-1)  # [B, P, H]
+        for key, out in (("at", at), ("else", elsewhere)):
+            w = weights[key]
+            out.append(torch.einsum("bph,bp->bh", change, w) / w.sum(1, keepdim=True).clamp_min(1))
+        norm.append(za[:, prefix:].norm(dim=-1).mean(1))  # [B, H]
+    return tuple(torch.stack(x, 1).cpu().numpy() for x in (at, elsewhere, norm))  # each [B, L, H]
+
+
+def follow_score(
+    model: nn.Module, xa: torch.Tensor, xb: torch.Tensor, old: torch.Tensor, new: torch.Tensor
+) -> np.ndarray:
+    """[B, L, H]: (mass_B(new) - mass_B(old)) - (mass_A(new) - mass_A(old)) in the received view, over a
+    uniform head's mass on the element ((|old| + |new|) / 2 of P patches)."""
+    ra, rb = received_attention(model, xa), received_attention(model, xb)  # [B, L, H, P]
+    gain = torch.einsum("blhp,bp->blh", rb - ra, new.float() - old.float())
+    uniform = (old.sum(1) + new.sum(1)).float() / 2 / old.shape[1]  # [B]
+    return (gain / uniform[:, None, None]).cpu().numpy()
+
+
+@torch.inference_mode()
+def patch_both_ways(
+    model: nn.Module, a: ActivationCache, b: ActivationCache, y: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """[B, L, H, 2, T] each: |prediction change| and squared-error change when one head's output
+    comes from the other member, per direction (names.PATCH_DIRECTIONS)."""
+    abs_change, err_change = [], []
+    for layer in range(len(a.z)):
+        outs = [
+            (patched_layer(model, target, source, layer), target.output) for target, source in ((a, b), (b, a))
+        ]  # [H, B, T]
+        abs_change.append(torch.stack([(out - clean).abs() for out, clean in outs], 2))  # [H, B, 2, T]
+        err_change.append(torch.stack([(out - y) ** 2 - (clean - y) ** 2 for out, clean in outs], 2))
+    stack = lambda xs: torch.stack(xs).permute(2, 0, 1, 3, 4).cpu().numpy()  # [L, H, B, 2, T] -> [B, L, H, 2, T]
+    return stack(abs_change), stack(err_change)
+
+
+@torch.inference_mode()
+def measure_variant(
+    model: nn.Module, pairs: PairSet, z_true: np.ndarray, batch_size: int, n_patch: int
+) -> VariantMeasures:
+    """Every measure of one variant, batch by batch from activation caches of both members."""
+    model.eval()
+    device, prefix, n = device_of(model), model.num_prefix_tokens, len(pairs.images)
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in tqdm(range(0, n, batch_size), desc=f"causal {pairs.variant}", unit="batch", leave=False):
+        rows = slice(start, start + batch_size)
+        xa, xb = (to_input(pairs.images[rows, k], device) for k in (0, 1))
+        element = torch.from_numpy(pairs.element[rows]).to(device)
+        y = torch.from_numpy(z_true[rows]).to(device)
+        a, b = run_with_cache(model, xa), run_with_cache(model, xb)
+        found = dict(zip(("at", "else", "norm"), head_norm_change(a, b, element, prefix)))
+        found["clean_err"] = ((a.output - y) ** 2).cpu().numpy()
+        found["pred"] = (b.output - a.output).cpu().numpy()
+        found["err"] = ((b.output - y) ** 2 - (a.output - y) ** 2).cpu().numpy()
+        if pairs.moved:
+            old, new = (torch.from_numpy(r[rows]).to(device) for r in (pairs.old, pairs.new))
+            found["follow"] = follow_score(model, xa, xb, old, new)
+        if start < n_patch:
+            keep = slice(0, min(batch_size, n_patch - start))
+            found["patch_abs"], found["patch_err"] = patch_both_ways(model, a.rows(keep), b.rows(keep), y[keep])
+        for key, value in found.items():
+            parts.setdefault(key, []).append(value)
+    joined = {k: np.concatenate(v) for k, v in parts.items()}
+    return VariantMeasures(
+        joined["at"],
+        joined["else"],
+        joined["norm"],
+        joined["clean_err"],
+        joined["pred"],
+        joined["err"],
+        joined.get("follow"),
+        joined.get("patch_abs"),
+        joined.get("patch_err"),
+    )

@@ -1,0 +1,251 @@
+"""Every static figure of the pipeline, drawn with matplotlib's object API (no pyplot state).
+
+Only the figures stage imports this module: restyling a figure reruns figures and report, never
+a computation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap, LogNorm, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from vitheads.names import CLASSES
+
+
+def new_figure(width: float, height: float, dpi: int = 110) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save(figure: Figure, path: str | Path) -> None:
+    figure.savefig(path, format="png")
+
+
+def pred_vs_true(pred: np.ndarray, true: np.ndarray, names: list[str], units: list[str], r2: list[float], path) -> None:
+    """One scatter per target in physical units, with the identity line and R^2."""
+    figure = new_figure(3.3 * len(names), 3.4)
+    for i, ax in enumerate(figure.subplots(1, len(names), squeeze=False)[0]):
+        low, high = min(true[:, i].min(), pred[:, i].min()), max(true[:, i].max(), pred[:, i].max())
+        ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--")
+        ax.scatter(true[:, i], pred[:, i], s=4, alpha=0.5, edgecolors="none")
+        ax.set_title(f"{names[i]}  R² = {r2[i]:.3f}", fontsize=9)
+        ax.set_xlabel(f"true ({units[i]})", fontsize=8)
+        ax.set_ylabel(f"predicted ({units[i]})", fontsize=8)
+        ax.set_aspect("equal")
+    save(figure, path)
+
+
+def head_heatmap(
+    values: np.ndarray, title: str, label: str, path, annotate: bool = True, center: float | None = 0.0
+) -> None:
+    """Layers x heads grid (1-based labels), annotated with the values, seaborn style."""
+    import seaborn as sns  # seaborn imports pyplot; only the stages that draw heatmaps pay for it
+
+    layers, heads = values.shape
+    figure = new_figure(0.55 * heads + 2.2, 0.42 * layers + 1.4)
+    ax = figure.subplots()
+    sns.heatmap(
+        values,
+        ax=ax,
+        annot=annotate,
+        fmt=".2f",
+        annot_kws={"fontsize": 6},
+        cmap="RdBu_r" if center is not None else "viridis",
+        center=center,
+        xticklabels=range(1, heads + 1),
+        yticklabels=range(1, layers + 1),
+        cbar_kws={"label": label},
+    )
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title, fontsize=9)
+    save(figure, path)
+
+
+def layer_boxes(per_layer: dict[str, list[np.ndarray]], ylabel: str, path) -> None:
+    """One box per layer of the heads' values, a panel per mode: the spread the paper's sd hides."""
+    figure = new_figure(4.2 * len(per_layer), 3.4)
+    for ax, (mode, values) in zip(figure.subplots(1, len(per_layer), squeeze=False)[0], per_layer.items()):
+        ax.boxplot(values, tick_labels=[str(i + 1) for i in range(len(values))], showmeans=True)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_xlabel("layer")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{mode} ablation", fontsize=9)
+    save(figure, path)
+
+
+def uniform_multiples_norm(vmax: float) -> LogNorm:
+    """One log colour scale for every attention figure, in multiples of uniform attention: 1 sits
+    in the middle of [1/vmax, vmax], so a flat map stays one mid colour and 30x stays distinct from 3x."""
+    vmax = max(vmax, 2.0)
+    return LogNorm(vmin=1 / vmax, vmax=vmax)
+
+
+def head_grid(maps: np.ndarray, title: str, path, norm: LogNorm) -> None:
+    """Layers x heads small multiples of [G, G] maps in multiples of uniform attention (1 = uniform),
+    all on one colour scale, each panel's maximum printed in its corner."""
+    layers, heads = maps.shape[:2]
+    figure = new_figure(0.9 * heads + 1.2, 0.9 * layers + 0.9, dpi=100)
+    axes = figure.subplots(layers, heads, squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+    for l in range(layers):
+        for h in range(heads):
+            ax = axes[l, h]
+            image = ax.imshow(maps[l, h], cmap="magma", norm=norm, interpolation="nearest")
+            ax.text(
+                0.03, 0.97, f"{maps[l, h].max():.1f}", transform=ax.transAxes, fontsize=5.5, va="top", color="white"
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if l == 0:
+                ax.set_title(f"H{h + 1}", fontsize=8)
+            if h == 0:
+                ax.set_ylabel(f"L{l + 1}", fontsize=8, rotation=0, labelpad=12)
+    figure.colorbar(image, ax=axes, shrink=0.5, label="attention / uniform (log scale, 1 = uniform); corner: panel max")
+    figure.suptitle(title, fontsize=10)
+    save(figure, path)
+
+
+def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], title: str, path, norm: LogNorm) -> None:
+    """Example images (rows) under chosen heads' maps (columns), in multiples of uniform attention on
+    one shared scale, each panel's maximum printed: a flat map stays one mid colour."""
+    n, k = maps.shape[:2]
+    size = images.shape[1]
+    figure = new_figure(1.9 * (k + 1) + 0.8, 1.9 * n + 0.5, dpi=100)
+    axes = figure.subplots(n, k + 1, squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(images[i])
+        axes[i, 0].set_title("image" if i == 0 else "", fontsize=8)
+        for j in range(k):
+            ax = axes[i, j + 1]
+            ax.imshow(images[i])
+            image = ax.imshow(
+                maps[i, j], cmap="magma", alpha=0.7, norm=norm, extent=(0, size, size, 0), interpolation="nearest"
+            )
+            ax.text(
+                0.03, 0.97, f"max {maps[i, j].max():.1f}", transform=ax.transAxes, fontsize=6, va="top", color="white"
+            )
+            if i == 0:
+                ax.set_title(head_names[j], fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.colorbar(image, ax=axes, shrink=0.6, label="attention / uniform (log scale)")
+    figure.suptitle(title, fontsize=9)
+    save(figure, path)
+
+
+def attention_distance(distance: np.ndarray, uniform: float, path) -> None:
+    """Mean attention distance of every head by layer (Dosovitskiy et al. 2021, Fig. 7), in patches."""
+    layers, heads = distance.shape
+    figure = new_figure(5.0, 3.4)
+    ax = figure.subplots()
+    for l in range(layers):
+        ax.scatter(np.full(heads, l + 1), distance[l], s=12, color="#1f77b4", alpha=0.7, edgecolors="none")
+    ax.axhline(uniform, color="grey", lw=0.8, ls="--", label=f"uniform attention ({uniform:.2f})")
+    ax.set_xticks(range(1, layers + 1))
+    ax.set_ylim(0, None)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mean attention distance (patches)")
+    ax.set_title("Attention distance per head, mean over patch queries and test images", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    save(figure, path)
+
+
+def label_grid(labels: np.ndarray, order: tuple[str, ...], colours: dict[str, str], title: str, path) -> None:
+    """Layers x heads grid coloured by taxonomy label, with a legend."""
+    layers, heads = labels.shape
+    codes = np.vectorize(order.index)(labels)
+    figure = new_figure(0.5 * heads + 3.4, 0.4 * layers + 1.2)
+    ax = figure.subplots()
+    ax.imshow(codes, cmap=ListedColormap([colours[o] for o in order]), vmin=-0.5, vmax=len(order) - 0.5)
+    ax.set_xticks(range(heads), [str(h + 1) for h in range(heads)], fontsize=7)
+    ax.set_yticks(range(layers), [str(l + 1) for l in range(layers)], fontsize=7)
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title, fontsize=9)
+    ax.legend(
+        handles=[Patch(color=colours[o], label=o) for o in order],
+        loc="center left",
+        bbox_to_anchor=(1.02, 0.5),
+        fontsize=7,
+        frameon=False,
+    )
+    save(figure, path)
+
+
+CLASS_COLOURS = {
+    "margin": "#ffffff",
+    "background": "#d9d9d9",
+    "chirp": "#e41a1c",
+    "title": "#377eb8",
+    "axis_labels": "#4daf4a",
+    "tick_labels": "#984ea3",
+    "colorbar": "#ff7f00",
+    "colorbar_text": "#a65628",
+    "frame": "#000000",
+}
+
+
+def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
+    palette = np.array([to_rgb(CLASS_COLOURS[c]) for c in CLASSES])
+    return (palette[mask] * 255).astype(np.uint8)
+
+
+def samples(images: np.ndarray, masks: np.ndarray | None, captions: list[str], path) -> None:
+    """Images above their colour-coded masks, with a class legend, to check alignment by eye.
+    Without masks (ingested data) only the images."""
+    n, rows = len(images), 1 if masks is None else 2
+    figure = new_figure(2.2 * n, 2.45 * rows)
+    axes = figure.subplots(rows, n, squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(images[i], interpolation="nearest")
+        axes[0, i].set_title(captions[i], fontsize=7)
+        if masks is not None:
+            axes[1, i].imshow(mask_to_rgb(masks[i]), interpolation="nearest")
+            axes[1, i].imshow(images[i], interpolation="nearest", alpha=0.25)
+        for ax in axes[:, i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if masks is None:
+        save(figure, path)
+        return
+    handles = [Patch(facecolor=CLASS_COLOURS[c], edgecolor="grey", label=c) for c in CLASSES]
+    figure.legend(handles=handles, loc="outside lower center", ncol=len(CLASSES) // 2 + 1, fontsize=7, frameon=False)
+    save(figure, path)
+
+
+def head_panels(grids: dict[str, np.ndarray], title: str, label: str, path, threshold: float, columns: int = 4) -> None:
+    """One layers x heads panel per name on one shared linear colour scale, from 0 (or symmetric about
+    0 when a value is negative; each panel prints its maximum), so a variant that moves nothing stays
+    dark instead of being stretched to look sharp. The scale reaches at least the rule's threshold
+    (marked on the colour bar; a tenth beyond it, so the mark shows), so values far below it stay pale."""
+    vmax = max(1.1 * threshold, *(float(np.nanmax(np.abs(g))) for g in grids.values()))
+    signed = any(float(np.nanmin(g)) < 0 for g in grids.values())
+    cmap, vmin = ("RdBu_r", -vmax) if signed else ("viridis", 0)
+    rows = -(-len(grids) // columns)
+    figure = new_figure(2.6 * min(columns, len(grids)) + 1.8, 2.6 * rows + 0.7)
+    axes = figure.subplots(rows, min(columns, len(grids)), squeeze=False).ravel()
+    for ax, (name, grid) in zip(axes, grids.items()):
+        image = ax.imshow(
+            grid, cmap=cmap, vmin=vmin, vmax=vmax, extent=(0.5, grid.shape[1] + 0.5, grid.shape[0] + 0.5, 0.5)
+        )
+        ax.set_title(f"{name} (max {np.nanmax(grid):.3g})", fontsize=8)
+        ax.set_xlabel("head", fontsize=7)
+        ax.set_ylabel("layer", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes[len(grids) :]:
+        ax.set_axis_off()
+    bar = figure.colorbar(image, ax=list(axes), label=f"{label}\n(red line: the rule's threshold)", shrink=0.8)
+    bar.ax.axhline(threshold, color="red", lw=1.5)
+    figure.suptitle(title, fontsize=8, wrap=True)
+    save(figure, path)
