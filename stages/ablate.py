@@ -4,7 +4,7 @@ import time
 
 from vitheads import paper, params, threads
 from vitheads.analysis.ablation import author_comparison, author_table, layer_summary, mode_metrics, summarise
-from vitheads.analysis.tables import write_table
+from vitheads.analysis.tables import concat_tables, write_table
 from vitheads.data.dataset import load_first
 from vitheads.interp.ablation import all_heads, sweep
 from vitheads.interp.author_protocol import author_sweep
@@ -28,25 +28,36 @@ def main() -> None:
     a = p["ablate"]
     model, config = load_trained(MODEL_DIR)
     model.to(best_device())
-    test = load_first(DATA, "test", a["max_images"])
+    images_per_mode = {mode: a[f"{mode}_images"] for mode in a["modes"]}
+    test = load_first(DATA, "test", 0 if 0 in images_per_mode.values() else max(images_per_mode.values()))
     n, images = len(test.labels), test.images[:]
-    z_true = Scaling.from_config(config).z(test.targets())
+    targets = tuple(config["targets"])
+    z_true = Scaling.from_config(config).z(test.targets(targets))
     log.info("read %s and %d test images from %s", MODEL_DIR, n, DATA)
 
     depth, num_heads = len(model.blocks), model.blocks[0].attn.num_heads
     started = time.perf_counter()
-    errors = sweep(model, images, z_true, all_heads(depth, num_heads, a["modes"]), a["batch_size"])
+    tables, metrics = [], {}
+    for mode, wanted in images_per_mode.items():  # each mode on its first images (0: all)
+        k = n if wanted == 0 else min(wanted, n)
+        errors = sweep(model, images[:k], z_true[:k], all_heads(depth, num_heads, [mode]), a["batch_size"])
+        table, boot = summarise(errors.baseline, errors.ablated, a["bootstrap"], p["seed"], targets)
+        layers = layer_summary(table)
+        metrics[mode] = {
+            **mode_metrics(table, boot, layers, mode),
+            "images": k,
+            "baseline_mse": round(float(errors.baseline.mean()), 6),
+        }
+        tables.append(table)
     sweep_seconds = time.perf_counter() - started
-    heads, boot = summarise(errors.baseline, errors.ablated, a["bootstrap"], p["seed"])
+    heads = concat_tables(tables)
     layers = layer_summary(heads)
     parts = {"sweep_seconds": sweep_seconds}
-    metrics = {"baseline_mse": round(float(errors.baseline.mean()), 6), "images": n}
-    metrics |= {mode: mode_metrics(heads, boot, layers, mode) for mode in a["modes"]}
     author = None
     if a["author_protocol"]:
         n_author = n if a["author_images"] == 0 else min(a["author_images"], n)
         started = time.perf_counter()
-        author = author_table(author_sweep(model, images[:n_author], test.targets()[:n_author]))
+        author = author_table(author_sweep(model, images[:n_author], test.targets(targets)[:n_author]))
         parts["author_protocol_seconds"] = time.perf_counter() - started
         metrics[paper.AUTHOR] = {**author_comparison(author), "images": n_author}
         log.info(
@@ -63,7 +74,12 @@ def main() -> None:
     log.info("wrote %s", RESULTS)
     write_json(METRICS, metrics)
     write_json(TIMINGS, clock.record(**parts))
-    log.info("ablated %d heads x %d modes on %d images in %.0f s", depth * num_heads, len(a["modes"]), n, sweep_seconds)
+    log.info(
+        "ablated %d heads (%s) in %.0f s",
+        depth * num_heads,
+        ", ".join(f"{m} on {metrics[m]['images']} images" for m in a["modes"]),
+        sweep_seconds,
+    )
 
 
 if __name__ == "__main__":

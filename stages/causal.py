@@ -7,11 +7,11 @@ from vitheads.analysis.attribution import attribution_summary, attribution_table
 from vitheads.analysis.causal import causal_metrics, head_evidence, head_rows, model_effect
 from vitheads.analysis.stats import bootstrap_weights
 from vitheads.analysis.tables import as_table, write_table
-from vitheads.data.dataset import load_first
+from vitheads.data.dataset import cue_context, load_first, load_meta
 from vitheads.data.furniture import Distortions
 from vitheads.data.pairs import check_reproduces, render_variants
 from vitheads.data.regions import pixel_region_shares
-from vitheads.data.variants import VARIANTS, available_variants, response_variants
+from vitheads.data.variants import available_variants, patched_variants
 from vitheads.interp.attribution import attribution_by_region
 from vitheads.interp.causal import measure_variant
 from vitheads.model.vit import Scaling, best_device, load_trained
@@ -37,9 +37,12 @@ def main() -> None:
     model, config = load_trained(MODEL_DIR)
     model.to(best_device())
     test = load_first(DATA, "test", c["images"])
-    z_true = Scaling.from_config(config).z(test.targets())
+    targets = tuple(config["targets"])
+    z_true = Scaling.from_config(config).z(test.targets(targets))
     distortions = Distortions(**p["distortion"])
-    variants = available_variants(distortions)
+    meta = load_meta(DATA)
+    cues = cue_context(meta, p["seed"])
+    variants = available_variants(distortions, cues.plan.kinds if cues else ())
     if not variants:
         raise StageError("every distortion is off: there is no plot element to change (distortion.*)")
     size, patch = p["model"]["image_size"], p["model"]["patch_size"]
@@ -48,24 +51,25 @@ def main() -> None:
     started = time.perf_counter()
     weights = bootstrap_weights(len(z_true), c["bootstrap"], p["seed"])
     patch_weights = bootstrap_weights(c["patch_images"], c["bootstrap"], p["seed"]) if c["patch_images"] else None
-    measures, rows, effects, outside = {}, [], {}, 0
-    rendered = render_variants(variants, p["seed"], size, patch, distortions, len(z_true), threads.budget())
+    rows, effects, outside = [], {}, 0
+    rendered = render_variants(variants, p["seed"], size, patch, distortions, len(z_true), threads.budget(), cues)
+    patched, screen = patched_variants(variants), c["patch_screen"] * c["min_prediction_change"]
     for variant, pairs in zip(variants, rendered):
         check_reproduces(pairs, test.images, DATA)
         outside = max(outside, pairs.outside_changes)
-        n_patch = c["patch_images"] if variant in response_variants(VARIANTS[variant].kind, variants) else 0
-        m = measures[variant] = measure_variant(model, pairs, z_true, c["batch_size"], n_patch)
-        rows += head_rows(variant, m, weights, patch_weights)
-        effects[variant] = model_effect(variant, m, weights)
+        n_patch = c["patch_images"] if variant in patched else 0
+        m = measure_variant(model, pairs, z_true, c["batch_size"], n_patch, screen, kv=c["kv_patching"])
+        rows += head_rows(variant, m, weights, patch_weights, c, targets)
+        effects[variant] = model_effect(variant, m, weights, targets)
     table = as_table(rows)
-    evidence = head_evidence(table, c)
-    metrics = causal_metrics(table, evidence, measures, effects, weights, patch_weights, c, outside)
+    evidence = head_evidence(table, c, targets)
+    metrics = causal_metrics(table, evidence, effects, c, outside, targets)
     direct = None
     if p["model"]["pooling"] == "flatten":
         values, gap = attribution_by_region(
             model, test.images, pixel_region_shares(test.patch_fractions[:]), c["batch_size"]
         )
-        direct = attribution_table(values, weights)
+        direct = attribution_table(values, weights, targets)
         metrics["direct_attribution"] = attribution_summary(direct, gap)
     else:
         metrics["direct_attribution"] = f"needs model.pooling flatten, not {p['model']['pooling']}"

@@ -2,6 +2,7 @@
 "(docs/pipeline.md)."""
 
 from vitheads import params
+from vitheads.data.cues import CuePlan
 from vitheads.data.dataset import load_split
 from vitheads.data.furniture import Distortions
 from vitheads.data.generation import RenderSpec, write_dataset
@@ -33,10 +34,12 @@ def main() -> None:
     if p["data"]["source"] != "generate":
         ingest_external(p, clock)
         return
-    spec = RenderSpec(p["seed"], p["model"]["image_size"], p["model"]["patch_size"], Distortions(**p["distortion"]))
+    plan = CuePlan(tuple(p["plant"]["cues"]), p["plant"]["control"])
+    size, patch = p["model"]["image_size"], p["model"]["patch_size"]
+    spec = RenderSpec(p["seed"], size, patch, Distortions(**p["distortion"]), plan)
     sizes = {"train": p["generate"]["n_train"], "test": p["generate"]["n_test"]}
     with atomic_path(DATA, is_dir=True) as tmp:
-        write_dataset(spec, sizes, tmp)
+        write_dataset(spec, sizes, tmp, stem=p["model"]["stem"])
     seconds = clock.seconds()
     log.info("wrote %s", DATA)
     total = sum(sizes.values())

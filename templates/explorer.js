@@ -141,10 +141,11 @@
       `; task-relevant (patching changes predictions): ${yes(c.taskRelevant)}`;
     const fixed = (x) => x.toFixed(3), small = (x) => x.toExponential(1);  // patching effects are often < 0.001 z
     const g = (v, f = fixed) => (v[0] === null ? "–" : `${f(v[0])} [${f(v[1])}, ${f(v[2])}]`);
-    tableOf("ex-causal", ["Paired variant", "Distractor", "Output change at element [95% CI]", "minus change elsewhere",
-      "Follow score", "Patched: mean |Δ prediction| (z)"],
-      Object.entries(c.variants).map(([variant, m]) => [variant, m.distractor, g(m.sensitivity_element), g(m.sensitivity_excess),
-        g(m.follow), g(m.patch_prediction_change, small)]));
+    tableOf("ex-causal", ["Paired variant", "Distractor", "Output change at element [95% CI]", "Output change elsewhere",
+      "Keys/values swapped: own output change",
+      "Follow score", "Output patched: mean |Δ prediction| (z)", "Keys/values patched: mean |Δ prediction| (z)"],
+      Object.entries(c.variants).map(([variant, m]) => [variant, m.distractor, g(m.sensitivity_element), g(m.sensitivity_elsewhere),
+        g(m.kv_read), g(m.follow), g(m.patch_prediction_change, small), g(m.kv_prediction_change, small)]));
     $("ex-causal-note").textContent = `Output change: ||z_B − z_A|| at the changed element's patches over the head's typical ||z||. ` +
       D.causalRuleText;
   }

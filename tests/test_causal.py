@@ -9,8 +9,9 @@ from conftest import make_tiny_model
 from vitheads.analysis.causal import head_evidence
 from vitheads.data.furniture import Distortions
 from vitheads.data.pairs import PairRenderer, render_pairs
-from vitheads.data.variants import VARIANTS
+from vitheads.data.variants import variant_spec
 from vitheads.interp.causal import measure_variant
+from vitheads.names import TARGETS
 
 SIZE, PATCH, N = 64, 16, 4
 SILENT = (1, 0)  # layer, head whose values are zero: it outputs zero at every token
@@ -68,69 +69,55 @@ def rows(variant, **columns):
     return pd.DataFrame({**base, **columns})
 
 
-RULE = {"min_response": 0.1, "min_follow": 1.0, "min_prediction_change": 0.01}
+RULE = {"min_response": 0.1, "min_follow": 1.0, "min_prediction_change": 0.01, "relative_change": 0.1, "fdr": 0.05}
+SURE, NO = 1e-6, 0.9  # p-values: a clear discovery, and nothing
+PATCHED = {f"patch_prediction_change_{t}_p": [NO, NO] for t in TARGETS}
 
 
 @pytest.mark.parametrize("content, moved", [("title_text", "title_moved"), ("colorbar_colormap", "colorbar_moved")])
 @pytest.mark.parametrize(
-    "response_low, excess_low, follow_low, patch_low, detector, relevant",
+    "read_p, follow_p, start_time_p, detector, relevant",
     [
-        (
-            [0.2, 0.2],
-            [0.1, 0.1],
-            [1.5, 0.5],
-            [0.0, 0.0],
-            [True, False],
-            [False, False],
-        ),  # only the head that follows is a detector
-        (
-            [0.05, 0.2],
-            [0.1, 0.1],
-            [1.5, 1.5],
-            [0.02, 0.0],
-            [False, True],
-            [True, False],
-        ),  # no response: positional, but it matters
-        (
-            [0.2, 0.2],
-            [-0.1, 0.1],
-            [1.5, 1.5],
-            [0.0, 0.0],
-            [False, True],
-            [False, False],
-        ),  # changes as much elsewhere: the null
+        ([SURE, SURE], [SURE, NO], [NO, NO], [True, False], [False, False]),  # only the head that follows detects
+        ([NO, SURE], [SURE, SURE], [SURE, NO], [False, True], [True, False]),  # reads nothing, but it matters
+        ([0.06, SURE], [SURE, SURE], [NO, NO], [False, True], [False, False]),  # 0.06: no discovery at 0.05
     ],
 )
-def test_head_rule(content, moved, response_low, excess_low, follow_low, patch_low, detector, relevant):
+def test_head_rule(content, moved, read_p, follow_p, start_time_p, detector, relevant):
+    patched = PATCHED | {"patch_prediction_change_Chirp_Start_Time_p": start_time_p}
     table = pd.concat(
         [
-            rows(
-                content,
-                sensitivity_element_ci_low=response_low,
-                sensitivity_excess_ci_low=excess_low,
-                patch_prediction_change_ci_low=patch_low,
-            ),
-            rows(
-                moved,
-                sensitivity_element_ci_low=[0.0, 0.0],
-                sensitivity_excess_ci_low=[0.0, 0.0],
-                follow_ci_low=follow_low,
-            ),
+            rows(content, sensitivity_element_p=[NO, NO], kv_read_p=read_p, **patched),
+            rows(moved, sensitivity_element_p=[NO, NO], follow_p=follow_p),
         ]
     )
     evidence = head_evidence(table, RULE)
-    kind = VARIANTS[content].kind
+    kind = variant_spec(content).kind
     assert evidence[f"{kind}_detector"].tolist() == detector
     assert evidence["task_relevant"].tolist() == relevant
 
 
-def test_the_frame_responds_by_blanking_and_any_response_variant_counts():
+def test_the_correction_runs_over_every_head_variant_and_target_a_label_tests():
+    """p = 0.02 passes Benjamini-Hochberg at 0.05 on its own (one test), not among 3 targets x 2 heads of
+    nulls (0.02 > 0.05 x 1 / 6)."""
+    alone = rows("title_text", sensitivity_element_p=[0.02, NO])
+    assert head_evidence(alone, RULE)["responds_text"].tolist() == [True, False]
+    crowd = rows(
+        "title_text",
+        sensitivity_element_p=[NO, NO],
+        **(PATCHED | {"patch_prediction_change_Chirp_End_Freq_p": [0.02, NO]}),
+    )
+    assert head_evidence(crowd, RULE)["changes_predictions_text"].tolist() == [False, False]
+
+
+def test_the_frame_responds_to_its_grey_ink_and_any_response_variant_counts():
     table = pd.concat(
         [
-            rows("title_text", sensitivity_element_ci_low=[0.2, 0.0], sensitivity_excess_ci_low=[0.1, 0.0]),
-            rows("tick_labels_text", sensitivity_element_ci_low=[0.0, 0.2], sensitivity_excess_ci_low=[0.0, 0.1]),
-            rows("title_blank", sensitivity_element_ci_low=[0.0, 0.0], sensitivity_excess_ci_low=[0.0, 0.0]),
-            rows("frame_blank", sensitivity_element_ci_low=[0.2, 0.0], sensitivity_excess_ci_low=[0.1, 0.0]),
+            rows("title_text", sensitivity_element_p=[SURE, NO]),
+            rows("tick_labels_text", sensitivity_element_p=[NO, SURE]),
+            rows("title_blank", sensitivity_element_p=[NO, NO]),
+            rows("frame_grey", sensitivity_element_p=[SURE, NO]),
+            rows("frame_blank", sensitivity_element_p=[NO, SURE]),  # blanking is no response variant once grey exists
         ]
     )
     evidence = head_evidence(table, RULE)

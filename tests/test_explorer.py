@@ -100,7 +100,7 @@ def test_clicking_a_head_shows_its_maps_and_numbers_and_nothing_leaves_the_page(
     title = causal.loc[("title_text", 2, 3)]
     low, high = title["sensitivity_element_ci_low"], title["sensitivity_element_ci_high"]
     assert shown["title_text"][2] == f"{title['sensitivity_element']:.3f} [{low:.3f}, {high:.3f}]"
-    assert shown["title_text"][4] == "–" and shown["title_moved"][4].startswith(
+    assert shown["title_text"][5] == "–" and shown["title_moved"][5].startswith(
         f"{causal.loc[('title_moved', 2, 3), 'follow']:.3f} ["
     )
     responds = "yes" if classified.loc[(2, 3), "responds_text"] else "no"

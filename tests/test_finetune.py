@@ -33,6 +33,7 @@ FINETUNE = {
     "lora_targets": ["qkv"],
     "lr": 1e-2,
     "weight_decay": 0.0,
+    "adam_beta2": 0.999,
     "batch_size": 4,
     "epochs": 2,
     "warmup_fraction": 0.0,

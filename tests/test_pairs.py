@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from vitheads.data.chirps import sample_chirp, spectrogram
+from vitheads.data.cues import CueContext, CuePlan, cue_classes, cue_values, shown_index
 from vitheads.data.furniture import Distortions
 from vitheads.data.generation import image_rng
-from vitheads.data.pairs import PairRenderer, render_pairs, render_variants
+from vitheads.data.pairs import PairRenderer, other_title, render_pairs, render_variants
 from vitheads.data.variants import VARIANTS, available_variants
 from vitheads.names import CLASS_ID
 
@@ -24,7 +25,8 @@ def test_pairs_differ_only_inside_the_changed_element(renderer, variant, index):
     pair = renderer.pair(variant, spectrogram(chirp, rng), chirp, index)
     differ = (pair.images[0] != pair.images[1]).any(-1)
     assert pair.outside_changes() == 0
-    assert (differ & pair.changed_region).sum() > renderer.base.size // 2  # the element really changed
+    least = 5 if variant == "title_text" else renderer.base.size // 2  # a digit of the title, or a whole element
+    assert (differ & pair.changed_region).sum() > least  # the element really changed
     assert (pair.masks[0] == CLASS_ID["chirp"]).sum() == (pair.masks[1] == CLASS_ID["chirp"]).sum() > 0
 
 
@@ -69,6 +71,7 @@ def test_variants_follow_the_distortions():
         "tick_labels_text",
         "tick_labels_blank",
         "axis_labels_blank",
+        "frame_grey",
         "frame_blank",
         "frame_moved",
     ]
@@ -83,3 +86,36 @@ def test_pooled_renders_equal_one_process_renders_in_order():
         want = render_pairs(got.variant, 1, 16, 3, renderer)
         for field in ("images", "element", "old", "new"):
             assert np.array_equal(getattr(got, field), getattr(want, field)), (got.variant, field)
+
+
+def test_the_title_swap_keeps_the_title_length_so_its_box_and_the_layout_stay():
+    pair = pair_of("title_text", index=8)  # "... 9 (...)" -> "... 8 (...)": image numbers of one digit
+    assert (pair.masks[0] == pair.masks[1]).all()
+    assert other_title(8, sample_chirp(image_rng(1, "test", 8))).startswith("Synthetic Spectrogram 8 ")
+    assert other_title(98, sample_chirp(image_rng(1, "test", 98))).startswith("Synthetic Spectrogram 98 ")  # 99 -> 98
+
+
+@pytest.mark.parametrize("kind", ["text", "colorbar", "frame"])
+def test_a_planted_cue_changes_only_pixels_inside_its_elements_mask(kind):
+    """Two cue values, everything else equal: the renders differ only inside the union of both renders' masks
+    of the cue's element (the premise of the planted controls), and they do differ."""
+    plan = CuePlan(("text", "colorbar", "frame"))
+    renderer = PairRenderer(128, Distortions(), CueContext(plan, 1, 20))
+    rng = image_rng(1, "test", 4)
+    chirp = sample_chirp(rng)
+    pair = renderer.pair(f"{kind}_cue", spectrogram(chirp, rng), chirp, 4)
+    differ = (pair.images[0] != pair.images[1]).any(-1)
+    inside = np.isin(pair.masks, [CLASS_ID[c] for c in cue_classes(kind)]).any(0)
+    assert differ.sum() >= 2 and not (differ & ~inside).any()
+    assert pair.outside_changes() == 0
+
+
+def test_cue_values_are_own_in_the_planted_arm_and_another_images_in_the_control():
+    planted, control = CuePlan(("text", "frame")), CuePlan(("text", "frame"), control=True)
+    own = [cue_values(1, 1, i, planted.kinds) for i in range(30)]
+    assert all(shown_index(planted, 1, 1, 30, i) == i for i in range(30))
+    shown = [shown_index(control, 1, 1, 30, i) for i in range(30)]
+    assert sorted(shown) == list(range(30)) and all(s != i for i, s in enumerate(shown))  # a derangement
+    values = np.array(own)
+    assert values.shape == (30, 2) and values.min() >= 0 and values.max() <= 1
+    assert abs(np.corrcoef(values[:, 0], values[shown, 0])[0, 1]) < 0.5  # shown values say little about targets

@@ -66,13 +66,13 @@ def test_bad_values_name_the_key_its_type_and_what_is_allowed(section, key, valu
 def test_hand_written_numbers_read_as_dvc_reads_them(tmp_path, written, value):
     """YAML 1.2, as DVC's ruamel reader: PyYAML's 1.1 rules would make '1e-4' a string."""
     path = tmp_path / "params.yaml"
-    path.write_text((ROOT / "params.yaml").read_text().replace("  lr: 0.001", f"  lr: {written}"))
+    path.write_text((ROOT / "params.yaml").read_text().replace("  lr: 0.002", f"  lr: {written}"))
     assert params.load(path)["finetune"]["lr"] == value == load_yaml(path)["finetune"]["lr"]
 
 
 def test_a_quoted_number_is_refused_as_text(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text((ROOT / "params.yaml").read_text().replace("  lr: 0.001", "  lr: '1e-4'"))
+    path.write_text((ROOT / "params.yaml").read_text().replace("  lr: 0.002", "  lr: '1e-4'"))
     with pytest.raises(ParamsError, match=r"parameter 'finetune.lr' is '1e-4' \(text\); expected a number"):
         params.load(path)
 

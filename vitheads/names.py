@@ -32,7 +32,11 @@ KIND_OF = {c: kind for kind, classes in KINDS.items() for c in classes}
 DISTRACTOR_KINDS = ("text", "colorbar", "frame")
 
 TARGETS = ("Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq")
-UNITS = {"Chirp_Start_Time": "s", "Chirp_Start_Freq": "Hz", "Chirp_End_Freq": "Hz"}
+# Planted cues (vitheads.data.cues) add one target per kind, a shade in [0, 1].
+CUE_TARGETS = {kind: f"Cue_{kind.capitalize()}" for kind in DISTRACTOR_KINDS}
+UNITS = {"Chirp_Start_Time": "s", "Chirp_Start_Freq": "Hz", "Chirp_End_Freq": "Hz"} | dict.fromkeys(
+    CUE_TARGETS.values(), "shade"
+)
 
 ABLATION_MODES = ("zero", "mean")
 # Activation patching between the two members of a pair: whose head output goes into whose pass.

@@ -59,6 +59,13 @@ def subset(*options: str) -> Rule:
     )
 
 
+def sublist(*options: str) -> Rule:
+    return Rule(
+        f"a list (possibly empty) drawn from {', '.join(options)}",
+        lambda v: isinstance(v, list) and all(o in options for o in v) and len(set(v)) == len(v),
+    )
+
+
 def scratch_or_checkpoint() -> Rule:
     return Rule(
         "'scratch' or the path of a .safetensors/.pth/.pt checkpoint",
@@ -74,6 +81,10 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "tick_labels": boolean(),
         "colorbar": boolean(),
         "frame": boolean(),
+    },
+    "plant": {
+        "cues": sublist("text", "colorbar", "frame"),
+        "control": boolean(),
     },
     "data": {
         "source": Rule(
@@ -103,6 +114,7 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "lora_targets": subset("qkv", "proj", "fc1", "fc2"),
         "lr": number(0, 1e30, low_open=True),
         "weight_decay": number(0, 10),
+        "adam_beta2": number(0.5, 1, low_open=True),
         "batch_size": integer(1),
         "epochs": integer(1),
         "warmup_fraction": number(0, 0.5),
@@ -116,7 +128,8 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
     "ablate": {
         "modes": subset("zero", "mean"),
         "bootstrap": integer(10),
-        "max_images": integer(0),
+        "mean_images": integer(0),
+        "zero_images": integer(0),
         "batch_size": integer(1),
         "author_protocol": boolean(),
         "author_images": integer(0),
@@ -134,6 +147,10 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "min_response": number(0, 1e6),
         "min_follow": number(0, 1e6),
         "min_prediction_change": number(0, 1e6),
+        "relative_change": number(0, 1),
+        "fdr": number(0, 1, low_open=True),
+        "patch_screen": number(0, 1),
+        "kv_patching": boolean(),
     },
     "figures": {
         "overlay_images": integer(1, 16),
@@ -186,6 +203,10 @@ def _check_section(name: str, section: Any, rules: dict[str, Rule]) -> None:
 
 def _check_combinations(p: dict[str, Any]) -> None:
     m = p["model"]
+    if p["plant"]["control"] and not p["plant"]["cues"]:
+        raise ParamsError("plant.control shuffles the planted cues: it needs plant.cues (now empty)")
+    if p["plant"]["cues"] and p["data"]["source"] != "generate":
+        raise ParamsError(f"plant.cues are drawn by the renderer; data.source is '{p['data']['source']}'")
     if m["image_size"] % m["patch_size"]:
         raise ParamsError(
             f"model.image_size ({m['image_size']}) must be divisible by model.patch_size ({m['patch_size']}) "

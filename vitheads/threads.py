@@ -3,6 +3,9 @@ pool, so that `dvc queue start -j J` runs J pipelines side by side instead of ea
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import os
 
 from vitheads.outputs import StageError, log
@@ -24,6 +27,14 @@ def budget() -> int:
             f"environment variable {ENV} is {raw!r}; expected a whole number >= 1 (unset: all {all_cores()} cores)"
         )
     return int(raw)
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's freed blocks back to the system (glibc's malloc_trim; a no-op elsewhere). Without it the
+    ablation sweep's resident memory grows with every batch of images, though what it holds does not:
+    measured on 200 images, peak 1.41 GiB without and 1.13 GiB with it, at the same speed (docs/speed.md)."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # no libc, or no malloc_trim in it
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
 
 
 def limit_torch() -> int:

@@ -21,7 +21,9 @@ def per_target_ci(baseline: np.ndarray, ablated: np.ndarray, weights: np.ndarray
     return percentile_interval((ablated_boot - base_boot[:, :, None]) / base_boot[:, :, None] * 100)
 
 
-def summarise(baseline: np.ndarray, ablated: dict, resamples: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def summarise(
+    baseline: np.ndarray, ablated: dict, resamples: int, seed: int, targets: tuple[str, ...] = TARGETS
+) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per single-head ablation (interp.ablation.Ablation keys of `ablated`, squared errors
     [n, T] each; baseline [n, T]): MSEs, relative increase (%), per target, and a paired bootstrap 95% CI;
     and the bootstrap increases themselves, [resamples, rows], for CIs of aggregates."""
@@ -51,7 +53,7 @@ def summarise(baseline: np.ndarray, ablated: dict, resamples: int, seed: int) ->
             "ci_low_pct": low[i],
             "ci_high_pct": high[i],
         }
-        for t, name in enumerate(TARGETS):
+        for t, name in enumerate(targets):
             base_t = baseline[:, t].mean()
             row[f"increase_pct_{name}"] = (per_target[t] - base_t) / base_t * 100
             row[f"ci_low_pct_{name}"], row[f"ci_high_pct_{name}"] = target_low[t, i], target_high[t, i]

@@ -13,7 +13,7 @@ from vitheads.data.regions import PIXEL_REGIONS
 from vitheads.names import TARGETS, head_name
 
 
-def attribution_table(values: np.ndarray, weights: np.ndarray) -> pd.DataFrame:
+def attribution_table(values: np.ndarray, weights: np.ndarray, targets: tuple[str, ...] = TARGETS) -> pd.DataFrame:
     """One row per head, target and region of values [n, L, H, T, R]: mean contribution with its 95% CI
     over images, and mean |contribution|."""
     mean, low, high = mean_ci(values, weights)
@@ -32,7 +32,7 @@ def attribution_table(values: np.ndarray, weights: np.ndarray) -> pd.DataFrame:
                 "mean_abs": mean_abs[l, h, i, j],
             }
             for l, h, (i, t), (j, r) in itertools.product(
-                range(layers), range(heads), enumerate(TARGETS), enumerate(PIXEL_REGIONS)
+                range(layers), range(heads), enumerate(targets), enumerate(PIXEL_REGIONS)
             )
         ]
     )
@@ -48,13 +48,13 @@ def attribution_summary(table: pd.DataFrame, gap: float) -> dict:
             t: round(
                 float(chirp[chirp["target"] == t]["mean_abs"].sum() / table[table["target"] == t]["mean_abs"].sum()), 4
             )
-            for t in TARGETS
+            for t in dict.fromkeys(table["target"])
         },
         "top_chirp_writers": {
             t: {
                 head_name(r.layer, r.head): round(float(r.mean_abs), 4)
                 for r in chirp[chirp["target"] == t].nlargest(3, "mean_abs").itertuples()
             }
-            for t in TARGETS
+            for t in dict.fromkeys(table["target"])
         },
     }

@@ -18,85 +18,96 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vitheads.analysis.stats import mean_ci, passing_count, resampled_means
-from vitheads.data.variants import VARIANTS, moved_variant, response_variants
+from vitheads.analysis.stats import benjamini_hochberg, mean_ci, normal_tail, resampled_means, studentised_p
+from vitheads.data.variants import moved_variant, response_variants, variant_spec
 from vitheads.names import DISTRACTOR_KINDS, PATCH_DIRECTIONS, TARGETS, head_name
 
 FOLLOW_BARS = (0.25, 0.5, 0.75, 1.0, 1.5)  # causal.min_follow values the detector counts are also given for
 
 
 def rule_text(c: dict, images: int, patch_images: int) -> str:
-    """The causal rule in words, with this run's thresholds (the report's paragraph)."""
+    """The causal rules in words, with this run's thresholds (the report's paragraph)."""
+    fdr = (
+        f"Benjamini-Hochberg at a false-discovery rate of {c['fdr']:g} over every head, variant and target a "
+        "label tests"
+    )
     return (
-        f"Per head: *responds* when, in a response variant (a content swap; for the frame, painting it over), the 95% "
-        f"CI of its output change at the element's patches lies above {c['min_response']:g} of its typical output norm "
-        "and the CI of that change minus its change at the pair's other patches lies above 0 (the positional null: a "
-        "head whose output changes everywhere is not responding to the element); *follows* when the CI of "
-        "the attention "
-        "it moves with the moved element (title left to right, colorbar top to bottom half, frame from left/bottom to "
-        f"top/right) lies above {c['min_follow']:g} (a follow score of 2 means all of a uniform head's mass "
-        "on the element "
-        "moved with it); *changes predictions* when patching its output between a response pair (both ways, first "
-        f"{patch_images} of {images} pairs) moves the predictions by a mean |change| whose CI lies above "
-        f"{c['min_prediction_change']:g} (z units). A *detector* responds and follows. CIs over images."
+        f"Per head, each a one-sided test on the mean over pairs (studentised bootstrap, {fdr}): *responds* when its "
+        f"output change at the element's patches exceeds {c['min_response']:g} of its typical output norm (its change "
+        "elsewhere, the broadcast, is reported beside it, not subtracted); *reads* when swapping only its own keys and "
+        "values at the tokens the element reaches (queries and all else from the same image) changes its output by "
+        f"more than {c['min_response']:g} of its typical norm; *follows* when the attention it moves with a moved "
+        f"element exceeds {c['min_follow']:g} (2: all of a uniform head's mass on the element moved with it); "
+        "*changes predictions* (head output patched between the pair, both ways) and *reads into the output* (keys "
+        "and values patched) when the mean |change| of some target's prediction exceeds the larger of "
+        f"{c['min_prediction_change']:g} z and {c['relative_change']:g} of the variant's whole-model mean |change| "
+        f"of that target (first {patch_images} of {images} pairs). A *detector* reads and follows."
     )
 
 
-def response_conditions(m, c: dict) -> list[tuple[np.ndarray, float]]:
-    """`responds` on means: the change at the element above `min_response`, and above the change elsewhere."""
-    typical = m.typical_norm.mean(0)
-    return [
-        (m.sensitivity_element / typical, c["min_response"]),
-        ((m.sensitivity_element - m.sensitivity_elsewhere) / typical, 0.0),
-    ]
+def stat(values: np.ndarray, weights: np.ndarray, bar=None) -> tuple[np.ndarray, ...]:
+    """Mean over images (axis 0), its 95% CI, and (with a bar) the studentised p of "mean > bar"."""
+    mean, low, high = mean_ci(values, weights)
+    if bar is None:
+        return mean, low, high
+    resampled = resampled_means(values, weights).reshape(len(weights), *values.shape[1:])
+    return mean, low, high, studentised_p(mean, resampled, bar)
 
 
-def passing_heads(alternatives: list[list[tuple[np.ndarray, float]]], weights: np.ndarray) -> tuple[int, list[int]]:
-    """Heads whose means over images pass any alternative (each a list of (values [n, L, H], threshold),
-    all exceeded): how many, and the 95% interval of that count over image resamples (weights [R, n])."""
-    point, resampled = False, False
-    for conditions in alternatives:
-        point = point | np.all([v.mean(0).ravel() > t for v, t in conditions], axis=0)
-        resampled = resampled | np.all([resampled_means(v, weights) > t for v, t in conditions], axis=0)
-    return passing_count(point, resampled)
+def change_bars(m, c: dict) -> np.ndarray:
+    """[T] per target: the prediction change a head must exceed, min_prediction_change or relative_change of
+    the variant's whole-model mean |change|, whichever is larger."""
+    return np.maximum(c["min_prediction_change"], c["relative_change"] * np.abs(m.prediction_change).mean(0))
 
 
-def head_rows(variant: str, m, weights: np.ndarray, patch_weights: np.ndarray | None) -> list[dict]:
-    """One row per head (1-based layer and head) of one variant: every measure's mean and 95% CI over images."""
+def head_stats(m, weights, patch_weights, targets: tuple[str, ...], c: dict) -> dict[str, tuple]:
+    """Every measure of one variant as name -> (mean, CI low, CI high[, p]) arrays [L, H]."""
     typical = m.typical_norm.mean(0)  # [L, H]
-    stats = {
-        "sensitivity_element": mean_ci(m.sensitivity_element / typical, weights),
-        "sensitivity_elsewhere": mean_ci(m.sensitivity_elsewhere / typical, weights),
-        "sensitivity_excess": mean_ci((m.sensitivity_element - m.sensitivity_elsewhere) / typical, weights),
+    out = {
+        "sensitivity_element": stat(m.sensitivity_element / typical, weights, c["min_response"]),
+        "sensitivity_elsewhere": stat(m.sensitivity_elsewhere / typical, weights),
     }
     if m.follow is not None:
-        stats["follow"] = mean_ci(m.follow, weights)
-    if m.patch_prediction_change is not None:
-        stats["patch_prediction_change"] = mean_ci(m.patch_effect, patch_weights)
-        stats["patch_squared_error_change"] = mean_ci(m.patch_squared_error_change.mean((-2, -1)), patch_weights)
+        out["follow"] = stat(m.follow, weights, c["min_follow"])
+    bars = change_bars(m, c)
+    for kind, change in (("patch", m.patch_prediction_change), ("kv", m.kv_prediction_change)):
+        if change is None:
+            continue
+        out[f"{kind}_prediction_change"] = stat(change.mean((-2, -1)), patch_weights)
         for d, direction in enumerate(PATCH_DIRECTIONS):
-            stats[f"patch_prediction_change_{direction}"] = mean_ci(
-                m.patch_prediction_change[..., d, :].mean(-1), patch_weights
-            )
-        for t, target in enumerate(TARGETS):
-            stats[f"patch_prediction_change_{target}"] = mean_ci(
-                m.patch_prediction_change[..., t].mean(-1), patch_weights
-            )
-            stats[f"patch_squared_error_change_{target}"] = mean_ci(
-                m.patch_squared_error_change[..., t].mean(-1), patch_weights
-            )
-    layers, heads = typical.shape
+            out[f"{kind}_prediction_change_{direction}"] = stat(change[..., d, :].mean(-1), patch_weights)
+        for t, target in enumerate(targets):
+            out[f"{kind}_prediction_change_{target}"] = stat(change[..., t].mean(-1), patch_weights, bars[t])
+    if m.patch_prediction_change is not None:
+        out["patch_squared_error_change"] = stat(m.patch_squared_error_change.mean((-2, -1)), patch_weights)
+        out["patch_estimate"] = stat(np.abs(m.patch_estimate).mean((-2, -1)), patch_weights)
+    if m.kv_read_element is not None:
+        patched_typical = m.typical_norm[: len(m.kv_read_element)].mean(0)
+        out["kv_read"] = stat(m.kv_read_element.mean(-1) / patched_typical, patch_weights, c["min_response"])
+        out["kv_broadcast"] = stat(m.kv_read_elsewhere.mean(-1) / patched_typical, patch_weights)
+    return out
+
+
+def head_rows(
+    variant: str, m, weights: np.ndarray, patch_weights: np.ndarray | None, c: dict, targets: tuple[str, ...] = TARGETS
+) -> list[dict]:
+    """One row per head (1-based layer and head) of one variant: every measure's mean, 95% CI over images,
+    and, for a measure a rule tests, its p-value (`<measure>_p`, before the multiplicity correction)."""
+    stats = head_stats(m, weights, patch_weights, targets, c)
+    layers, heads = m.typical_norm.shape[1:]
     rows = []
     for l in range(layers):
         for h in range(heads):
-            row = {"variant": variant, "distractor": VARIANTS[variant].kind, "layer": l + 1, "head": h + 1}
-            for name, (mean, low, high) in stats.items():
-                row |= {name: mean[l, h], f"{name}_ci_low": low[l, h], f"{name}_ci_high": high[l, h]}
+            row = {"variant": variant, "distractor": variant_spec(variant).kind, "layer": l + 1, "head": h + 1}
+            for name, values in stats.items():
+                row |= {name: values[0][l, h], f"{name}_ci_low": values[1][l, h], f"{name}_ci_high": values[2][l, h]}
+                if len(values) == 4:
+                    row[f"{name}_p"] = values[3][l, h]
             rows.append(row)
     return rows
 
 
-def model_effect(variant: str, m, weights: np.ndarray) -> dict:
+def model_effect(variant: str, m, weights: np.ndarray, targets: tuple[str, ...] = TARGETS) -> dict:
     """The distractor alone: mean change and mean |change| of each prediction (z units), and the
     change of the MSE in percent of the clean MSE, with 95% CIs over images."""
     change, low, high = mean_ci(m.prediction_change, weights)
@@ -106,79 +117,76 @@ def model_effect(variant: str, m, weights: np.ndarray) -> dict:
     )
     r = lambda v: round(float(v), 5)
     return {
-        "distractor": VARIANTS[variant].kind,
+        "distractor": variant_spec(variant).kind,
         "images": len(m.prediction_change),
         "mse_change_pct": r(err[0]),
         "mse_change_pct_ci": [r(err_low[0]), r(err_high[0])],
-        **{f"{t}_change": r(change[i]) for i, t in enumerate(TARGETS)},
-        **{f"{t}_change_ci": [r(low[i]), r(high[i])] for i, t in enumerate(TARGETS)},
-        **{f"{t}_abs_change": r(size[i]) for i, t in enumerate(TARGETS)},
-        **{f"{t}_abs_change_ci": [r(size_low[i]), r(size_high[i])] for i, t in enumerate(TARGETS)},
+        **{f"{t}_change": r(change[i]) for i, t in enumerate(targets)},
+        **{f"{t}_change_ci": [r(low[i]), r(high[i])] for i, t in enumerate(targets)},
+        **{f"{t}_abs_change": r(size[i]) for i, t in enumerate(targets)},
+        **{f"{t}_abs_change_ci": [r(size_low[i]), r(size_high[i])] for i, t in enumerate(targets)},
     }
 
 
-def responds(v: pd.DataFrame, c: dict) -> pd.Series:
-    """The `responds` rule on one variant's rows (module doc)."""
-    return (v["sensitivity_element_ci_low"] > c["min_response"]) & (v["sensitivity_excess_ci_low"] > 0)
+def discoveries(table: pd.DataFrame, variants: list[str], columns: list[str], fdr: float) -> np.ndarray:
+    """[heads] bool: heads with a discovery among the p-value columns of the variants, Benjamini-Hochberg over
+    all of them at once (heads x variants x columns): the multiplicity control of one label."""
+    present = [(v, col) for v in variants for col in columns if col in table and table.loc[v][col].notna().any()]
+    if not present:
+        return np.zeros(len(table.loc[variants[0]]), bool)
+    p = np.stack([table.loc[v][col].fillna(1.0).to_numpy() for v, col in present])  # [tests, heads]
+    return benjamini_hochberg(p, fdr).any(0)
 
 
-def head_evidence(rows: pd.DataFrame, c: dict) -> pd.DataFrame:
-    """Per head (1-based), per distractor kind: responds, follows, changes predictions and detector (module doc)."""
+def label_columns(table: pd.DataFrame, measure: str, targets: tuple[str, ...]) -> list[str]:
+    """The p-value columns of a per-target measure (`<measure>_<target>_p`)."""
+    return [f"{measure}_{t}_p" for t in targets]
+
+
+def head_evidence(rows: pd.DataFrame, c: dict, targets: tuple[str, ...] = TARGETS) -> pd.DataFrame:
+    """Per head (1-based), per distractor kind: the labels of the module doc, each with its own
+    Benjamini-Hochberg correction. A kind's tested variants are its response variants and its planted cue's."""
     table = rows.set_index(["variant", "layer", "head"])
     variants = list(dict.fromkeys(rows["variant"]))
     out = pd.DataFrame(index=table.loc[variants[0]].index)
+    fdr = c["fdr"]
     for kind in DISTRACTOR_KINDS:
-        tested = response_variants(kind, variants)
+        tested = response_variants(kind, variants) + [v for v in variants if v == f"{kind}_cue"]
         if not tested:
             continue
-        out[f"responds_{kind}"] = np.any([responds(table.loc[v], c) for v in tested], axis=0)
-        patched = [
-            table.loc[v]["patch_prediction_change_ci_low"] for v in tested if "patch_prediction_change_ci_low" in table
-        ]
-        if patched and all(p.notna().all() for p in patched):
-            out[f"changes_predictions_{kind}"] = np.any([p > c["min_prediction_change"] for p in patched], axis=0)
+        out[f"responds_{kind}"] = discoveries(table, tested, ["sensitivity_element_p"], fdr)
+        out[f"reads_{kind}"] = discoveries(table, tested, ["kv_read_p"], fdr)
+        patched = label_columns(table, "patch_prediction_change", targets)
+        out[f"changes_predictions_{kind}"] = discoveries(table, tested, patched, fdr)
+        out[f"reads_into_output_{kind}"] = discoveries(
+            table, tested, label_columns(table, "kv_prediction_change", targets), fdr
+        )
         moved = moved_variant(kind, variants)
-        out[f"follows_{kind}"] = table.loc[moved]["follow_ci_low"] > c["min_follow"] if moved else False
-        out[f"{kind}_detector"] = out[f"responds_{kind}"] & out[f"follows_{kind}"]
+        out[f"follows_{kind}"] = discoveries(table, [moved], ["follow_p"], fdr) if moved else False
+        reads = out[f"reads_{kind}"] if "kv_read_p" in table else out[f"responds_{kind}"]
+        out[f"{kind}_detector"] = reads & out[f"follows_{kind}"]
     changes = [col for col in out if col.startswith("changes_predictions_")]
     out["task_relevant"] = out[changes].any(axis=1) if changes else False
     return out.astype(bool).reset_index()
 
 
-def counted(name: str, alternatives: list, weights: np.ndarray) -> dict:
-    """Heads whose means over images pass (the rule, on CI bounds, is stricter), with the 95% interval of that count."""
-    count, interval = passing_heads(alternatives, weights)
-    return {f"{name}_mean_above": count, f"{name}_mean_above_ci": interval}
+LABELS = ("responds", "reads", "follows", "changes_predictions", "reads_into_output", "detector")
 
 
-def kind_summary(kind: str, evidence: pd.DataFrame, measures: dict, weights, patch_weights, c: dict) -> dict:
-    """How many heads respond to, follow and are changed by one distractor kind: the rule's counts, and
-    counts on means over images with 95% intervals over image resamples."""
-    variants = list(measures)
-    tested, moved = response_variants(kind, variants), moved_variant(kind, variants)
-    out = {
-        "variants": [v for v in variants if VARIANTS[v].kind == kind],
-        "response_variants": tested,
-        "moved_variant": moved,
-        "heads_responding": int(evidence[f"responds_{kind}"].sum()),
+def kind_summary(kind: str, evidence: pd.DataFrame, variants: list[str]) -> dict:
+    """How many heads carry each label for one distractor kind (after the multiplicity correction), and
+    which variants tested it."""
+    label = lambda name: f"{kind}_detector" if name == "detector" else f"{name}_{kind}"
+    return {
+        "variants": [v for v in variants if variant_spec(v).kind == kind],
+        "response_variants": response_variants(kind, variants),
+        "moved_variant": moved_variant(kind, variants),
+        **{f"heads_{name}": int(evidence[label(name)].sum()) for name in LABELS if label(name) in evidence},
+        "detectors_task_irrelevant": int((evidence[f"{kind}_detector"] & ~evidence["task_relevant"]).sum()),
     }
-    out |= counted("heads_responding", [response_conditions(measures[v], c) for v in tested], weights)
-    if f"changes_predictions_{kind}" in evidence:
-        out["heads_changing_predictions"] = int(evidence[f"changes_predictions_{kind}"].sum())
-        out |= counted(
-            "heads_changing_predictions",
-            [[(measures[v].patch_effect, c["min_prediction_change"])] for v in tested],
-            patch_weights,
-        )
-    if moved:
-        out["heads_following"] = int(evidence[f"follows_{kind}"].sum())
-        out |= counted("heads_following", [[(measures[moved].follow, c["min_follow"])]], weights)
-    out["detectors"] = int(evidence[f"{kind}_detector"].sum())
-    out["detectors_task_irrelevant"] = int((evidence[f"{kind}_detector"] & ~evidence["task_relevant"]).sum())
-    return out
 
 
-def task_relevant_detail(table: pd.DataFrame, evidence: pd.DataFrame) -> dict:
+def task_relevant_detail(table: pd.DataFrame, evidence: pd.DataFrame, targets: tuple[str, ...] = TARGETS) -> dict:
     """Per task-relevant head, its largest patching effect (variant): the mean |prediction change| (z)
     each way and on each target, with 95% CIs over the patched pairs."""
     patched = table.dropna(subset=["patch_prediction_change"])
@@ -186,7 +194,7 @@ def task_relevant_detail(table: pd.DataFrame, evidence: pd.DataFrame) -> dict:
     for head in evidence[evidence["task_relevant"]].itertuples():
         rows = patched[(patched["layer"] == head.layer) & (patched["head"] == head.head)]
         top = rows.loc[rows["patch_prediction_change"].idxmax()]
-        parts = ["", *(f"_{d}" for d in PATCH_DIRECTIONS), *(f"_{t}" for t in TARGETS)]
+        parts = ["", *(f"_{d}" for d in PATCH_DIRECTIONS), *(f"_{t}" for t in targets)]
         out[head_name(head.layer, head.head)] = {
             "variant": top["variant"],
             **{
@@ -199,37 +207,39 @@ def task_relevant_detail(table: pd.DataFrame, evidence: pd.DataFrame) -> dict:
     return out
 
 
-def detectors_by_bar(table: pd.DataFrame, c: dict, kinds: list[str]) -> dict:
-    """Detectors per kind with the follow bar moved, the others kept: does a verdict hang on the bar?"""
-    bars = sorted({*FOLLOW_BARS, c["min_follow"]})
-    return {
-        f"{bar:g}": {
-            kind: int(head_evidence(table, c | {"min_follow": bar})[f"{kind}_detector"].sum()) for kind in kinds
-        }
-        for bar in bars
-    }
+def detectors_by_bar(table: pd.DataFrame, c: dict, kinds: list[str], targets: tuple[str, ...]) -> dict:
+    """Detectors per kind with the follow bar moved, the others kept: does a verdict hang on the bar? The
+    follow p-values for another bar come from each mean and its CI (normal approximation)."""
+    out = {}
+    for bar in sorted({*FOLLOW_BARS, c["min_follow"]}):
+        moved = table.copy()
+        if "follow" in moved:
+            se = (moved["follow_ci_high"] - moved["follow_ci_low"]) / (2 * 1.96)
+            moved["follow_p"] = normal_tail((moved["follow"] - bar) / se)
+        evidence = head_evidence(moved, c | {"min_follow": bar}, targets)
+        out[f"{bar:g}"] = {kind: int(evidence[f"{kind}_detector"].sum()) for kind in kinds}
+    return out
 
 
 def causal_metrics(
     table: pd.DataFrame,
     evidence: pd.DataFrame,
-    measures: dict,
     effects: dict,
-    weights,
-    patch_weights,
     c: dict,
     outside: int,
+    targets: tuple[str, ...] = TARGETS,
 ) -> dict:
     """metrics/causal.json, direct attribution aside."""
-    kinds = [kind for kind in DISTRACTOR_KINDS if any(VARIANTS[v].kind == kind for v in measures)]
-    n = len(next(iter(measures.values())).prediction_change)
+    variants = list(effects)
+    kinds = [kind for kind in DISTRACTOR_KINDS if any(variant_spec(v).kind == kind for v in variants)]
     return {
-        "images": n,
+        "images": next(iter(effects.values()))["images"],
         "patch_images": c["patch_images"],
+        "fdr": c["fdr"],
         "pixels_changed_outside_element": outside,
         "task_relevant_heads": int(evidence["task_relevant"].sum()),
-        "task_relevant_detail": task_relevant_detail(table, evidence),
-        "detectors_by_min_follow": detectors_by_bar(table, c, kinds),
-        **{kind: kind_summary(kind, evidence, measures, weights, patch_weights, c) for kind in kinds},
+        "task_relevant_detail": task_relevant_detail(table, evidence, targets),
+        "detectors_by_min_follow": detectors_by_bar(table, c, kinds, targets),
+        **{kind: kind_summary(kind, evidence, variants) for kind in kinds},
         "model_effect": effects,
     }

@@ -1,5 +1,6 @@
-"""The one place for resampling and intervals: paired bootstrap over test images, 95% percentile
-intervals, and the interval of a count of passing heads. Every CI in metrics/ and results/ comes from here."""
+"""The one place for resampling, intervals and tests: paired bootstrap over test images, 95% percentile
+intervals, studentised p-values and the Benjamini-Hochberg correction. Every CI in metrics/ and results/
+comes from here."""
 
 from __future__ import annotations
 
@@ -45,8 +46,31 @@ def mean_ci(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.nda
     return flat.mean(0).reshape(shape), low.reshape(shape), high.reshape(shape)
 
 
-def passing_count(passes: np.ndarray, resampled_passes: np.ndarray) -> tuple[int, list[int]]:
-    """How many heads pass on the means ([K] bool), and the 95% interval of that count over the image
-    resamples ([R, K] bool). A bootstrap of a count near a bar is no sampling interval of it: read it as
-    how much the count hangs on which images were drawn."""
-    return int(np.sum(passes)), [int(v) for v in np.percentile(np.sum(resampled_passes, axis=1), PERCENTILES)]
+def studentised_p(mean: np.ndarray, resampled: np.ndarray, bar: np.ndarray | float) -> np.ndarray:
+    """One-sided p-value of "the mean exceeds bar" for each column: the excess over the bootstrap standard
+    error ([R, K] resampled means), read on the normal tail. Unlike a percentile p-value from R resamples,
+    it can go below 1/R, which Benjamini-Hochberg over hundreds of heads needs."""
+    se = np.nanstd(resampled, axis=0, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (mean - bar) / se
+    return normal_tail(np.where(np.isnan(z), -np.inf, np.where(se == 0, np.sign(mean - bar) * np.inf, z)))
+
+
+def normal_tail(z):
+    """P(Z > z) for a standard normal Z: the one-sided p-value of a z-score (NaN reads as no evidence)."""
+    from scipy.stats import norm
+
+    return norm.sf(np.where(np.isnan(z), -np.inf, z))
+
+
+def benjamini_hochberg(p: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """Which of the p-values (any shape) are discoveries at false-discovery rate alpha (Benjamini and
+    Hochberg 1995): the largest k with p_(k) <= k alpha / m, and every p at or below p_(k)."""
+    flat = np.asarray(p, dtype=float).ravel()
+    order = np.argsort(flat)
+    m = len(flat)
+    passing = flat[order] <= alpha * np.arange(1, m + 1) / m
+    k = np.flatnonzero(passing).max() + 1 if passing.any() else 0
+    found = np.zeros(m, bool)
+    found[order[:k]] = True
+    return found.reshape(np.shape(p))

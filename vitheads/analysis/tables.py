@@ -28,6 +28,11 @@ def write_arrays(path: str | Path, **arrays: np.ndarray) -> None:
     np.savez_compressed(path, **arrays)
 
 
+def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Tables with the same columns, one below the other."""
+    return pd.concat(tables, ignore_index=True)
+
+
 def as_table(rows: list[dict]) -> pd.DataFrame:
     """A table from one dict per row."""
     return pd.DataFrame(rows)

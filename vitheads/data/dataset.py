@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vitheads.data.cues import CueContext, CuePlan
 from vitheads.names import CLASSES, TARGETS
 from vitheads.outputs import StageError
 
@@ -26,9 +27,9 @@ class Split:
     patch_fractions: np.ndarray | None
     labels: pd.DataFrame
 
-    def targets(self) -> np.ndarray:
-        """[n, T] the regression targets (names.TARGETS) in physical units."""
-        return self.labels[list(TARGETS)].to_numpy()
+    def targets(self, columns: tuple[str, ...] = TARGETS) -> np.ndarray:
+        """[n, T] regression targets in physical units: the chirp's (names.TARGETS), or the given columns."""
+        return self.labels[list(columns)].to_numpy()
 
     def area_shares(self) -> dict[str, float]:
         """Each mask class's share of the split's pixels (from the patch fractions)."""
@@ -41,6 +42,24 @@ def load_meta(root: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"dataset metadata '{path}' not found; run `dvc repro generate` first")
     return json.loads(path.read_text())
+
+
+def model_targets(meta: dict) -> tuple[str, ...]:
+    """What a model trained on this dataset regresses: the chirp's targets, then any planted cue's."""
+    return (*TARGETS, *meta.get("cues", {}).get("targets", ()))
+
+
+def cue_tokens(meta: dict) -> dict[str, list[int]] | None:
+    """kind -> the tokens each planted cue reaches (vitheads.data.generation.cue_meta); None: no cues."""
+    return meta["cues"]["tokens"] if "cues" in meta else None
+
+
+def cue_context(meta: dict, seed: int) -> CueContext | None:
+    """How the dataset drew its planted cues in the test split (None: no cues), for paired renders."""
+    if "cues" not in meta:
+        return None
+    plan = CuePlan(tuple(meta["cues"]["kinds"]), meta["cues"]["control"])
+    return CueContext(plan, seed, meta["splits"]["test"])
 
 
 def load_first(root: str | Path, split: str, max_images: int) -> Split:

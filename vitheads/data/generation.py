@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,13 @@ from tqdm import tqdm
 
 from vitheads import threads
 from vitheads.data.chirps import LABEL_COLUMNS, sample_chirp, spectrogram
+from vitheads.data.cues import CuePlan, apply_cues, cue_values, shown_index
 from vitheads.data.dataset import SPLITS
 from vitheads.data.furniture import Distortions
-from vitheads.data.regions import patch_fractions
+from vitheads.data.regions import patch_fractions, receptive_tokens
 from vitheads.data.rendering import PlotRenderer, title_for
 from vitheads.names import CLASSES
+from vitheads.outputs import StageError
 
 CHUNK = 64
 _renderer: PlotRenderer | None = None
@@ -39,6 +41,7 @@ class RenderSpec:
     image_size: int
     patch_size: int
     distortions: Distortions
+    cues: CuePlan = field(default_factory=CuePlan)
 
 
 def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -51,16 +54,28 @@ def _init_worker(spec: RenderSpec) -> None:
     _renderer = PlotRenderer(spec.image_size, spec.distortions)
 
 
-def _render_chunk(job: tuple[RenderSpec, str, int, int]):
-    spec, split, start, stop = job
+def render_image(renderer: PlotRenderer, spec: RenderSpec, split: str, index: int, n: int):
+    """One image of a split (0-based index of n): RGB, mask, and its labels row (with the cue targets)."""
+    rng = image_rng(spec.seed, split, index)
+    chirp = sample_chirp(rng)
+    rgb, mask = renderer.render(spectrogram(chirp, rng), chirp, title_for(index + 1, chirp))
+    row = (index + 1, *chirp.label_row(), chirp.noise_level)
+    if spec.cues.kinds:
+        s = SPLITS.index(split)
+        shown = cue_values(spec.seed, s, shown_index(spec.cues, spec.seed, s, n, index), spec.cues.kinds)
+        rgb = apply_cues(rgb, renderer.cue_places, spec.cues.kinds, shown)
+        row += tuple(cue_values(spec.seed, s, index, spec.cues.kinds))
+    return rgb, mask, row
+
+
+def _render_chunk(job: tuple[RenderSpec, str, int, int, int]):
+    spec, split, start, stop, n = job
     images = np.empty((stop - start, spec.image_size, spec.image_size, 3), np.uint8)
     masks = np.empty((stop - start, spec.image_size, spec.image_size), np.uint8)
     rows = []
     for i, index in enumerate(range(start, stop)):
-        rng = image_rng(spec.seed, split, index)
-        chirp = sample_chirp(rng)
-        images[i], masks[i] = _renderer.render(spectrogram(chirp, rng), chirp, title_for(index + 1, chirp))
-        rows.append((index + 1, *chirp.label_row(), chirp.noise_level))
+        images[i], masks[i], row = render_image(_renderer, spec, split, index, n)
+        rows.append(row)
     return start, images, masks, patch_fractions(masks, spec.patch_size), rows
 
 
@@ -75,7 +90,7 @@ def write_split(spec: RenderSpec, split: str, n: int, out: Path, pool) -> pd.Dat
         folder / "patch_fractions.npy", "w+", np.float32, (n, grid, grid, len(CLASSES))
     )
     rows = [None] * n
-    jobs = [(spec, split, s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
+    jobs = [(spec, split, s, min(s + CHUNK, n), n) for s in range(0, n, CHUNK)]
     with tqdm(total=n, desc=f"render {split}", unit="img") as bar:
         for start, chunk_images, chunk_masks, chunk_fractions, chunk_rows in pool.imap_unordered(_render_chunk, jobs):
             stop = start + len(chunk_rows)
@@ -84,13 +99,32 @@ def write_split(spec: RenderSpec, split: str, n: int, out: Path, pool) -> pd.Dat
             bar.update(len(chunk_rows))
     for array in (images, masks, fractions):
         array.flush()
-    labels = pd.DataFrame(rows, columns=["Image", *LABEL_COLUMNS, "Noise_Level"])
+    labels = pd.DataFrame(rows, columns=["Image", *LABEL_COLUMNS, "Noise_Level", *spec.cues.targets])
     labels.to_csv(folder / "labels.csv", index=False)
     return labels
 
 
-def write_dataset(spec: RenderSpec, sizes: dict[str, int], out: Path, workers: int | None = None) -> None:
+def cue_meta(spec: RenderSpec, stem: str) -> dict:
+    """meta.json's record of a planted dataset: the cues, their targets, and the tokens each reaches
+    through the model's stem (vitheads.model.planted reads them)."""
+    places = PlotRenderer(spec.image_size, spec.distortions).cue_places
+    missing = [k for k in spec.cues.kinds if k not in places]
+    if missing:
+        raise StageError(f"plant.cues {missing}: the plot has no such element (distortion.* switches it off)")
+    tokens = {k: np.flatnonzero(receptive_tokens(places[k], spec.patch_size, stem)).tolist() for k in spec.cues.kinds}
+    return {
+        "kinds": list(spec.cues.kinds),
+        "control": spec.cues.control,
+        "targets": list(spec.cues.targets),
+        "tokens": tokens,
+    }
+
+
+def write_dataset(
+    spec: RenderSpec, sizes: dict[str, int], out: Path, workers: int | None = None, stem: str = "conv"
+) -> None:
     """Render every split into the (empty, temporary) directory `out`, one process per thread of the budget."""
+    cues = cue_meta(spec, stem) if spec.cues.kinds else None
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers or threads.budget(), initializer=_init_worker, initargs=(spec,)) as pool:
         for split, n in sizes.items():
@@ -98,7 +132,8 @@ def write_dataset(spec: RenderSpec, sizes: dict[str, int], out: Path, workers: i
     meta = {
         "classes": list(CLASSES),
         "splits": sizes,
-        **{k: v for k, v in asdict(spec).items() if k != "distortions"},
+        **{k: v for k, v in asdict(spec).items() if k not in ("distortions", "cues")},
         "distortions": asdict(spec.distortions),
+        **({"cues": cues} if cues else {}),
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")

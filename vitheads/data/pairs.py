@@ -20,16 +20,18 @@ import matplotlib
 import numpy as np
 from matplotlib.ticker import FuncFormatter
 
-from vitheads.data.chirps import CHIRP_TYPES, Chirp, sample_chirp, spectrogram
+from vitheads.data.chirps import Chirp, sample_chirp, spectrogram
+from vitheads.data.cues import CueContext, apply_cues
 from vitheads.data.furniture import Distortions
 from vitheads.data.generation import image_rng
 from vitheads.data.regions import patch_any
 from vitheads.data.rendering import PlotRenderer, bbox_pixels, title_for
-from vitheads.data.variants import VARIANTS, PairSet
+from vitheads.data.variants import PairSet, variant_spec
 from vitheads.names import CLASS_ID
 from vitheads.outputs import StageError
 
 BACKGROUND_RGB = 255  # the figure's face colour: white
+GREY_RGB = 96  # frame_grey: black ink lifted to this grey
 OTHER_COLORMAP = "magma"
 SHORT_TITLE = "Spectrogram {}"  # for the moved title
 OUTLINE_PX = 2  # how far beyond an element's axes box its outline's antialiased pixels reach
@@ -96,7 +98,7 @@ class Pair:
     def changed_region(self) -> np.ndarray:
         """Pixels of the changed element in either image [S, S] bool (also where the title's box covers it)."""
         masks = np.concatenate([self.masks, self.static_masks])
-        region = np.isin(masks, [CLASS_ID[c] for c in VARIANTS[self.variant].classes]).any(0)
+        region = np.isin(masks, [CLASS_ID[c] for c in variant_spec(self.variant).classes]).any(0)
         if self.outline_zone is not None:  # plus the frame pixels on and around the element's box
             region |= self.outline_zone & (masks == CLASS_ID["frame"]).any(0)
         return region
@@ -108,21 +110,19 @@ class Pair:
 
 
 def other_title(index: int, chirp: Chirp) -> str:
-    """The same title template with other digits and the other chirp-type word."""
-    other_kind = CHIRP_TYPES[(CHIRP_TYPES.index(chirp.kind) + 1) % len(CHIRP_TYPES)]
-    return title_for(
-        index + 50000,
-        Chirp(chirp.start_time, chirp.duration, chirp.start_freq, chirp.end_freq, other_kind, chirp.noise_level),
-    )
+    """Another test image's title of the same length: the next image number with as many digits (the chirp
+    type kept), so the swap stays inside what training showed and moves no other pixel."""
+    number = index + 2 if len(str(index + 2)) == len(str(index + 1)) else index
+    return title_for(number, chirp)
 
 
-def titles(variant: str, index: int, chirp: Chirp) -> tuple[str, str]:
-    """The two members' titles: the dataset's, another for title_text, a short one for title_moved
-    (the full title spans the axes and has nowhere to move)."""
-    if variant == "title_moved":
+def titles(name: str, index: int, chirp: Chirp) -> tuple[str, str]:
+    """The two members' titles: the dataset's, another of the same length for title_text, a short one for
+    title_moved (the full title spans the axes and has nowhere to move)."""
+    if name == "title_moved":
         return (SHORT_TITLE.format(index + 1),) * 2
     title = title_for(index + 1, chirp)
-    return title, other_title(index, chirp) if variant == "title_text" else title
+    return title, other_title(index, chirp) if name == "title_text" else title
 
 
 def blanked(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -134,9 +134,18 @@ def blanked(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...]) -> tupl
     return rgb, mask
 
 
+def greyed(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The element's ink in dark grey instead of black: its pixels keep their class and no white gap
+    opens where it was (frame_grey, the in-distribution counterpart of frame_blank)."""
+    region = np.isin(mask, [CLASS_ID[c] for c in classes])
+    rgb = rgb.copy()
+    rgb[region] = np.maximum(rgb[region], GREY_RGB)
+    return rgb, mask
+
+
 def colorbar_zone(r: PlotRenderer) -> np.ndarray:
-    """Pixels of the colorbar with its ticks and text, grown by OUTLINE_PX: where its outline and tick marks "
-    "are drawn."""
+    """Pixels of the colorbar with its ticks and text, grown by OUTLINE_PX: where its outline and tick
+    marks are drawn."""
     rows, cols = bbox_pixels(r.colorbar.ax.get_tightbbox(r.canvas.get_renderer()), r.size, r.size)
     zone = np.zeros((r.size, r.size), bool)
     zone[
@@ -147,10 +156,11 @@ def colorbar_zone(r: PlotRenderer) -> np.ndarray:
 
 
 class PairRenderer:
-    """The dataset's renderer and, built when first needed, the restyled ones (same layout)."""
+    """The dataset's renderer and, built when first needed, the restyled ones (same layout); with `cues`,
+    every member shows the planted cues as the dataset drew them (vitheads.data.cues)."""
 
-    def __init__(self, size: int, distortions: Distortions):
-        self.size, self.distortions = size, distortions
+    def __init__(self, size: int, distortions: Distortions, cues: CueContext | None = None):
+        self.size, self.distortions, self.cues = size, distortions, cues
         self.renderers = {"base": PlotRenderer(size, distortions)}
 
     @property
@@ -166,16 +176,31 @@ class PairRenderer:
             self.renderers[name] = r
         return self.renderers[name]
 
-    def pair(self, variant: str, power: np.ndarray, chirp: Chirp, index: int) -> Pair:
+    def render(self, renderer: PlotRenderer, power, chirp: Chirp, title: str, cues: np.ndarray | None = None):
+        """One member: the renderer's image with the dataset's cues (or the given cue values) drawn in."""
+        rgb, mask = renderer.render(power, chirp, title)
+        if self.cues is not None and self.cues.plan.kinds:
+            rgb = apply_cues(rgb, renderer.cue_places, self.cues.plan.kinds, cues)
+        return rgb, mask
+
+    def pair(self, name: str, power: np.ndarray, chirp: Chirp, index: int) -> Pair:
         """Test image `index` (0-based) and its variant."""
-        v = VARIANTS[variant]
-        first, second = (self.renderer(name) for name in v.members)
-        title_a, title_b = titles(variant, index, chirp)
-        a = first.render(power, chirp, title_a)
-        b = blanked(*a, v.classes) if v.role == "blank" else second.render(power, chirp, title_b)
+        v = variant_spec(name)
+        first, second = (self.renderer(member) for member in v.members)
+        title_a, title_b = titles(name, index, chirp)
+        shown = self.cues.shown(index) if self.cues is not None else None
+        a = self.render(first, power, chirp, title_a, shown)
+        if v.role == "blank":
+            b = blanked(*a, v.classes)
+        elif name == "frame_grey":
+            b = greyed(*a, v.classes)
+        elif v.role == "cue":
+            b = self.render(first, power, chirp, title_a, self.cues.swapped(index, v.kind))
+        else:
+            b = self.render(second, power, chirp, title_b, shown)
         zone = colorbar_zone(first) | colorbar_zone(second) if "colorbar" in v.classes else None
         return Pair(
-            variant,
+            name,
             np.stack([a[0], b[0]]),
             np.stack([a[1], b[1]]),
             np.stack([first.static_mask, second.static_mask]),
@@ -183,16 +208,16 @@ class PairRenderer:
         )
 
 
-def render_pairs(variant: str, seed: int, patch: int, n: int, renderer: PairRenderer) -> PairSet:
+def render_pairs(name: str, seed: int, patch: int, n: int, renderer: PairRenderer) -> PairSet:
     """The first n test images of the generated dataset (same seed: same spectrograms) and their variants."""
     pairs: list[Pair] = []
     for index in range(n):
         rng = image_rng(seed, "test", index)
         chirp = sample_chirp(rng)
-        pairs.append(renderer.pair(variant, spectrogram(chirp, rng), chirp, index))
+        pairs.append(renderer.pair(name, spectrogram(chirp, rng), chirp, index))
     changed = np.stack([p.changed_region for p in pairs])
     masks = np.stack([p.masks for p in pairs])  # [n, 2, S, S]
-    ids = [CLASS_ID[c] for c in VARIANTS[variant].classes]
+    ids = [CLASS_ID[c] for c in variant_spec(name).classes]
     in_a, in_b = (np.isin(masks[:, k], ids) for k in (0, 1))  # [n, S, S]: pixel level, so ink the element
     left, reached = (
         patch_any(in_a & ~in_b, patch),
@@ -200,7 +225,7 @@ def render_pairs(variant: str, seed: int, patch: int, n: int, renderer: PairRend
     )  # keeps in both members (the colorbar's
     # outline is frame too) does not hide a patch it moved into; a patch it both left and reached counts for neither
     return PairSet(
-        variant,
+        name,
         np.stack([p.images for p in pairs]),
         patch_any(changed, patch),
         left & ~reached,
@@ -209,9 +234,9 @@ def render_pairs(variant: str, seed: int, patch: int, n: int, renderer: PairRend
     )
 
 
-def _init_worker(size: int, distortions: Distortions) -> None:
+def _init_worker(size: int, distortions: Distortions, cues: CueContext | None) -> None:
     global _renderer
-    _renderer = PairRenderer(size, distortions)
+    _renderer = PairRenderer(size, distortions, cues)
 
 
 def _render_variant(job: tuple[str, int, int, int]) -> PairSet:
@@ -219,19 +244,26 @@ def _render_variant(job: tuple[str, int, int, int]) -> PairSet:
 
 
 def render_variants(
-    variants: list[str], seed: int, size: int, patch: int, distortions: Distortions, n: int, workers: int
+    variants: list[str],
+    seed: int,
+    size: int,
+    patch: int,
+    distortions: Distortions,
+    n: int,
+    workers: int,
+    cues: CueContext | None = None,
 ) -> Iterator[PairSet]:
     """render_pairs of every variant, in order, from a pool of processes (one renderer each) that
     renders the next variants while the caller measures the first."""
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(size, distortions)) as pool:
+    with context.Pool(workers, initializer=_init_worker, initargs=(size, distortions, cues)) as pool:
         yield from pool.imap(_render_variant, [(v, seed, patch, n) for v in variants])
 
 
 def check_reproduces(pairs: PairSet, dataset_images: np.ndarray, dataset: str) -> None:
     """Member A of every pair but the moved elements is the dataset's own test image, byte for byte."""
     n = len(pairs.images)
-    if VARIANTS[pairs.variant].members[0] == "base" and not np.array_equal(pairs.images[:, 0], dataset_images[:n]):
+    if variant_spec(pairs.variant).members[0] == "base" and not np.array_equal(pairs.images[:, 0], dataset_images[:n]):
         raise StageError(
             f"paired renders of '{pairs.variant}' do not reproduce {dataset}'s test images: "
             "was the dataset rendered by another version of vitheads/data/rendering.py?"

@@ -49,3 +49,17 @@ def pixel_region_shares(fractions: np.ndarray) -> np.ndarray:
     groups = [[i for i, c in enumerate(CLASSES) if KIND_OF.get(c, c) == region] for region in PIXEL_REGIONS]
     flat = fractions.reshape(len(fractions), -1, fractions.shape[-1])
     return np.stack([flat[..., g].sum(-1) for g in groups], -1)
+
+
+def receptive_tokens(pixels: np.ndarray, patch: int, stem: str) -> np.ndarray:
+    """[P] bool: the tokens whose embedding can change when `pixels` ([S, S] bool) change. The patch stem
+    sees its own patch; the conv stem (vitheads.model.vit.ConvStemEmbed: log2(patch) 3x3 stride-2 convs,
+    padding 1, then a 1x1 conv) sees 2 x patch - 1 pixels, reaching patch - 1 pixels up and left."""
+    if stem == "patch":
+        return patch_any(pixels[None], patch)[0]
+    seen = pixels
+    for _ in range(int(np.log2(patch))):  # each conv: output j sees inputs 2j-1, 2j, 2j+1
+        padded = np.pad(seen, ((1, 1), (1, 1)))
+        rows = padded[:-2:2] | padded[1:-1:2] | padded[2::2]
+        seen = rows[:, :-2:2] | rows[:, 1:-1:2] | rows[:, 2::2]
+    return seen.ravel()

@@ -88,7 +88,8 @@ class PlotRenderer:
         and the pixels blitted back for every image."""
         self.canvas.draw()
         self.static_mask = self._static_mask()
-        self.canvas.draw()  # _static_mask drew artists one by one; restore the whole figure
+        self.cue_places = self._cue_places()
+        self.canvas.draw()  # _static_mask and _cue_places drew artists one by one; restore the whole figure
         self.background = self.canvas.copy_from_bbox(self.figure.bbox)
 
     def _add_colorbar(self):
@@ -160,6 +161,21 @@ class PlotRenderer:
         for text, text_class in self._axis_label_artists():
             self._paint(mask, text.get_window_extent(renderer), text_class)
         return mask
+
+    def _cue_places(self) -> dict[str, np.ndarray]:
+        """The pixels each planted cue may shade (vitheads.data.cues), for the elements this plot has."""
+        places = {}
+        if self.distortions.axis_labels:
+            places["text"] = self._ink(self.ax.xaxis.label)
+        if self.colorbar is not None and self.distortions.tick_labels:
+            labels = [t.label2 for t in self._visible_ticks(self.colorbar.ax.yaxis) if t.label2.get_visible()]
+            if self.distortions.axis_labels:
+                labels.append(self.colorbar.ax.yaxis.label)
+            places["colorbar"] = np.any([self._ink(label) for label in labels], axis=0)
+        if self.distortions.frame:
+            first = min(self._visible_ticks(self.ax.xaxis), key=lambda t: t.get_loc())
+            places["frame"] = self._ink(first.tick1line) & ~self._ink(self.ax.spines["bottom"])
+        return places
 
     def _axis_label_artists(self):
         if not self.distortions.axis_labels:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vitheads.data.cues import CUE_KINDS, cue_classes
 from vitheads.data.furniture import Distortions
 
 
@@ -37,24 +38,47 @@ VARIANTS = {
     "colorbar_moved": Variant(
         "colorbar", "moved", ("colorbar", "colorbar_text"), "colorbar", ("colorbar_top", "colorbar_bottom")
     ),
+    "frame_grey": Variant("frame", "content", ("frame",), "frame"),  # spines and ticks dark grey: no white gap
     "frame_blank": Variant("frame", "blank", ("frame",), "frame"),  # spines and tick marks
     "frame_moved": Variant("frame", "moved", ("frame",), "frame", ("frame_bottom_left", "frame_top_right")),
 }
 
 
-def available_variants(distortions: Distortions) -> list[str]:
-    return [name for name, v in VARIANTS.items() if getattr(distortions, v.needs)]
+# Planted cues (vitheads.data.cues): the cue's value moved, nothing else; only where the dataset has the cue.
+CUE_VARIANTS = {f"{kind}_cue": Variant(kind, "cue", cue_classes(kind), kind) for kind in CUE_KINDS}
+
+
+def variant_spec(name: str) -> Variant:
+    return VARIANTS[name] if name in VARIANTS else CUE_VARIANTS[name]
+
+
+def available_variants(distortions: Distortions, planted: tuple[str, ...] = ()) -> list[str]:
+    """The variants this plot allows: the element each changes is drawn; and the planted kinds' cues."""
+    return [name for name, v in VARIANTS.items() if getattr(distortions, v.needs)] + [f"{k}_cue" for k in planted]
 
 
 def response_variants(kind: str, variants: list[str]) -> list[str]:
-    """The variants that test whether a head responds to a kind: its content swaps, or blanking where
-    it has none (the frame's only content is its ink)."""
-    mine = [v for v in variants if VARIANTS[v].kind == kind]
-    return [v for v in mine if VARIANTS[v].role == "content"] or [v for v in mine if VARIANTS[v].role == "blank"]
+    """The variants that test whether a head responds to a kind: its content swaps (the frame's: its ink
+    painted dark grey), or blanking where there are none."""
+    mine = [v for v in variants if variant_spec(v).kind == kind]
+    return [v for v in mine if variant_spec(v).role == "content"] or [
+        v for v in mine if variant_spec(v).role == "blank"
+    ]
+
+
+def cue_variant(kind: str, variants: list[str]) -> str | None:
+    return next((v for v in variants if variant_spec(v).kind == kind and variant_spec(v).role == "cue"), None)
+
+
+def patched_variants(variants: list[str]) -> list[str]:
+    """The variants whose pairs are patched: every kind's response variants and the planted cues'."""
+    kinds = dict.fromkeys(variant_spec(v).kind for v in variants)
+    tested = {v for kind in kinds for v in response_variants(kind, variants)}
+    return [v for v in variants if v in tested or variant_spec(v).role == "cue"]
 
 
 def moved_variant(kind: str, variants: list[str]) -> str | None:
-    return next((v for v in variants if VARIANTS[v].kind == kind and VARIANTS[v].role == "moved"), None)
+    return next((v for v in variants if variant_spec(v).kind == kind and variant_spec(v).role == "moved"), None)
 
 
 @dataclass
@@ -71,4 +95,4 @@ class PairSet:
 
     @property
     def moved(self) -> bool:
-        return VARIANTS[self.variant].role == "moved"
+        return variant_spec(self.variant).role == "moved"

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from vitheads.interp.cache import STACK_ROWS, finish_block, run_from, run_with_cache, stack_groups
 from vitheads.model.hooks import hooked
 from vitheads.model.vit import device_of, to_input
+from vitheads.threads import release_freed_memory
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ def sweep(
     for start in range(0, len(images), batch_size):
         x = to_input(images[start : start + batch_size], device_of(model))
         y = torch.from_numpy(z_true[start : start + batch_size]).to(x.device)
+        release_freed_memory()
         cache = run_with_cache(model, x)
         baseline.append(((cache.output - y) ** 2).cpu().numpy())
         for layer, todo in by_layer.items():

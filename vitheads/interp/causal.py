@@ -26,7 +26,7 @@ from tqdm import tqdm
 from vitheads.data.variants import PairSet
 from vitheads.interp.attention import received_attention
 from vitheads.interp.cache import ActivationCache, run_with_cache
-from vitheads.interp.patching import patched_layer
+from vitheads.interp.patching import attribution_patching, kv_patched_layer, patched_layer
 from vitheads.model.vit import device_of, to_input
 
 
@@ -43,6 +43,10 @@ class VariantMeasures:
     follow: np.ndarray | None  # [n, L, H] in multiples of uniform attention (moved elements only)
     patch_prediction_change: np.ndarray | None  # [n_patch, L, H, 2, T] |change|, per names.PATCH_DIRECTIONS
     patch_squared_error_change: np.ndarray | None  # [n_patch, L, H, 2, T]
+    patch_estimate: np.ndarray | None  # [n_patch, L, H, 2, T] attribution patching's signed estimate, every head
+    kv_prediction_change: np.ndarray | None = None  # [n_patch, L, H, 2, T] |change|, keys/values patched
+    kv_read_element: np.ndarray | None = None  # [n_patch, L, H, 2] ||dz_h|| at the element's token queries
+    kv_read_elsewhere: np.ndarray | None = None  # [n_patch, L, H, 2] ||dz_h|| at the other patch queries
 
     @property
     def patch_effect(self) -> np.ndarray:
@@ -77,31 +81,77 @@ def follow_score(
     return (gain / uniform[:, None, None]).cpu().numpy()
 
 
+def patch_estimates(model: nn.Module, a: ActivationCache, b: ActivationCache) -> np.ndarray:
+    """[B, L, H, 2, T]: attribution patching's estimate of each head's prediction change, per direction."""
+    both = [attribution_patching(model, target, source) for target, source in ((a, b), (b, a))]  # [L, H, B, T]
+    return torch.stack(both, 3).permute(2, 0, 1, 3, 4).cpu().numpy()
+
+
 @torch.inference_mode()
 def patch_both_ways(
-    model: nn.Module, a: ActivationCache, b: ActivationCache, y: torch.Tensor
+    model: nn.Module, a: ActivationCache, b: ActivationCache, y: torch.Tensor, patched: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """[B, L, H, 2, T] each: |prediction change| and squared-error change when one head's output
-    comes from the other member, per direction (names.PATCH_DIRECTIONS)."""
-    abs_change, err_change = [], []
+    """[B, L, H, 2, T] each: |prediction change| and squared-error change when one head's output comes
+    from the other member, per direction (names.PATCH_DIRECTIONS), for the heads marked in patched [L, H];
+    NaN for the others."""
+    n_layers, n_heads = patched.shape
+    abs_change = torch.full((n_layers, n_heads, len(y), 2, y.shape[1]), float("nan"))
+    err_change = abs_change.clone()
+    for layer in range(n_layers):
+        heads = np.flatnonzero(patched[layer]).tolist()
+        if not heads:
+            continue
+        for d, (target, source) in enumerate(((a, b), (b, a))):
+            out, clean = patched_layer(model, target, source, layer, heads).cpu(), target.output.cpu()  # [K, B, T]
+            abs_change[layer, heads, :, d] = (out - clean).abs()
+            err_change[layer, heads, :, d] = (out - y.cpu()) ** 2 - (clean - y.cpu()) ** 2
+    return abs_change.permute(2, 0, 1, 3, 4).numpy(), err_change.permute(2, 0, 1, 3, 4).numpy()
+
+
+def changed_tokens(a: ActivationCache, b: ActivationCache, tolerance: float = 1e-6) -> torch.Tensor:
+    """[B, N] bool: the tokens whose embedding differs between the members: all the stem lets the element
+    reach (31 px per token for the conv stem), not only the patches its mask touches."""
+    return (a.resid_pre[0] - b.resid_pre[0]).abs().amax(-1) > tolerance
+
+
+@torch.inference_mode()
+def kv_both_ways(model: nn.Module, a: ActivationCache, b: ActivationCache) -> dict[str, np.ndarray]:
+    """Key/value patching of every head at the changed tokens, each way (names.PATCH_DIRECTIONS): the
+    |prediction change| [B, L, H, 2, T], and the head's own output change (what it read) at the changed
+    tokens' queries and at the other patch queries (the broadcast), [B, L, H, 2] each."""
+    prefix = model.num_prefix_tokens
+    tokens = changed_tokens(a, b)  # [B, N]
+    at, other = tokens[:, prefix:].float(), (~tokens[:, prefix:]).float()  # [B, P]
+    changes, reads, broadcasts = [], [], []
     for layer in range(len(a.z)):
-        outs = [
-            (patched_layer(model, target, source, layer), target.output) for target, source in ((a, b), (b, a))
-        ]  # [H, B, T]
-        abs_change.append(torch.stack([(out - clean).abs() for out, clean in outs], 2))  # [H, B, 2, T]
-        err_change.append(torch.stack([(out - y) ** 2 - (clean - y) ** 2 for out, clean in outs], 2))
-    stack = lambda xs: torch.stack(xs).permute(2, 0, 1, 3, 4).cpu().numpy()  # [L, H, B, 2, T] -> [B, L, H, 2, T]
-    return stack(abs_change), stack(err_change)
+        per_direction = [kv_patched_layer(model, t, s, layer, tokens) for t, s in ((a, b), (b, a))]
+        changes.append(torch.stack([(out - t.output).abs() for (out, _), t in zip(per_direction, (a, b))], 2))
+        norms = [dz[:, :, prefix:].norm(dim=-1) for _, dz in per_direction]  # [H, B, P] each
+        reads.append(torch.stack([(n * at).sum(-1) / at.sum(-1).clamp_min(1) for n in norms], -1))  # [H, B, 2]
+        broadcasts.append(torch.stack([(n * other).sum(-1) / other.sum(-1).clamp_min(1) for n in norms], -1))
+    as_array = lambda xs: (
+        torch.stack(xs).transpose(0, 2).transpose(1, 2).cpu().numpy()
+    )  # [L, H, B, ...] -> [B, L, H, ...]
+    return {"kv_abs": as_array(changes), "kv_read": as_array(reads), "kv_broadcast": as_array(broadcasts)}
 
 
 @torch.inference_mode()
 def measure_variant(
-    model: nn.Module, pairs: PairSet, z_true: np.ndarray, batch_size: int, n_patch: int
+    model: nn.Module,
+    pairs: PairSet,
+    z_true: np.ndarray,
+    batch_size: int,
+    n_patch: int,
+    screen: float = 0.0,
+    kv: bool = False,
 ) -> VariantMeasures:
-    """Every measure of one variant, batch by batch from activation caches of both members."""
+    """Every measure of one variant, batch by batch from activation caches of both members. Patching, on
+    the first n_patch pairs: exact for the heads whose attribution-patching estimate of the mean |prediction
+    change| reaches `screen` (0: every head), NaN for the others."""
     model.eval()
     device, prefix, n = device_of(model), model.num_prefix_tokens, len(pairs.images)
     parts: dict[str, list[np.ndarray]] = {}
+    to_patch = []
     for start in tqdm(range(0, n, batch_size), desc=f"causal {pairs.variant}", unit="batch", leave=False):
         rows = slice(start, start + batch_size)
         xa, xb = (to_input(pairs.images[rows, k], device) for k in (0, 1))
@@ -117,10 +167,17 @@ def measure_variant(
             found["follow"] = follow_score(model, xa, xb, old, new)
         if start < n_patch:
             keep = slice(0, min(batch_size, n_patch - start))
-            found["patch_abs"], found["patch_err"] = patch_both_ways(model, a.rows(keep), b.rows(keep), y[keep])
+            to_patch.append((a.rows(keep), b.rows(keep), y[keep]))
+            found["patch_estimate"] = patch_estimates(model, *to_patch[-1][:2])
+            if kv:
+                found |= kv_both_ways(model, *to_patch[-1][:2])
         for key, value in found.items():
             parts.setdefault(key, []).append(value)
     joined = {k: np.concatenate(v) for k, v in parts.items()}
+    if to_patch:
+        patched = np.abs(joined["patch_estimate"]).mean((0, 3, 4)) >= screen  # [L, H]
+        exact = [patch_both_ways(model, a, b, y, patched) for a, b, y in to_patch]
+        joined["patch_abs"], joined["patch_err"] = (np.concatenate(x) for x in zip(*exact))
     return VariantMeasures(
         joined["at"],
         joined["else"],
@@ -131,4 +188,8 @@ def measure_variant(
         joined.get("follow"),
         joined.get("patch_abs"),
         joined.get("patch_err"),
+        joined.get("patch_estimate"),
+        joined.get("kv_abs"),
+        joined.get("kv_read"),
+        joined.get("kv_broadcast"),
     )

@@ -77,7 +77,9 @@ def train(
     val_images, val_z = images[val_rows], z[val_rows]
     generator = torch.Generator().manual_seed(seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=f["lr"], weight_decay=f["weight_decay"], fused=f["fused_optimizer"])
+    optimizer = torch.optim.AdamW(
+        trainable, lr=f["lr"], betas=(0.9, f["adam_beta2"]), weight_decay=f["weight_decay"], fused=f["fused_optimizer"]
+    )
     memory_format = torch.channels_last if f["channels_last"] else torch.contiguous_format
     model.to(memory_format=memory_format)  # channels-last: the conv stem's kernels run faster on CPU
     total = math.ceil(len(train_rows) / f["batch_size"]) * f["epochs"]
@@ -138,13 +140,21 @@ class Finetuned:
     seconds: float
 
 
-def finetune(images: np.ndarray, y: np.ndarray, m: dict[str, Any], f: dict[str, Any], seed: int) -> Finetuned:
+def finetune(
+    images: np.ndarray,
+    y: np.ndarray,
+    m: dict[str, Any],
+    f: dict[str, Any],
+    seed: int,
+    cue_tokens: dict[str, list[int]] | None = None,
+) -> Finetuned:
     """The finetune stage's work: seeded split and init, optional checkpoint and LoRA, training on the
-    train rows of (images, y) with targets z-scored by the train rows' mean and std."""
+    train rows of (images, y) with targets z-scored by the train rows' mean and std; with cue_tokens, the
+    planted model (vitheads.model.planted)."""
     rows = split_indices(len(y), f["val_fraction"], seed)
     scaling = Scaling.fit(y[rows[0]])
     torch.manual_seed(seed)
-    model = build_model(m, y.shape[1])
+    model = build_model(m, y.shape[1], cue_tokens)
     if m["init"] != "scratch":
         left = load_pretrained(model, m["init"])
         log.info("read %s (new, randomly initialised: %s)", m["init"], ", ".join(left) or "nothing")

@@ -22,6 +22,7 @@ from timm.models import load_state_dict
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
+from vitheads.model.planted import plant
 from vitheads.outputs import StageError
 
 WEIGHTS = "model.safetensors"
@@ -114,13 +115,17 @@ class ChirpViT(VisionTransformer):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if not self.flatten_readout:
             return super().forward_head(x, pre_logits)
-        x = self.head_drop(self.fc_norm(x[:, self.num_prefix_tokens :]).flatten(1))
+        x = self.fc_norm(x[:, self.num_prefix_tokens :])  # [B, P, D]
+        if hasattr(self, "readout_keep"):  # a planted model reads no cue token (vitheads.model.planted)
+            x = x * self.readout_keep[:, None]
+        x = self.head_drop(x.flatten(1))
         return x if pre_logits else self.head(x)
 
 
-def build_model(m: dict[str, Any], num_outputs: int) -> ChirpViT:
-    """The ViT that params.yaml `model` describes, randomly initialised (seed torch first)."""
-    return ChirpViT(
+def build_model(m: dict[str, Any], num_outputs: int, cue_tokens: dict[str, list[int]] | None = None) -> ChirpViT:
+    """The ViT that params.yaml `model` describes, randomly initialised (seed torch first); with cue_tokens
+    (kind -> token indices), planted: its cues reach the output only through designated heads."""
+    model = ChirpViT(
         img_size=m["image_size"],
         patch_size=m["patch_size"],
         embed_dim=m["embed_dim"],
@@ -131,6 +136,7 @@ def build_model(m: dict[str, Any], num_outputs: int) -> ChirpViT:
         num_classes=num_outputs,
         embed_layer=ConvStemEmbed if m["stem"] == "conv" else PatchEmbed,
     )
+    return plant(model, cue_tokens) if cue_tokens else model
 
 
 def load_pretrained(model: ChirpViT, path: str | Path) -> list[str]:
@@ -187,6 +193,6 @@ def load_trained(model_dir: str | Path) -> tuple[ChirpViT, dict[str, Any]]:
         if not (model_dir / name).is_file():
             raise StageError(f"'{model_dir / name}' not found; run the finetune stage first")
     config = json.loads((model_dir / CONFIG).read_text())
-    model = build_model(config["model"], len(config["targets"]))
+    model = build_model(config["model"], len(config["targets"]), config.get("cue_tokens"))
     model.load_state_dict(load_file(str(model_dir / WEIGHTS)))
     return model.eval(), config

@@ -28,14 +28,18 @@ OUTLINE_COLOURS = {"chirp": "#39ff14", "text": "#00bfff", "colorbar": "#ff9900",
 REGION_COLUMNS = ["enrichment", "ci_low", "ci_high", "null", "excess_ci_low", "excess_ci_high"]
 CAUSAL_MEASURES = [
     "sensitivity_element",
-    "sensitivity_excess",
+    "sensitivity_elsewhere",
+    "kv_read",
     "follow",
     "patch_prediction_change",
+    "kv_prediction_change",
 ]  # results/causal/heads.csv
 EVIDENCE = {
     "responds": "responds",
+    "reads": "reads",
     "follows": "follows",
     "changes_predictions": "changes predictions",
+    "reads_into_output": "reads into the output",
 }  # classify's joined columns
 
 

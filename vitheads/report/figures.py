@@ -13,10 +13,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PatchCollection
 from matplotlib.colors import ListedColormap, LogNorm, to_rgb
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 
 from vitheads.names import CLASSES
 
@@ -84,6 +86,15 @@ def layer_boxes(per_layer: dict[str, list[np.ndarray]], ylabel: str, path) -> No
     save(figure, path)
 
 
+def multiples_colorbar(figure: Figure, image, norm: LogNorm, label: str, **where):
+    """A colour bar in plain multiples of uniform attention (0.5, 1, 2, ...), not powers of ten."""
+    ticks = [t for t in (1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16, 64) if norm.vmin <= t <= norm.vmax]
+    bar = figure.colorbar(image, label=label, ticks=ticks, **where)
+    bar.ax.set_yticklabels([f"{t:g}" if t >= 1 else f"1/{round(1 / t)}" for t in ticks])
+    bar.ax.minorticks_off()
+    return bar
+
+
 def uniform_multiples_norm(vmax: float) -> LogNorm:
     """One log colour scale for every attention figure, in multiples of uniform attention: 1 sits
     in the middle of [1/vmax, vmax], so a flat map stays one mid colour and 30x stays distinct from 3x."""
@@ -91,27 +102,47 @@ def uniform_multiples_norm(vmax: float) -> LogNorm:
     return LogNorm(vmin=1 / vmax, vmax=vmax)
 
 
-def head_grid(maps: np.ndarray, title: str, path, norm: LogNorm) -> None:
-    """Layers x heads small multiples of [G, G] maps in multiples of uniform attention (1 = uniform),
-    all on one colour scale, each panel's maximum printed in its corner."""
-    layers, heads = maps.shape[:2]
-    figure = new_figure(0.9 * heads + 1.2, 0.9 * layers + 0.9, dpi=100)
-    axes = figure.subplots(layers, heads, squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+def mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:
+    """[L, H, G, G] -> one [L*(G+gap)-gap, H*(G+gap)-gap] array, panels separated by NaN (drawn white)."""
+    layers, heads, g, _ = maps.shape
+    out = np.full((layers * (g + gap) - gap, heads * (g + gap) - gap), np.nan)
     for l in range(layers):
         for h in range(heads):
-            ax = axes[l, h]
-            image = ax.imshow(maps[l, h], cmap="magma", norm=norm, interpolation="nearest")
-            ax.text(
-                0.03, 0.97, f"{maps[l, h].max():.1f}", transform=ax.transAxes, fontsize=5.5, va="top", color="white"
+            out[l * (g + gap) : l * (g + gap) + g, h * (g + gap) : h * (g + gap) + g] = maps[l, h]
+    return out
+
+
+def head_grid(maps: np.ndarray, title: str, path, norm: LogNorm, outline: np.ndarray | None = None) -> None:
+    """Layers x heads small multiples of [G, G] maps in multiples of uniform attention (1 = uniform), all on
+    one colour scale, drawn as one mosaic; each panel's maximum printed in its corner, and the patches of
+    `outline` ([G, G] bool: the spectrogram's plot area) framed in every panel."""
+    layers, heads, g, _ = maps.shape
+    step = g + 1
+    figure = new_figure(0.62 * heads + 1.6, 0.62 * layers + 1.0, dpi=110)
+    ax = figure.subplots()
+    cmap = colormaps["magma"].with_extremes(bad="white")
+    image = ax.imshow(mosaic(maps), cmap=cmap, norm=norm, interpolation="nearest")
+    if outline is not None and outline.any():
+        rows, cols = np.flatnonzero(outline.any(1)), np.flatnonzero(outline.any(0))
+        boxes = [
+            Rectangle(
+                (h * step + cols[0] - 0.5, l * step + rows[0] - 0.5), cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
             )
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if l == 0:
-                ax.set_title(f"H{h + 1}", fontsize=8)
-            if h == 0:
-                ax.set_ylabel(f"L{l + 1}", fontsize=8, rotation=0, labelpad=12)
-    figure.colorbar(image, ax=axes, shrink=0.5, label="attention / uniform (log scale, 1 = uniform); corner: panel max")
-    figure.suptitle(title, fontsize=10)
+            for l in range(layers)
+            for h in range(heads)
+        ]
+        ax.add_collection(PatchCollection(boxes, facecolor="none", edgecolor="#00bfff", linewidth=0.5))
+    for l in range(layers):
+        for h in range(heads):
+            ax.text(h * step - 0.4, l * step - 0.4, f"{maps[l, h].max():.1f}", fontsize=4.5, va="top", color="white")
+    ax.set_xticks([h * step + (g - 1) / 2 for h in range(heads)], [f"H{h + 1}" for h in range(heads)], fontsize=7)
+    ax.set_yticks([l * step + (g - 1) / 2 for l in range(layers)], [f"L{l + 1}" for l in range(layers)], fontsize=7)
+    ax.tick_params(length=0)
+    label = "attention / uniform (log scale, 1 = uniform); corner: panel max"
+    if outline is not None:
+        label += "\nblue box: the spectrogram's plot area"
+    multiples_colorbar(figure, image, norm, label, ax=ax, shrink=0.6)
+    ax.set_title(title, fontsize=9)
     save(figure, path)
 
 
@@ -139,7 +170,7 @@ def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], title:
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    figure.colorbar(image, ax=axes, shrink=0.6, label="attention / uniform (log scale)")
+    multiples_colorbar(figure, image, norm, "attention / uniform (log scale)", ax=axes, shrink=0.6)
     figure.suptitle(title, fontsize=9)
     save(figure, path)
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from vitheads.analysis.tables import read_arrays, read_table
 from vitheads.analysis.taxonomy import LABEL_COLOURS, LABELS
 from vitheads.data.dataset import load_split
-from vitheads.names import TARGETS, UNITS, VIEW_TITLES, head_name, view_reaches_output
+from vitheads.data.regions import patch_fractions
+from vitheads.names import CLASS_ID, TARGETS, UNITS, VIEW_TITLES, head_name, view_reaches_output
 from vitheads.outputs import atomic_path
 from vitheads.report import figures
 
@@ -54,6 +56,12 @@ def ablation(heads: pd.DataFrame) -> None:
         figures.layer_boxes(per_layer, "MSE increase (%)", tmp / "layers.png")
 
 
+def plot_area(masks: np.ndarray, patch: int) -> np.ndarray:
+    """[G, G] bool: patches that are mostly spectrogram (background or chirp pixels) on average."""
+    shares = patch_fractions(np.asarray(masks), patch)  # [n, G, G, C]
+    return shares[..., [CLASS_ID["background"], CLASS_ID["chirp"]]].sum(-1).mean(0) >= 0.5
+
+
 def attention(heads: pd.DataFrame, p: dict) -> None:
     """Every view's grid and the overlays on one scale, in multiples of uniform attention."""
     maps, examples = read_arrays("results/attention/maps.npz"), read_arrays("results/attention/examples.npz")
@@ -65,7 +73,9 @@ def attention(heads: pd.DataFrame, p: dict) -> None:
     view, k = p["classify"]["view"], p["figures"]["overlay_images"]
     example_maps = examples[view][:k][:, [l for l, _ in chosen], [h for _, h in chosen]] * patches
     grids = {v: m * patches for v, m in maps.items()}
-    norm = figures.uniform_multiples_norm(max(float(example_maps.max()), *(float(g.max()) for g in grids.values())))
+    grid_norm = figures.uniform_multiples_norm(max(float(g.max()) for g in grids.values()))  # fits the mean maps
+    example_norm = figures.uniform_multiples_norm(float(example_maps.max()))  # fits the single images' maps
+    outline = plot_area(examples["masks"], int(p["model"]["patch_size"])) if "masks" in examples else None
     with atomic_path("plots/attention", is_dir=True) as tmp:
         for v, grid in grids.items():
             unread = (
@@ -73,12 +83,13 @@ def attention(heads: pd.DataFrame, p: dict) -> None:
                 if view_reaches_output(v, p["model"]["pooling"])
                 else f" (not read by the {p['model']['pooling']} readout)"
             )
-            figures.head_grid(grid, f"{VIEW_TITLES[v]}{unread}, mean over test images", tmp / f"grid_{v}.png", norm)
+            title = f"{VIEW_TITLES[v]}{unread}, mean over test images"
+            figures.head_grid(grid, title, tmp / f"grid_{v}.png", grid_norm, outline)
         names = [head_name(l + 1, h + 1) for l, h in chosen]
         title = (
             f"{VIEW_TITLES[view]}: the {len(chosen)} heads whose {p['classify']['importance_mode']} ablation hurts most"
         )
-        figures.overlays(examples["images"][:k], example_maps, names, title, tmp / "overlays.png", norm)
+        figures.overlays(examples["images"][:k], example_maps, names, title, tmp / "overlays.png", example_norm)
         scores = read_arrays("results/attention/scores.npz")
         distance = (
             read_table("results/attention/heads.csv").pivot(index="layer", columns="head", values="distance").to_numpy()
@@ -106,7 +117,7 @@ def causal(c: dict) -> None:
     }
     variants = list(dict.fromkeys(table["variant"]))
     patched = (
-        [v for v in variants if table.loc[table["variant"] == v, "patch_prediction_change"].notna().all()]
+        [v for v in variants if table.loc[table["variant"] == v, "patch_prediction_change"].notna().any()]
         if "patch_prediction_change" in table
         else []
     )
@@ -119,12 +130,20 @@ def causal(c: dict) -> None:
             c["min_response"],
         )
         figures.head_panels(
-            grids("sensitivity_excess", variants),
-            "The same minus the change at the pair's other patches (positional null; responds needs its CI above 0)",
-            "excess of ||z_B - z_A|| / typical ||z||",
-            tmp / "sensitivity_excess.png",
-            0.0,
+            grids("sensitivity_elsewhere", variants),
+            "Head output change at the pair's other patches (the broadcast: reported, not subtracted)",
+            "||z_B - z_A|| / typical ||z||",
+            tmp / "broadcast.png",
+            c["min_response"],
         )
+        if "kv_read" in table:
+            figures.head_panels(
+                grids("kv_read", patched),
+                "Head output change when only its own keys and values at the changed tokens are swapped (reads)",
+                "||z_patched - z|| / typical ||z||",
+                tmp / "reads.png",
+                c["min_response"],
+            )
         if patched:
             figures.head_panels(
                 grids("patch_prediction_change", patched),

@@ -161,8 +161,10 @@ def ablation(ab: dict, modes: list[str]) -> list:
     blocks = [
         Heading("Head ablation"),
         Paragraph(
-            f"Baseline test MSE {ab['baseline_mse']:.4f} on {ab['images']} images. Each head's output is "
-            "replaced before the output projection (zero, or its mean per token position); the table gives "
+            "Baseline test MSE "
+            + "; ".join(f"{ab[m]['baseline_mse']:.4f} on the {ab[m]['images']} images of the {m} sweep" for m in modes)
+            + ". Each head's output is replaced before the output projection (zero, or its mean per token "
+            "position); the table gives "
             "the MSE increase averaged over the layer's heads."
         ),
         Table(["Layer"] + [f"{m} ablation" for m in modes], rows),
@@ -238,10 +240,7 @@ def study_section(study: dict) -> list:
 
 
 def count_text(summary: dict, key: str) -> str:
-    if key not in summary:
-        return "not testable"
-    low, high = summary[f"{key}_mean_above_ci"]
-    return f"{summary[key]} (mean above: {summary[f'{key}_mean_above']} [{low}, {high}])"
+    return str(summary[key]) if key in summary else "not testable"
 
 
 def effect_text(effect: dict, target: str) -> str:
@@ -280,10 +279,11 @@ def causal_section(cz: dict, c: dict, test_mse: float, chirp_area: float) -> lis
         [
             k,
             ", ".join(cz[k]["response_variants"]) + f"; moved: {cz[k]['moved_variant'] or 'none'}",
-            count_text(cz[k], "heads_responding"),
-            count_text(cz[k], "heads_following"),
-            count_text(cz[k], "heads_changing_predictions"),
-            f"{cz[k].get('detectors', 0)} ({cz[k].get('detectors_task_irrelevant', 0)} task-irrelevant)",
+            *(
+                count_text(cz[k], f"heads_{label}")
+                for label in ("responds", "reads", "follows", "changes_predictions", "reads_into_output")
+            ),
+            f"{cz[k].get('heads_detector', 0)} ({cz[k].get('detectors_task_irrelevant', 0)} task-irrelevant)",
         ]
         for k in kinds
     ]
@@ -303,16 +303,18 @@ def causal_section(cz: dict, c: dict, test_mse: float, chirp_area: float) -> lis
             "its colours, painted over with the background, or moved), everything else identical: the most pixels any "
             f"pair changes outside its element's masks is {cz['pixels_changed_outside_element']}. "
             + rule_text(c, cz["images"], cz["patch_images"])
-            + " Counts by the rule (CI bounds), then the heads whose means pass it with the 95% interval of that count "
-            "over image resamples. Patch tokens only: " + CLS_NOTE
+            + " Counts of heads per label, after the correction. Patch tokens only: "
+            + CLS_NOTE
         ),
         Table(
             [
                 "Distractor",
-                "Response variants; moved",
-                "Heads responding",
-                "Heads following",
-                "Heads changing predictions",
+                "Tested variants; moved",
+                "Respond",
+                "Read (keys and values)",
+                "Follow",
+                "Change predictions (output patched)",
+                "Read into the output (keys and values patched)",
                 "Detectors",
             ],
             rows,
@@ -364,10 +366,8 @@ def causal_section(cz: dict, c: dict, test_mse: float, chirp_area: float) -> lis
         Image(Path(f"plots/causal/{name}.png"), caption)
         for name, caption in (
             ("sensitivity", "Head output change at the changed element's patches, per variant, one shared scale"),
-            (
-                "sensitivity_excess",
-                "The same minus the change at the pair's other patches (the positional null), one shared scale",
-            ),
+            ("broadcast", "Head output change at the pair's other patches (the broadcast), one shared scale"),
+            ("reads", "Head output change when only its keys and values at the element's tokens are swapped"),
             (
                 "follow",
                 "Attention moved with the moved element (received view), follow score (2: all of a uniform "

@@ -1,0 +1,53 @@
+"""Planted mechanisms with ground truth by construction (the positive controls).
+
+A planted model reads each planted cue (vitheads.data.cues) through its designated heads only: from the
+first training step every other head's attention to the cue's tokens is masked out (a -inf key bias), the
+designated heads of one kind cannot see another kind's cue tokens, and the flatten readout's weights at
+all cue tokens are zero. So the cue can reach the output only through its designated heads: they are the
+truth every measure is scored against. The cue tokens are those the cue's pixels reach through the stem
+(vitheads.data.regions.receptive_tokens), recorded by the generate stage in the dataset's meta.json.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.models.vision_transformer import Attention
+from torch import nn
+
+# Designated heads per kind: (layer, heads), 0-based, chosen before any planted model was trained.
+DESIGNATED = {"text": (1, (1, 6)), "colorbar": (2, (3, 9)), "frame": (3, (0, 8))}
+
+
+def designated_heads(kinds: list[str]) -> dict[str, list[tuple[int, int]]]:
+    """kind -> [(layer, head)] (0-based) of the planted kinds."""
+    return {k: [(DESIGNATED[k][0], h) for h in DESIGNATED[k][1]] for k in kinds}
+
+
+class KeyMaskedAttention(Attention):
+    """timm's Attention with a fixed per-head key bias [1, H, 1, N] (0, or -inf where a head may not look)."""
+
+    key_bias: torch.Tensor
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+        mask = self.key_bias if attn_mask is None else attn_mask + self.key_bias
+        return super().forward(x, attn_mask=mask.to(x.dtype), is_causal=is_causal)
+
+
+def plant(model: nn.Module, cue_tokens: dict[str, list[int]]) -> nn.Module:
+    """Install the planted structure for cue_tokens (kind -> patch-token indices) in place."""
+    prefix = model.num_prefix_tokens
+    n = prefix + model.patch_embed.num_patches
+    allowed = designated_heads(list(cue_tokens))
+    for layer, block in enumerate(model.blocks):
+        bias = torch.zeros(1, block.attn.num_heads, 1, n)  # [1, H, 1, N]: broadcast over batch and queries
+        for kind, tokens in cue_tokens.items():
+            keys = [prefix + t for t in tokens]
+            for head in range(block.attn.num_heads):
+                if (layer, head) not in allowed[kind]:
+                    bias[0, head, 0, keys] = float("-inf")
+        block.attn.__class__ = KeyMaskedAttention
+        block.attn.register_buffer("key_bias", bias)
+    keep = torch.ones(model.patch_embed.num_patches)
+    keep[[t for tokens in cue_tokens.values() for t in tokens]] = 0
+    model.register_buffer("readout_keep", keep)  # [P]: the flatten readout reads no cue token
+    return model
