@@ -37,21 +37,21 @@ def main() -> None:
 
     depth, num_heads = len(model.blocks), model.blocks[0].attn.num_heads
     started = time.perf_counter()
-    tables, metrics = [], {}
+    tables, layer_tables, metrics = [], [], {}
     for mode, wanted in images_per_mode.items():  # each mode on its first images (0: all)
         k = n if wanted == 0 else min(wanted, n)
         errors = sweep(model, images[:k], z_true[:k], all_heads(depth, num_heads, [mode]), a["batch_size"])
         table, boot = summarise(errors.baseline, errors.ablated, a["bootstrap"], p["seed"], targets)
-        layers = layer_summary(table)
+        layers = layer_summary(table, boot)
         metrics[mode] = {
             **mode_metrics(table, boot, layers, mode),
             "images": k,
             "baseline_mse": round(float(errors.baseline.mean()), 6),
         }
         tables.append(table)
+        layer_tables.append(layers)
     sweep_seconds = time.perf_counter() - started
-    heads = concat_tables(tables)
-    layers = layer_summary(heads)
+    heads, layers = concat_tables(tables), concat_tables(layer_tables)
     parts = {"sweep_seconds": sweep_seconds}
     author = None
     if a["author_protocol"]:

@@ -5,7 +5,7 @@ import time
 from vitheads import params, threads
 from vitheads.analysis.attention import head_table, mean_maps, region_scores, region_table, scores_arrays
 from vitheads.analysis.tables import write_arrays, write_table
-from vitheads.data.dataset import load_first
+from vitheads.data.dataset import load_first, load_split
 from vitheads.data.regions import region_indicators
 from vitheads.interp.attention import capture, per_image_maps
 from vitheads.model.vit import best_device, load_trained
@@ -16,6 +16,7 @@ DATA = "data/generated"
 MODEL_DIR = "models"
 RESULTS = "results/attention"  # maps.npz, examples.npz, scores.npz, region_mass.csv, heads.csv
 TIMINGS = "timings/attention.json"
+FINGERPRINTS = "tables/fingerprints.npz"  # in git: every head's received view on the shared images
 
 log = setup_logging("attention")
 
@@ -45,6 +46,10 @@ def main() -> None:
     example_maps = per_image_maps(model, examples, None if fractions is None else fractions[:k])
     seconds = time.perf_counter() - started
 
+    shared = load_split(DATA, "shared")  # the same images in every run: heads compared across runs
+    fingerprints = per_image_maps(model, shared.images, None)["received"]  # [n, L, H, G, G]
+    with atomic_path(FINGERPRINTS) as tmp:
+        write_arrays(tmp, received=fingerprints.astype("float16"))
     with atomic_path(RESULTS, is_dir=True) as tmp:
         write_arrays(tmp / "maps.npz", **mean_maps(captured.maps, tuple(model.patch_embed.grid_size)))
         masks = {} if test.masks is None else {"masks": test.masks[:k]}  # the explorer's outlines

@@ -4,6 +4,7 @@ import time
 
 from vitheads import params, threads
 from vitheads.analysis.attribution import attribution_summary, attribution_table
+from vitheads.analysis.benchmark import benchmark_metrics, flags
 from vitheads.analysis.causal import causal_metrics, head_evidence, head_rows, model_effect
 from vitheads.analysis.stats import bootstrap_weights
 from vitheads.analysis.tables import as_table, write_table
@@ -42,7 +43,7 @@ def main() -> None:
     distortions = Distortions(**p["distortion"])
     meta = load_meta(DATA)
     cues = cue_context(meta, p["seed"])
-    variants = available_variants(distortions, cues.plan.kinds if cues else ())
+    variants = available_variants(distortions, cues.plan.kinds if cues else (), c["controls"])
     if not variants:
         raise StageError("every distortion is off: there is no plot element to change (distortion.*)")
     size, patch = p["model"]["image_size"], p["model"]["patch_size"]
@@ -64,6 +65,9 @@ def main() -> None:
     table = as_table(rows)
     evidence = head_evidence(table, c, targets)
     metrics = causal_metrics(table, evidence, effects, c, outside, targets)
+    planted = flags(table, list(cues.plan.kinds), c["fdr"], targets) if cues and c["kv_patching"] else None
+    if planted is not None:
+        metrics["planted"] = benchmark_metrics(planted, list(cues.plan.kinds))
     direct = None
     if p["model"]["pooling"] == "flatten":
         values, gap = attribution_by_region(
@@ -78,6 +82,8 @@ def main() -> None:
     with atomic_path(RESULTS, is_dir=True) as tmp:
         write_table(table, tmp / "heads.csv")
         write_table(evidence, tmp / "evidence.csv", float_format=None)
+        if planted is not None:
+            write_table(planted, tmp / "benchmark.csv", float_format=None)
         if direct is not None:
             write_table(direct, tmp / "attribution.csv")
     write_json(METRICS, metrics)

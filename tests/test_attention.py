@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vitheads import params
-from vitheads.analysis.attention import derangement, head_table, region_scores, scores_arrays
+from vitheads.analysis.attention import auroc, derangement, excess_share, head_table, region_scores, scores_arrays
 from vitheads.analysis.taxonomy import label_all, region_stats, wide
 from vitheads.data.chirps import sample_chirp, spectrogram
 from vitheads.data.furniture import Distortions
@@ -45,6 +45,7 @@ def test_captured_attention_is_softmax_of_q_and_k(tiny_model):
 RULE = {
     "view": "received",
     "min_enrichment": 2.0,
+    "min_excess_share": 0.25,
     "null_ratio": 1.5,
     "mono_share": 0.75,
     "sink_enrichment": 1.5,
@@ -190,3 +191,20 @@ def test_attention_and_classify_stages_run_under_dvc(project):
     project.set_params({"classify": {"mono_share": 0.9}})
     rerun = project.dvc("repro", "classify")
     assert "Running stage 'classify'" in rerun.stdout and "Running stage 'attention'" not in rerun.stdout
+
+
+def test_ceiling_free_scores_reach_their_top_for_a_large_region_where_enrichment_cannot():
+    """A head with all its attention on a region of 27 of 64 patches (the text's usual share) has an
+    enrichment of only 64 / 27 = 2.37; AUROC and excess share both read 1. A uniform head reads 0.5 and 0."""
+    mask = np.zeros((2, 64), bool)
+    mask[:, :27] = True
+    on_region = np.where(mask, 1 / 27, 0.0)[:, None, None, :]  # [n, L=1, H=1, P]
+    uniform = np.full((2, 1, 1, 64), 1 / 64)
+    area = mask.mean(1)
+    mass = (on_region * mask[:, None, None, :]).sum(-1)
+    assert np.allclose(mass / area[:, None, None], 64 / 27)
+    assert np.allclose(auroc(on_region + 1e-9 * np.arange(64), mask), 1.0)
+    assert np.allclose(excess_share(mass, area), 1.0)
+    assert np.allclose(auroc(uniform + 1e-9 * np.random.default_rng(0).random(64), mask), 0.5, atol=0.15)
+    assert np.allclose(excess_share((uniform * mask[:, None, None, :]).sum(-1), area), 0.0, atol=1e-12)
+    assert np.isnan(auroc(uniform, np.zeros((2, 64), bool))).all()  # no region: no score

@@ -1,13 +1,14 @@
 """The dataset on disk: shapes, patch fractions, labels, and byte-identical reruns."""
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from vitheads.data.chirps import LABEL_COLUMNS
-from vitheads.data.dataset import load_meta, load_split
+from vitheads.data.dataset import SHARED_IMAGES, load_meta, load_split
 from vitheads.data.furniture import Distortions
 from vitheads.data.generation import RenderSpec, write_dataset
 from vitheads.data.regions import patch_fractions
@@ -25,11 +26,20 @@ def digest(folder: Path) -> dict[str, str]:
     }
 
 
+def test_shared_split_is_the_same_whatever_the_run_seed(tmp_path):
+    write_dataset(SPEC, SIZES, tmp_path / "a", workers=1)
+    write_dataset(replace(SPEC, seed=8), SIZES, tmp_path / "b", workers=1)
+    a, b = load_split(tmp_path / "a", "shared"), load_split(tmp_path / "b", "shared")
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.masks, b.masks)
+    assert not np.array_equal(load_split(tmp_path / "a", "test").images, load_split(tmp_path / "b", "test").images)
+
+
 def test_dataset_layout_and_labels(tmp_path):
     write_dataset(SPEC, SIZES, tmp_path, workers=1)
     meta = load_meta(tmp_path)
-    assert meta["classes"] == list(CLASSES) and meta["splits"] == SIZES and meta["patch_size"] == 16
-    for split, n in SIZES.items():
+    sizes = SIZES | {"shared": SHARED_IMAGES}
+    assert meta["classes"] == list(CLASSES) and meta["splits"] == sizes and meta["patch_size"] == 16
+    for split, n in sizes.items():
         data = load_split(tmp_path, split)
         assert data.images.shape == (n, 64, 64, 3) and data.images.dtype == np.uint8
         assert data.masks.shape == (n, 64, 64)

@@ -25,7 +25,7 @@ def test_pairs_differ_only_inside_the_changed_element(renderer, variant, index):
     pair = renderer.pair(variant, spectrogram(chirp, rng), chirp, index)
     differ = (pair.images[0] != pair.images[1]).any(-1)
     assert pair.outside_changes() == 0
-    least = 5 if variant == "title_text" else renderer.base.size // 2  # a digit of the title, or a whole element
+    least = 5 if variant in ("title_text", "blob") else renderer.base.size // 2  # a digit, a spot, or an element
     assert (differ & pair.changed_region).sum() > least  # the element really changed
     assert (pair.masks[0] == CLASS_ID["chirp"]).sum() == (pair.masks[1] == CLASS_ID["chirp"]).sum() > 0
 
@@ -74,7 +74,10 @@ def test_variants_follow_the_distortions():
         "frame_grey",
         "frame_blank",
         "frame_moved",
+        "margin_line",
+        "blob",
     ]
+    assert "blob" not in available_variants(Distortions(), controls=False)
 
 
 def test_pooled_renders_equal_one_process_renders_in_order():

@@ -156,3 +156,41 @@ def test_chirp_distributions_follow_the_paper():
     assert start.min() >= 0 and start.max() <= 45 and duration.min() >= 1 and duration.max() <= 15
     assert np.abs(band).max() <= 30
     assert 0.4 < np.mean([c.kind == "linear" for c in chirps]) < 0.6
+
+
+@pytest.mark.parametrize(
+    "off",
+    [
+        {"colorbar": False},
+        {"title": False, "axis_labels": False, "tick_labels": False},
+        {"frame": False},
+        {"title": False, "axis_labels": False, "tick_labels": False, "colorbar": False, "frame": False},
+    ],
+)
+def test_a_kept_layout_hides_the_element_and_moves_nothing_else(off):
+    """distortion.keep_layout: the spectrogram keeps the default's box (plus the 1 px a spine covered), the
+    hidden elements leave no pixel and no mask class, and every pixel outside their default masks is as in
+    the default render."""
+    rng = np.random.default_rng(3)
+    chirp = sample_chirp(rng)
+    power = spectrogram(chirp, rng)
+    full = PlotRenderer(128, Distortions())
+    kept = PlotRenderer(128, Distortions(**off, keep_layout=True))
+    (a, mask_a), (b, mask_b) = (r.render(power, chirp, title_for(1, chirp)) for r in (full, kept))
+    box = lambda m: np.argwhere(np.isin(m, [CLASS_ID["background"], CLASS_ID["chirp"]]))
+    grown = np.r_[box(mask_a).min(0) - box(mask_b).min(0), box(mask_b).max(0) - box(mask_a).max(0)]
+    assert grown.min() >= 0 and grown.max() <= (0 if off.get("frame", True) else 1)  # a hidden spine bared 1 px
+    hidden = {
+        "title": ["title"],
+        "axis_labels": ["axis_labels"],
+        "tick_labels": ["tick_labels"],
+        "colorbar": ["colorbar", "colorbar_text"],
+        "frame": ["frame"],
+    }
+    classes = [CLASS_ID[c] for k in off for c in hidden[k]]
+    if "colorbar" in off or ("axis_labels" in off and "tick_labels" in off):
+        classes.append(CLASS_ID["colorbar_text"])
+    assert not np.isin(mask_b, classes).any()
+    changed = (a != b).any(-1)
+    assert not (changed & ~np.isin(mask_a, classes + [CLASS_ID["frame"]] * ("colorbar" in off))).any()
+    assert changed.any()

@@ -40,7 +40,9 @@ def copy_of(folder: Path, tmp_path: Path) -> Path:
 
 def test_ingest_resizes_once_and_keeps_every_label(author_folder, tmp_path):
     sizes = ingest(author_folder, 64, 3, seed=1, out=tmp_path / "data")
-    assert sizes == {"train": 5, "test": 3}
+    assert sizes == {"train": 5, "test": 3, "shared": N_AUTHOR}  # shared: the folder's first 16 (all 8 here)
+    shared = pd.read_csv(tmp_path / "data/shared/labels.csv")
+    assert list(shared["Image"]) == list(range(1, N_AUTHOR + 1))
     train = np.load(tmp_path / "data/train/images.npy")
     assert train.shape == (5, 64, 64, 3) and train.dtype == np.uint8
     labels = pd.concat([pd.read_csv(tmp_path / f"data/{s}/labels.csv") for s in ("train", "test")]).sort_values("Image")

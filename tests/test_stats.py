@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from vitheads.analysis.pooling import equivalence, random_effects, seed_interval
 from vitheads.analysis.stats import benjamini_hochberg, bootstrap_means, bootstrap_weights, studentised_p
 
 
@@ -47,3 +48,32 @@ def test_studentised_p_goes_below_one_over_the_resamples_and_is_calibrated():
         null_p.append(studentised_p(x.mean(0), bootstrap_means(weights, x), 0.0)[0])
     assert 0.02 < np.mean(np.array(null_p) < 0.05) < 0.09
     assert studentised_p(np.array([0.0]), np.zeros((10, 1)), 0.1)[0] == pytest.approx(1.0)  # zero se, below bar
+
+
+def test_random_effects_pooling_on_a_case_worked_by_hand():
+    """y = 0.1, 0.3, 0.5 with se 0.1 each: fixed 0.3, Q = 8 (p = e^-4), C = 200, tau^2 = (8 - 2) / 200 = 0.03,
+    weights 1 / 0.04 = 25, Hartung-Knapp factor (25 x 0.08) / 2 = 1, se = sqrt(1 / 75), t(2) = 4.303."""
+    pooled = random_effects([0.1, 0.3, 0.5], [0.1, 0.1, 0.1])
+    assert pooled.estimate == pytest.approx(0.3)
+    assert pooled.q == pytest.approx(8.0) and pooled.q_p == pytest.approx(np.exp(-4))
+    assert pooled.tau2 == pytest.approx(0.03) and pooled.i2 == pytest.approx(0.75)
+    assert pooled.se == pytest.approx(np.sqrt(1 / 75))
+    assert pooled.ci[1] - pooled.estimate == pytest.approx(4.302653 * np.sqrt(1 / 75), rel=1e-5)
+    assert pooled.fixed_ci[1] - 0.3 == pytest.approx(1.959964 * np.sqrt(1 / 300), rel=1e-5)
+    assert pooled.prediction is None  # fewer than 5 runs
+    low, high = pooled.tau2_ci
+    assert low < 0.03 < high
+
+
+def test_the_modified_interval_is_never_narrower_than_the_fixed_effect_one():
+    """Seeds that agree better than their own errors say (Q < k - 1): Hartung-Knapp's factor would shrink the
+    interval below the fixed-effect one; the modification keeps the factor at 1."""
+    pooled = random_effects([0.30, 0.301, 0.299, 0.3, 0.3005], [0.1] * 5)
+    assert pooled.tau2 == 0 and pooled.ci[1] - pooled.ci[0] >= pooled.fixed_ci[1] - pooled.fixed_ci[0]
+    assert pooled.prediction is not None
+
+
+def test_seed_interval_and_equivalence():
+    counts = seed_interval([14, 6, 3])
+    assert counts["mean"] == pytest.approx(23 / 3, abs=1e-4) and counts["ci"][0] < 0 < counts["ci"][1]
+    assert equivalence((0.30, 0.38), 0.34, 0.17) and not equivalence((0.0, 0.6), 0.34, 0.17)

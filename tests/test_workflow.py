@@ -30,7 +30,7 @@ def test_repro_report_experiments_and_offline_plots(project):
         "report",
     ]
     report = (project.path / "report/report.html").read_text()
-    assert "Replication of arXiv 2503.18762" in report and report.count("data:image/png;base64,") >= 8
+    assert "This run: replication of arXiv 2503.18762" in report and report.count("data:image/png;base64,") >= 8
     assert not re.search(r"""(src|href)=["']?https?:""", report)
     markdown = (project.path / "report/report.md").read_text()
     assert "| Layers 6-11 hold monosemantic chirp-tracking heads |" in markdown
@@ -38,7 +38,7 @@ def test_repro_report_experiments_and_offline_plots(project):
         "Author's code emulated on our model (" in markdown
         and "the last head of the sweep, with every head's rows zeroed" in markdown
     )
-    assert "### Across training runs" in markdown and "## Causal evidence: paired renders" in markdown
+    assert "### The earlier seed study" in markdown and "## Causal evidence: paired renders" in markdown
     causal = json.loads((project.path / "metrics/causal.json").read_text())
     assert causal["pixels_changed_outside_element"] == 0 and causal["images"] == 4
     assert causal["direct_attribution"]["max_abs_gap_parts_vs_prediction"] < 1e-4

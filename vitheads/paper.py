@@ -137,6 +137,14 @@ CI_KEYS = {
     "ratio": f"{MIDDLE_KEY}_over_early_ratio_ci",
 }
 SD_KEYS = {"early": f"{EARLY_KEY}_sd_pct", "middle": f"{MIDDLE_KEY}_sd_pct"}
+# The well-posed form of the ratio claim: layer 6 minus 3 x layers 1-3 (0 if the paper is right), not a ratio
+# whose denominator's interval straddles zero.
+DIFFERENCE_KEY = f"{MIDDLE_KEY}_minus_{MIDDLE_OVER_EARLY:g}x_early_pct"
+# The smallest effects of interest for the equivalence tests, fixed before the estimates study ran: half the
+# paper's figure (an effect half or one and a half times as large would change its story), and for the
+# difference half the paper's layer-6 figure.
+EQUIVALENCE_MARGINS = {"early": EARLY_MEAN_PCT / 2, "middle": MIDDLE_MEAN_PCT / 2, "difference": MIDDLE_MEAN_PCT / 2}
+PAPER_DIFFERENCE = MIDDLE_MEAN_PCT - MIDDLE_OVER_EARLY * EARLY_MEAN_PCT  # +0.01: the paper's own figures
 # How the head-type claims' counts are named in metrics/classify.json.
 CHIRP_BAND_KEY, DISTRACTOR_BAND_KEY = band_key(CHIRP_LAYERS), band_key(DISTRACTOR_LAYERS)
 PAPER_FIGURES = {"early": EARLY_MEAN_PCT, "middle": MIDDLE_MEAN_PCT, "ratio": MIDDLE_OVER_EARLY}
@@ -200,6 +208,39 @@ def seeds_verdict(verdicts: list[Verdict]) -> Verdict:
         return verdicts[0] if len(set(verdicts)) == 1 else Verdict(kinds[0])
     split = ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds), key=kinds.index))
     return Verdict("no verdict", f"seeds disagree: {split}")
+
+
+INCONCLUSIVE = "inconclusive"
+
+
+def pooled_verdict(claim: str, pooled: dict) -> Verdict:
+    """A claim judged on its estimate over training runs (vitheads.analysis.pooling.random_effects as a dict):
+    reproduced when the 90% interval lies within the paper's value +- the smallest effect of interest (two
+    one-sided tests at 5%), not reproduced when the 95% interval excludes the paper's value, inconclusive
+    otherwise. No vote counting over seeds."""
+    value = PAPER_DIFFERENCE if claim == "difference" else PAPER_FIGURES[claim]
+    margin = EQUIVALENCE_MARGINS[claim]
+    low90, high90 = pooled["ci90"]
+    low, high = pooled["ci"]
+    if value - margin <= low90 and high90 <= value + margin:
+        return Verdict(REPRODUCED, f"equivalent within +-{margin:g}")
+    if not low <= value <= high:
+        return Verdict(NOT_REPRODUCED, "the interval over training runs excludes the paper's value")
+    return Verdict(INCONCLUSIVE, "the interval holds the paper's value but is too wide to show equivalence")
+
+
+def pooled_count_verdict(interval: dict, total: int) -> Verdict:
+    """A head-type claim on the label's count over training runs (a seed-level t interval): reproduced when
+    the interval lies at or above DETECTOR_SHARE of the band's heads, not reproduced when it lies below one
+    head, partly otherwise (present in some runs or in few heads)."""
+    low, high = interval["ci"]
+    if total == 0:
+        return Verdict("not comparable", "the model has no heads in these layers")
+    if low >= DETECTOR_SHARE * total:
+        return Verdict(REPRODUCED)
+    if high < 1:
+        return Verdict(NOT_REPRODUCED, "fewer than one head per run")
+    return Verdict(PARTLY, "present, but in few heads or not in every run")
 
 
 VERDICT_RULES = (

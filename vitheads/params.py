@@ -81,6 +81,7 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "tick_labels": boolean(),
         "colorbar": boolean(),
         "frame": boolean(),
+        "keep_layout": boolean(),
     },
     "plant": {
         "cues": sublist("text", "colorbar", "frame"),
@@ -151,6 +152,9 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
         "fdr": number(0, 1, low_open=True),
         "patch_screen": number(0, 1),
         "kv_patching": boolean(),
+        "controls": boolean(),
+        "min_auroc": number(0.5, 1),
+        "min_rollout": number(0, 1),
     },
     "figures": {
         "overlay_images": integer(1, 16),
@@ -159,6 +163,7 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
     "classify": {
         "view": choice("received", "from_chirp", "cls"),
         "min_enrichment": number(1, 1e6),
+        "min_excess_share": number(0, 1),
         "null_ratio": number(1, 1e6),
         "mono_share": number(0.5, 1, low_open=True),
         "sink_enrichment": number(1, 1e6, low_open=True),

@@ -61,10 +61,16 @@ def summarise(
     return pd.DataFrame(rows), increase_boot
 
 
-def layer_summary(heads: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over heads of the relative increase, per mode and layer (1-based)."""
+def layer_summary(heads: pd.DataFrame, boot: np.ndarray | None = None) -> pd.DataFrame:
+    """Mean and sd over heads of the relative increase, per mode and layer (1-based); with the bootstrap
+    increases of these rows ([resamples, rows]), the 95% CI of each layer's mean over the test images."""
     grouped = heads.groupby(["mode", "layer"])["increase_pct"]
-    return grouped.agg(mean_pct="mean", sd_pct="std").reset_index()
+    table = grouped.agg(mean_pct="mean", sd_pct="std").reset_index()
+    if boot is not None:
+        layers = heads["layer"].to_numpy()
+        low, high = zip(*(percentile_interval(boot[:, layers == l].mean(1)) for l in table["layer"]))
+        table = table.assign(ci_low_pct=low, ci_high_pct=high)
+    return table
 
 
 def rounded_interval(resampled: np.ndarray) -> list[float]:
@@ -91,6 +97,8 @@ def paper_comparison(heads: pd.DataFrame, boot: np.ndarray, mode: str) -> dict[s
         paper.CI_KEYS["middle"]: rounded_interval(middle_boot),
         paper.FIGURE_KEYS["ratio"]: round(float(middle_mean / early_mean), 4) if early_mean else float("nan"),
         paper.CI_KEYS["ratio"]: rounded_interval(ratio_boot),
+        paper.DIFFERENCE_KEY: round(float(middle_mean - paper.MIDDLE_OVER_EARLY * early_mean), 5),
+        f"{paper.DIFFERENCE_KEY}_ci": rounded_interval(middle_boot - paper.MIDDLE_OVER_EARLY * early_boot),
     }
 
 

@@ -32,6 +32,7 @@ class RegionScores:
     area: np.ndarray  # [n, R] share of patches holding each region
     null_area: np.ndarray  # [n, R] the same for the shuffled masks
     pixel_area: np.ndarray  # [n, C] each class's share of the pixels
+    auroc: dict[str, np.ndarray]  # view -> [n, L, H, R] ceiling-free: AUROC of the map against each region
 
 
 def derangement(n: int, seed: int) -> np.ndarray:
@@ -57,6 +58,7 @@ def region_scores(maps: dict[str, np.ndarray], fractions: np.ndarray, regions: n
         area=regions.mean(1),
         null_area=regions[shuffled].mean(1),
         pixel_area=f.mean(1),
+        auroc={v: np.stack([auroc(d, regions[..., r]) for r in range(regions.shape[-1])], -1) for v, d in maps.items()},
     )
 
 
@@ -121,5 +123,32 @@ def scores_arrays(
     out |= {f"entropy_{v}": e for v, e in entropy.items()}
     if s is not None:
         out |= {f"mass_{v}": m for v, m in s.mass.items()} | {f"null_mass_{v}": m for v, m in s.null_mass.items()}
+        out |= {f"auroc_{v}": a for v, a in s.auroc.items()}
         out |= {"area": s.area, "null_area": s.null_area, "margin_valued": margin_valued}
     return out
+
+
+def auroc(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Ceiling-free attention score: per image, the probability that a patch of the region gets more attention
+    than a patch outside it (0.5: no preference, 1: every region patch above every other), for scores
+    [n, ..., P] against the region mask [n, P]; NaN where an image has no patch in or out of the region. Unlike
+    enrichment (mass / area, at most 1 / area), it reaches 1 for a region of any size."""
+    mask = np.asarray(mask, bool)
+    ranks = scores.argsort(-1).argsort(-1) + 1.0  # 1 = least attention; ties broken by position
+    shape = (len(mask),) + (1,) * (scores.ndim - 2) + (mask.shape[-1],)
+    inside = mask.reshape(shape)
+    n1 = mask.sum(-1).reshape(shape[:-1]).astype(float)
+    n0 = mask.shape[-1] - n1
+    rank_sum = (ranks * inside).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n1 > 0) & (n0 > 0), (rank_sum - n1 * (n1 + 1) / 2) / (n1 * n0), np.nan)
+
+
+def excess_share(mass: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """(mass - area) / (1 - area): 0 for uniform attention, 1 for all of it on the region, whatever the
+    region's share of the patches. area is [n] (broadcast over mass [n, ...]) or [n, R] (over mass [n, ..., R])."""
+    area = np.asarray(area, float)
+    middle = (1,) * (mass.ndim - area.ndim)
+    area = area.reshape((len(area), *middle)) if area.ndim == 1 else area.reshape((len(area), *middle, area.shape[-1]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(area < 1, (mass - area) / (1 - area), np.nan)

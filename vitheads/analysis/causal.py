@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vitheads.analysis.attention import auroc, excess_share
 from vitheads.analysis.stats import benjamini_hochberg, mean_ci, normal_tail, resampled_means, studentised_p
 from vitheads.data.variants import moved_variant, response_variants, variant_spec
 from vitheads.names import DISTRACTOR_KINDS, PATCH_DIRECTIONS, TARGETS, head_name
@@ -85,6 +86,24 @@ def head_stats(m, weights, patch_weights, targets: tuple[str, ...], c: dict) -> 
         patched_typical = m.typical_norm[: len(m.kv_read_element)].mean(0)
         out["kv_read"] = stat(m.kv_read_element.mean(-1) / patched_typical, patch_weights, c["min_response"])
         out["kv_broadcast"] = stat(m.kv_read_elsewhere.mean(-1) / patched_typical, patch_weights)
+    if m.baselines is not None:
+        out |= baseline_stats(m, patch_weights, bars, targets, c)
+    return out
+
+
+def baseline_stats(m, weights, bars: np.ndarray, targets: tuple[str, ...], c: dict) -> dict[str, tuple]:
+    """The planted controls' baselines (vitheads.interp.baselines), each against the bar of the rule it mirrors."""
+    b = m.baselines
+    tokens = b["tokens"]  # [n, P] the changed tokens
+    patched_typical = m.typical_norm[: len(tokens)].mean(0)
+    out = {
+        "attention_auroc": stat(auroc(b["received"], tokens), weights, c["min_auroc"]),
+        "rollout_excess": stat(excess_share(b["rollout"], tokens.mean(1)), weights, c["min_rollout"]),
+        "linearised": stat(b["linearised"] / patched_typical, weights, c["min_response"]),
+    }
+    for t, target in enumerate(targets):
+        out[f"direct_change_{target}"] = stat(np.abs(b["direct"][..., t]), weights, bars[t])
+        out[f"patch_estimate_{target}"] = stat(np.abs(m.patch_estimate[..., t]).mean(-1), weights, bars[t])
     return out
 
 
@@ -165,6 +184,10 @@ def head_evidence(rows: pd.DataFrame, c: dict, targets: tuple[str, ...] = TARGET
         out[f"follows_{kind}"] = discoveries(table, [moved], ["follow_p"], fdr) if moved else False
         reads = out[f"reads_{kind}"] if "kv_read_p" in table else out[f"responds_{kind}"]
         out[f"{kind}_detector"] = reads & out[f"follows_{kind}"]
+    if "margin_line" in variants:  # a line where no element is: responding to it is not frame-specific
+        out["responds_margin_line"] = discoveries(table, ["margin_line"], ["sensitivity_element_p"], fdr)
+    if "blob" in variants:  # a bright spot away from the chirp: following it is following brightness
+        out["follows_blob"] = discoveries(table, ["blob"], ["follow_p"], fdr)
     changes = [col for col in out if col.startswith("changes_predictions_")]
     out["task_relevant"] = out[changes].any(axis=1) if changes else False
     return out.astype(bool).reset_index()
@@ -221,6 +244,19 @@ def detectors_by_bar(table: pd.DataFrame, c: dict, kinds: list[str], targets: tu
     return out
 
 
+def control_summary(evidence: pd.DataFrame) -> dict:
+    """How many heads respond to a line where no element is (of those responding to the frame), and how many
+    follow a bright blob."""
+    out = {}
+    if "responds_margin_line" in evidence:
+        frame = evidence.get("responds_frame", False)
+        out["heads_responding_to_a_margin_line"] = int(evidence["responds_margin_line"].sum())
+        out["frame_responders_also_responding_to_it"] = int((evidence["responds_margin_line"] & frame).sum())
+    if "follows_blob" in evidence:
+        out["heads_following_a_bright_blob"] = int(evidence["follows_blob"].sum())
+    return out
+
+
 def causal_metrics(
     table: pd.DataFrame,
     evidence: pd.DataFrame,
@@ -241,5 +277,6 @@ def causal_metrics(
         "task_relevant_detail": task_relevant_detail(table, evidence, targets),
         "detectors_by_min_follow": detectors_by_bar(table, c, kinds, targets),
         **{kind: kind_summary(kind, evidence, variants) for kind in kinds},
+        "controls": control_summary(evidence),
         "model_effect": effects,
     }

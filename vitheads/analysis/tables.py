@@ -25,7 +25,9 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def write_arrays(path: str | Path, **arrays: np.ndarray) -> None:
-    np.savez_compressed(path, **arrays)
+    """Compressed npz at exactly `path` (numpy would add .npz to a name without it: atomic temporaries)."""
+    with open(path, "wb") as out:
+        np.savez_compressed(out, **arrays)
 
 
 def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:

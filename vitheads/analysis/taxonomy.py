@@ -12,13 +12,19 @@ Rule, first match wins:
   chirp                chirp enriched (mean >= `min_enrichment`), the CI of its excess over the
                        null above zero and the mean >= `null_ratio` x the null's; no other kind
                        holding `mono_share` of the excess (else polysemantic)
-  furniture-<kind>     text, colorbar or frame enriched: attention on a plot element that sits
+  furniture-<kind>     text, colorbar or frame preferred: the CI of the excess share of its attention
+                       on the element's patches, (mass - area) / (1 - area), above `min_excess_share`
+                       (ceiling-free: enrichment cannot reach 2 for an element on 27 of 64 patches
+                       without 84% of all mass; the AUROC against the element, also reported, reads
+                       the overlap of text and frame patches as a preference for both); an element
                        at the same place in every image, so position and content cannot be told
                        apart from attention alone (positional, not a detector)
 Then the causal evidence (vitheads.analysis.causal, paired renders) overrides: a head whose output responds
 to an element's content and whose attention follows the element when it moves is
 `detector-<kind>`, whatever its attention label (chirp heads keep theirs; the columns say it).
-  polysemantic         two or more kinds enriched and none holding `mono_share` of the excess
+  polysemantic         two or more kinds preferred and none holding `mono_share` of the summed excess
+                       shares, a distractor's taken on its own patches (`<kind>_only`, no pixel of
+                       another distractor), so that the overlap of text and frame is not read as both
   positional-interior  chirp enriched, but no more than on another image's chirp position
   local                mean attention distance <= `local_ratio` x that of uniform attention
   diffuse              normalised entropy >= `diffuse_entropy`
@@ -33,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 from vitheads import paper
+from vitheads.analysis.attention import excess_share
 from vitheads.analysis.stats import bootstrap_means, bootstrap_weights, percentile_interval
-from vitheads.names import DISTRACTOR_KINDS, KINDS, view_reaches_output
+from vitheads.names import DISTRACTOR_KINDS, view_reaches_output
 
 RULE_SUMMARY = (
     "Labels from patch-level enrichment in the *{view}* view, per image, against a shuffle null (the head's map "
@@ -74,9 +81,18 @@ LABEL_COLOURS = {  # the taxonomy figure and the report's head explorer
 }
 FURNITURE_LABELS = tuple(f"furniture-{k}" for k in DISTRACTOR_KINDS)
 DETECTOR_LABELS = tuple(f"detector-{k}" for k in DISTRACTOR_KINDS)
-THRESHOLDS = ("min_enrichment", "null_ratio", "mono_share", "sink_enrichment", "local_ratio", "diffuse_entropy")
+THRESHOLDS = (
+    "min_enrichment",
+    "min_excess_share",
+    "null_ratio",
+    "mono_share",
+    "sink_enrichment",
+    "local_ratio",
+    "diffuse_entropy",
+)
 SENSITIVITY = {  # one threshold at a time, the others at their params.yaml values
     "min_enrichment": (1.5, 2.0, 3.0),
+    "min_excess_share": (0.15, 0.25, 0.4),
     "null_ratio": (1.0, 1.5, 2.0),
     "sink_enrichment": (1.25, 1.5, 2.0),
     "local_ratio": (0.4, 0.5, 0.6),
@@ -99,9 +115,13 @@ def region_stats(
     null = enrichments(scores[f"null_mass_{view}"], scores["null_area"])
     n, layers, heads, _ = real.shape
     flat_real, flat_excess = real.reshape(n, -1), (real - null).reshape(n, -1)
-    weights = bootstrap_weights(n, resamples, seed)  # the same resamples for both: paired
+    flat_auroc = scores[f"auroc_{view}"].reshape(n, -1)
+    flat_share = excess_share(scores[f"mass_{view}"], scores["area"]).reshape(n, -1)
+    weights = bootstrap_weights(n, resamples, seed)  # the same resamples for all: paired
     boot_real, boot_excess = bootstrap_means(weights, flat_real), bootstrap_means(weights, flat_excess)
     ci_real, ci_excess = percentile_interval(boot_real), percentile_interval(boot_excess)
+    ci_auroc = percentile_interval(bootstrap_means(weights, flat_auroc))
+    ci_share = percentile_interval(bootstrap_means(weights, flat_share))
     with np.errstate(invalid="ignore"):
         at_threshold = np.nanmean(np.where(np.isnan(flat_real), np.nan, flat_real >= min_enrichment), 0)
     names = [str(r) for r in scores["regions"]]
@@ -118,6 +138,12 @@ def region_stats(
             "null": np.nanmean(null.reshape(n, -1), 0),
             "excess_ci_low": ci_excess[0],
             "excess_ci_high": ci_excess[1],
+            "auroc": np.nanmean(flat_auroc, 0),
+            "auroc_ci_low": ci_auroc[0],
+            "auroc_ci_high": ci_auroc[1],
+            "excess_share": np.nanmean(flat_share, 0),
+            "excess_share_ci_low": ci_share[0],
+            "excess_share_ci_high": ci_share[1],
         },
         index=index,
     ).reset_index()
@@ -140,13 +166,11 @@ def label_head(h: dict[str, float], c: dict[str, Any]) -> str:
     chirp_raw = h["enrichment_chirp"] >= c["min_enrichment"]
     chirp_beats_null = h["excess_ci_low_chirp"] > 0 and h["enrichment_chirp"] >= c["null_ratio"] * h["null_chirp"]
     enriched = (["chirp"] if chirp_raw and chirp_beats_null else []) + [
-        k for k in DISTRACTOR_KINDS if h[f"enrichment_{k}"] >= c["min_enrichment"]
+        k for k in DISTRACTOR_KINDS if h[f"excess_share_ci_low_{k}"] > c["min_excess_share"]
     ]
     if enriched:
-        excess = {k: max(h[f"enrichment_{k}"] - 1, 0) if np.isfinite(h[f"enrichment_{k}"]) else 0 for k in KINDS}
-        shares = {k: excess[k] / sum(excess.values()) for k in enriched}
-        top = max(shares, key=shares.get)
-        if len(enriched) >= 2 and shares[top] < c["mono_share"]:
+        top = max(enriched, key=lambda k: h[f"excess_share_{k}"])
+        if len(enriched) >= 2 and distinct_shares(h, enriched)[top] < c["mono_share"]:
             return "polysemantic"
         return "chirp" if top == "chirp" else f"furniture-{top}"
     if chirp_raw:
@@ -154,6 +178,17 @@ def label_head(h: dict[str, float], c: dict[str, Any]) -> str:
     if h["distance_ratio"] <= c["local_ratio"]:
         return "local"
     return "diffuse" if h["entropy"] >= c["diffuse_entropy"] else "unfocused"
+
+
+def distinct_shares(h: dict[str, float], kinds: list[str]) -> dict[str, float]:
+    """Each kind's share of the summed excess shares, a distractor's read on its own patches (`<kind>_only`):
+    attention on text patches, 2 in 3 of which also hold frame pixels, is no preference for the frame."""
+    excess = {}
+    for k in kinds:
+        value = h[f"excess_share_{k}" if k == "chirp" else f"excess_share_{k}_only"]
+        excess[k] = max(value, 0) if np.isfinite(value) else 0
+    total = sum(excess.values())
+    return {k: excess[k] / total if total else 1 / len(kinds) for k in kinds}
 
 
 def label_all(table: pd.DataFrame, c: dict[str, Any]) -> list[str]:
@@ -244,6 +279,23 @@ def label_heads(
     table["enrichment_margin_valued"] = valued_margin_enrichment(scores)  # a check, not used by the rule
     labelled = with_causal_evidence(table.assign(label=label_all(table, c)), evidence)
     return join_importance(labelled, ablation, c["importance_mode"]), stats, sensitivity(table, c)
+
+
+def head_summary(heads: pd.DataFrame, ablation: pd.DataFrame) -> pd.DataFrame:
+    """tables/heads.csv, the compact per-head record the studies gather from each run's commit: the label
+    (and its attention-only precursor), the causal labels, and the ablation effect of every mode with its CI."""
+    causal = [
+        c
+        for c in heads
+        if c.split("_")[0] in ("responds", "reads", "follows", "changes")
+        or c.endswith("_detector")
+        or c == "task_relevant"
+    ]
+    out = heads[["layer", "head", "label", "attention_label", *causal]].copy()
+    for mode, rows in ablation.groupby("mode"):
+        effect = rows.set_index(["layer", "head"])[["increase_pct", "ci_low_pct", "ci_high_pct"]]
+        out = out.join(effect.add_suffix(f"_{mode}"), on=["layer", "head"])
+    return out
 
 
 def sensitivity_ranges(table: pd.DataFrame) -> dict[str, dict[str, int]]:

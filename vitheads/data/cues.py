@@ -26,6 +26,15 @@ from vitheads.names import CLASS_ID, CUE_TARGETS, DISTRACTOR_KINDS
 CUE_KINDS = DISTRACTOR_KINDS
 CUE_STREAM = 1  # the cue draws' own generator: [seed, split, index, CUE_STREAM]
 SHADE_RANGE = 0.8  # v = 1 takes black ink to 80% of the way to white
+# The heads a planted model reads each cue through (vitheads.model.planted): (layer, heads), 0-based, chosen
+# before any planted model was trained: two heads per kind in layers 2-4, where the paper places its
+# distractor detectors.
+DESIGNATED = {"text": (1, (1, 6)), "colorbar": (2, (3, 9)), "frame": (3, (0, 8))}
+
+
+def designated_heads(kinds) -> dict[str, list[tuple[int, int]]]:
+    """kind -> [(layer, head)] (0-based) of the planted kinds."""
+    return {k: [(DESIGNATED[k][0], h) for h in DESIGNATED[k][1]] for k in kinds}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from vitheads.data.cues import CueContext, CuePlan
 from vitheads.names import CLASSES, TARGETS
 from vitheads.outputs import StageError
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "shared")  # shared: the same images for every run (vitheads.data.generation)
+SHARED_IMAGES = 16
 
 
 @dataclass

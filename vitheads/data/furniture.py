@@ -15,6 +15,12 @@ class Distortions:
     tick_labels: bool = True
     colorbar: bool = True
     frame: bool = True
+    keep_layout: bool = False  # lay out the plot as with every element, then hide the ones switched off
+
+    @property
+    def laid_out(self) -> Distortions:
+        """The furniture the layout is computed for: all of it when the layout is kept."""
+        return Distortions() if self.keep_layout else self
 
     @property
     def any(self) -> bool:

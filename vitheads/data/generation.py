@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from tqdm import tqdm
 from vitheads import threads
 from vitheads.data.chirps import LABEL_COLUMNS, sample_chirp, spectrogram
 from vitheads.data.cues import CuePlan, apply_cues, cue_values, shown_index
-from vitheads.data.dataset import SPLITS
+from vitheads.data.dataset import SHARED_IMAGES, SPLITS
 from vitheads.data.furniture import Distortions
 from vitheads.data.regions import patch_fractions, receptive_tokens
 from vitheads.data.rendering import PlotRenderer, title_for
@@ -30,6 +30,7 @@ from vitheads.names import CLASSES
 from vitheads.outputs import StageError
 
 CHUNK = 64
+SHARED_SEED = 0  # the shared split is rendered with this seed whatever the run's: heads compared across runs
 _renderer: PlotRenderer | None = None
 
 
@@ -129,9 +130,10 @@ def write_dataset(
     with context.Pool(workers or threads.budget(), initializer=_init_worker, initargs=(spec,)) as pool:
         for split, n in sizes.items():
             write_split(spec, split, n, out, pool)
+        write_split(replace(spec, seed=SHARED_SEED), "shared", SHARED_IMAGES, out, pool)
     meta = {
         "classes": list(CLASSES),
-        "splits": sizes,
+        "splits": sizes | {"shared": SHARED_IMAGES},
         **{k: v for k, v in asdict(spec).items() if k not in ("distortions", "cues")},
         "distortions": asdict(spec.distortions),
         **({"cues": cues} if cues else {}),

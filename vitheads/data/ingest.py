@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from vitheads.data.chirps import CHIRP_TYPES
+from vitheads.data.dataset import SHARED_IMAGES
 from vitheads.outputs import StageError
 
 NUMERIC = ("Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq", "Chirp_Duration")
@@ -99,6 +100,7 @@ def ingest(folder: str | Path, size: int, n_test: int, seed: int, out: Path) -> 
     images = np.stack([read_image(p, size) for p in tqdm(paths, desc="ingest", unit="img")])
     order = np.random.default_rng(seed).permutation(len(labels))
     splits = {"train": np.sort(order[n_test:]), "test": np.sort(order[:n_test])}
+    splits["shared"] = np.arange(min(SHARED_IMAGES, len(labels)))  # the folder's first: the same in every run
     for split, rows in splits.items():
         (out / split).mkdir(parents=True)
         np.save(out / split / "images.npy", images[rows])

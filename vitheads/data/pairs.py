@@ -20,7 +20,7 @@ import matplotlib
 import numpy as np
 from matplotlib.ticker import FuncFormatter
 
-from vitheads.data.chirps import Chirp, sample_chirp, spectrogram
+from vitheads.data.chirps import DURATION_S, MAX_FREQ_HZ, Chirp, sample_chirp, spectrogram
 from vitheads.data.cues import CueContext, apply_cues
 from vitheads.data.furniture import Distortions
 from vitheads.data.generation import image_rng
@@ -93,6 +93,7 @@ class Pair:
     masks: np.ndarray  # [2, S, S] class ids
     static_masks: np.ndarray  # [2, S, S] class ids before the title's box is painted over them
     outline_zone: np.ndarray | None = None  # [S, S] bool: where the element's outline may be drawn
+    added: np.ndarray | None = None  # [S, S] bool: what a control adds outside every element (blob, margin line)
 
     @property
     def changed_region(self) -> np.ndarray:
@@ -101,6 +102,8 @@ class Pair:
         region = np.isin(masks, [CLASS_ID[c] for c in variant_spec(self.variant).classes]).any(0)
         if self.outline_zone is not None:  # plus the frame pixels on and around the element's box
             region |= self.outline_zone & (masks == CLASS_ID["frame"]).any(0)
+        if self.added is not None:
+            region |= self.added
         return region
 
     def outside_changes(self) -> int:
@@ -123,6 +126,34 @@ def titles(name: str, index: int, chirp: Chirp) -> tuple[str, str]:
         return (SHORT_TITLE.format(index + 1),) * 2
     title = title_for(index + 1, chirp)
     return title, other_title(index, chirp) if name == "title_text" else title
+
+
+BLOB_HEIGHT, BLOB_SIGMA_BINS = 1.0, 3.0  # the chirp ridge's peak, and a round spot about 7 bins across
+
+
+def blob(power: np.ndarray, chirp: Chirp, index: int) -> np.ndarray:
+    """A bright gaussian spot [F, T] for the blob control, as bright as the chirp's ridge, where the spectrogram
+    is farthest from the chirp on a coarse grid (seeded by the image, so the pair is repeatable)."""
+    freqs, times = np.arange(power.shape[0])[:, None], np.arange(power.shape[1])[None, :]
+    t_chirp = np.linspace(chirp.start_time, chirp.start_time + chirp.duration, 32) * power.shape[1] / DURATION_S
+    f_chirp = chirp.frequency_at(t_chirp * DURATION_S / power.shape[1]) * power.shape[0] / MAX_FREQ_HZ
+    grid = [(f, t) for f in range(16, power.shape[0] - 16, 8) for t in range(16, power.shape[1] - 16, 8)]
+    far = [min(np.hypot(f - f_chirp, t - t_chirp)) for f, t in grid]
+    options = [g for g, d in zip(grid, far) if d >= np.percentile(far, 75)]
+    f0, t0 = options[index % len(options)]
+    return BLOB_HEIGHT * np.exp(-((freqs - f0) ** 2 + (times - t0) ** 2) / (2 * BLOB_SIGMA_BINS**2))
+
+
+def margin_line(r: PlotRenderer, rgb: np.ndarray, mask: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The image with a line of the top spine's length and ink drawn in the empty top margin (row 0), and the
+    pixels it takes: a line where no element is."""
+    spine = r.static_mask == CLASS_ID["frame"]
+    cols = np.flatnonzero(spine[spine.any(1).argmax()])  # the top spine's columns
+    line = np.zeros_like(spine)
+    line[0, cols.min() : cols.max() + 1] = True
+    out = rgb.copy()
+    out[line] = 0
+    return (out, mask), line
 
 
 def blanked(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -190,12 +221,19 @@ class PairRenderer:
         title_a, title_b = titles(name, index, chirp)
         shown = self.cues.shown(index) if self.cues is not None else None
         a = self.render(first, power, chirp, title_a, shown)
+        added = None
         if v.role == "blank":
             b = blanked(*a, v.classes)
         elif name == "frame_grey":
             b = greyed(*a, v.classes)
         elif v.role == "cue":
             b = self.render(first, power, chirp, title_a, self.cues.swapped(index, v.kind))
+        elif name == "blob":
+            # capped at the image's maximum, so that the min-max scaling and every other pixel stay as they were
+            b = self.render(first, np.minimum(power + blob(power, chirp, index), power.max()), chirp, title_a, shown)
+            added = (a[0] != b[0]).any(-1)
+        elif name == "margin_line":
+            b, added = margin_line(first, *a)
         else:
             b = self.render(second, power, chirp, title_b, shown)
         zone = colorbar_zone(first) | colorbar_zone(second) if "colorbar" in v.classes else None
@@ -205,6 +243,7 @@ class PairRenderer:
             np.stack([a[1], b[1]]),
             np.stack([first.static_mask, second.static_mask]),
             zone,
+            added,
         )
 
 
@@ -219,6 +258,8 @@ def render_pairs(name: str, seed: int, patch: int, n: int, renderer: PairRendere
     masks = np.stack([p.masks for p in pairs])  # [n, 2, S, S]
     ids = [CLASS_ID[c] for c in variant_spec(name).classes]
     in_a, in_b = (np.isin(masks[:, k], ids) for k in (0, 1))  # [n, S, S]: pixel level, so ink the element
+    if pairs[0].added is not None:  # a control: what it adds appears in member B
+        in_b = in_b | np.stack([p.added for p in pairs])
     left, reached = (
         patch_any(in_a & ~in_b, patch),
         patch_any(in_b & ~in_a, patch),

@@ -2,8 +2,9 @@
 
 Two kinds of region, on purpose different:
   PATCH_REGIONS  the kinds of vitheads.names plus `margin`, as indicators per patch (a patch holds a
-                 kind if it holds any pixel of it; they overlap). Attention is scored on these: a token
-                 represents its whole patch.
+                 kind if it holds any pixel of it; they overlap: 2 in 3 text patches also hold frame
+                 pixels), then `<kind>_only` for each distractor kind: its patches holding no pixel of
+                 another distractor kind. Attention is scored on these: a token represents its whole patch.
   PIXEL_REGIONS  the kinds plus `background` and `margin`, as pixel shares per patch (they sum to 1).
                  Direct attribution splits a patch's contribution by these.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from vitheads.names import CLASS_ID, CLASSES, KIND_OF, KINDS
+from vitheads.names import CLASS_ID, CLASSES, DISTRACTOR_KINDS, KIND_OF, KINDS
 
-PATCH_REGIONS = (*KINDS, "margin")
+EXCLUSIVE_REGIONS = tuple(f"{k}_only" for k in DISTRACTOR_KINDS)
+PATCH_REGIONS = (*KINDS, "margin", *EXCLUSIVE_REGIONS)
 PIXEL_REGIONS = (*KINDS, "background", "margin")
 MARGIN_PATCH = 0.95  # a patch this white, holding no pixel of any kind, is a margin patch: nothing to read
 
@@ -41,7 +43,9 @@ def region_indicators(fractions: np.ndarray) -> np.ndarray:
     f = np.asarray(fractions, np.float32).reshape(len(fractions), -1, len(CLASSES))
     kinds = np.stack([f[..., [CLASS_ID[c] for c in classes]].sum(-1) > 0 for classes in KINDS.values()], -1)
     margin = (f[..., CLASS_ID["margin"]] >= MARGIN_PATCH) & ~kinds.any(-1)  # white, and no pixel of any kind
-    return np.concatenate([kinds, margin[..., None]], -1).astype(np.float32)
+    distractors = kinds[..., [list(KINDS).index(k) for k in DISTRACTOR_KINDS]]  # [B, P, D]
+    alone = distractors & (distractors.sum(-1, keepdims=True) == 1)
+    return np.concatenate([kinds, margin[..., None], alone], -1).astype(np.float32)
 
 
 def pixel_region_shares(fractions: np.ndarray) -> np.ndarray:

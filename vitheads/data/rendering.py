@@ -72,13 +72,16 @@ class PlotRenderer:
             vmin=0.0,
             vmax=1.0,
         )
-        self.colorbar = self._add_colorbar() if distortions.colorbar else None
-        self._style_axes(self.ax)
-        if distortions.axis_labels:
+        built = distortions.laid_out
+        self.colorbar = self._add_colorbar(built) if built.colorbar else None
+        self._style_axes(self.ax, built)
+        if built.axis_labels:
             self.ax.set_xlabel("Time (s)", fontsize=self.font, labelpad=1)
             self.ax.set_ylabel("Frequency (Hz)", fontsize=self.font, labelpad=1)
-        self.title = self.ax.set_title(LAYOUT_TITLE if distortions.title else "", fontsize=self.font, pad=2 * scale)
-        self._layout()
+        self.title = self.ax.set_title(LAYOUT_TITLE if built.title else "", fontsize=self.font, pad=2 * scale)
+        self._layout(built)
+        if distortions.keep_layout:
+            self._hide_switched_off()
         self.image.set_animated(True)
         self.title.set_animated(True)
         self.redraw_static()
@@ -92,17 +95,39 @@ class PlotRenderer:
         self.canvas.draw()  # _static_mask and _cue_places drew artists one by one; restore the whole figure
         self.background = self.canvas.copy_from_bbox(self.figure.bbox)
 
-    def _add_colorbar(self):
+    def _add_colorbar(self, built: Distortions):
         colorbar = self.figure.colorbar(self.image, ax=self.ax, pad=0.03, fraction=0.08)
         colorbar.outline.set_linewidth(self.line)
-        colorbar.outline.set_visible(self.distortions.frame)
-        self._style_axes(colorbar.ax)
-        if self.distortions.axis_labels:
+        colorbar.outline.set_visible(built.frame)
+        self._style_axes(colorbar.ax, built)
+        if built.axis_labels:
             colorbar.set_label("Intensity", fontsize=self.font, labelpad=1)
         return colorbar
 
-    def _style_axes(self, ax) -> None:
+    def _hide_switched_off(self) -> None:
+        """Hide the elements switched off, after the layout for all of them: the spectrogram keeps its place
+        and size (distortion.keep_layout), and nothing of a hidden element is drawn."""
         d = self.distortions
+        axes = [self.ax] if self.colorbar is None else [self.ax, self.colorbar.ax]
+        if not d.axis_labels:
+            for ax in axes:
+                ax.xaxis.label.set_visible(False)
+                ax.yaxis.label.set_visible(False)
+        if not d.tick_labels:
+            for ax in axes:
+                ax.tick_params(labelbottom=False, labelleft=False, labelright=False)
+        if not d.frame:
+            for ax in axes:
+                ax.tick_params(color=(0, 0, 0, 0))  # transparent marks of the same length: the labels stay put
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+            if self.colorbar is not None:
+                self.colorbar.outline.set_visible(False)
+        if not d.colorbar and self.colorbar is not None:
+            self.colorbar.ax.set_visible(False)
+            self.colorbar = None
+
+    def _style_axes(self, ax, d: Distortions) -> None:
         ax.tick_params(labelsize=self.tick_font, length=self.tick_length if d.frame else 0, width=self.line, pad=1)
         if not d.tick_labels:
             ax.tick_params(labelbottom=False, labelleft=False, labelright=False)
@@ -110,9 +135,9 @@ class PlotRenderer:
             spine.set_linewidth(self.line)
             spine.set_visible(d.frame)
 
-    def _layout(self) -> None:
+    def _layout(self, built: Distortions) -> None:
         """Fix the layout once, for the longest title, so every image shares it."""
-        if self.distortions.any:
+        if built.any:
             self.figure.tight_layout(pad=0.2)
         else:
             self.ax.set_position((0, 0, 1, 1))

@@ -41,6 +41,10 @@ VARIANTS = {
     "frame_grey": Variant("frame", "content", ("frame",), "frame"),  # spines and ticks dark grey: no white gap
     "frame_blank": Variant("frame", "blank", ("frame",), "frame"),  # spines and tick marks
     "frame_moved": Variant("frame", "moved", ("frame",), "frame", ("frame_bottom_left", "frame_top_right")),
+    # Controls. A line of the spine's length and ink where no element is (the top margin): do frame responders
+    # respond to any line? A bright blob in the spectrogram away from the chirp: do chirp heads follow brightness?
+    "margin_line": Variant("frame", "control", (), "frame"),
+    "blob": Variant("chirp", "blob", (), ""),
 }
 
 
@@ -52,9 +56,18 @@ def variant_spec(name: str) -> Variant:
     return VARIANTS[name] if name in VARIANTS else CUE_VARIANTS[name]
 
 
-def available_variants(distortions: Distortions, planted: tuple[str, ...] = ()) -> list[str]:
-    """The variants this plot allows: the element each changes is drawn; and the planted kinds' cues."""
-    return [name for name, v in VARIANTS.items() if getattr(distortions, v.needs)] + [f"{k}_cue" for k in planted]
+CONTROL_ROLES = ("control", "blob")
+
+
+def available_variants(distortions: Distortions, planted: tuple[str, ...] = (), controls: bool = True) -> list[str]:
+    """The variants this plot allows: the element each changes is drawn (the controls only with `controls`);
+    and the planted kinds' cues."""
+    drawn = [
+        name
+        for name, v in VARIANTS.items()
+        if (not v.needs or getattr(distortions, v.needs)) and (controls or v.role not in CONTROL_ROLES)
+    ]
+    return drawn + [f"{k}_cue" for k in planted]
 
 
 def response_variants(kind: str, variants: list[str]) -> list[str]:
@@ -95,4 +108,5 @@ class PairSet:
 
     @property
     def moved(self) -> bool:
-        return variant_spec(self.variant).role == "moved"
+        """Whether attention can follow something from member A to member B: a moved element, or the blob."""
+        return variant_spec(self.variant).role in ("moved", "blob")

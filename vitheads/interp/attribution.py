@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitheads.interp.cache import attention_write, finish_block, head_writes, mlp_write, run_with_cache
+from vitheads.interp.cache import (
+    ActivationCache,
+    attention_write,
+    finish_block,
+    head_writes,
+    mlp_write,
+    run_with_cache,
+)
 from vitheads.model.vit import device_of, to_input
 
 
@@ -51,6 +58,8 @@ class FrozenReadout:
         self.gamma = norm.weight  # [D]
         d = final_stream.shape[-1]
         self.weight = model.head.weight.view(-1, patches.shape[1], d)  # [T, P, D]
+        if hasattr(model, "readout_keep"):  # a planted model's readout reads no cue token
+            self.weight = self.weight * model.readout_keep[None, :, None]
         self.constant = torch.einsum("tpd,d->t", self.weight, norm.bias) + model.head.bias  # [T]
 
     def __call__(self, written: torch.Tensor) -> torch.Tensor:
@@ -64,7 +73,12 @@ class FrozenReadout:
 @torch.inference_mode()
 def direct_attribution(model: nn.Module, x: torch.Tensor) -> Attribution:
     """Every component's exact contribution to each target for input batch x."""
-    cache = run_with_cache(model, x)
+    return attribution_of(model, run_with_cache(model, x))
+
+
+@torch.inference_mode()
+def attribution_of(model: nn.Module, cache: ActivationCache) -> Attribution:
+    """direct_attribution from a batch's activation cache."""
     final = finish_block(model.blocks[-1], cache.resid_pre[-1], cache.z[-1])  # [B, N, D]
     readout = FrozenReadout(model, final)
     heads, biases, mlps = [], [], []

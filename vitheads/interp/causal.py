@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from vitheads.data.variants import PairSet
 from vitheads.interp.attention import received_attention
+from vitheads.interp.baselines import direct_change, linearised_change, rollout_mass
 from vitheads.interp.cache import ActivationCache, run_with_cache
 from vitheads.interp.patching import attribution_patching, kv_patched_layer, patched_layer
 from vitheads.model.vit import device_of, to_input
@@ -47,6 +48,7 @@ class VariantMeasures:
     kv_prediction_change: np.ndarray | None = None  # [n_patch, L, H, 2, T] |change|, keys/values patched
     kv_read_element: np.ndarray | None = None  # [n_patch, L, H, 2] ||dz_h|| at the element's token queries
     kv_read_elsewhere: np.ndarray | None = None  # [n_patch, L, H, 2] ||dz_h|| at the other patch queries
+    baselines: dict[str, np.ndarray] | None = None  # vitheads.interp.baselines, on the patched pairs
 
     @property
     def patch_effect(self) -> np.ndarray:
@@ -135,6 +137,20 @@ def kv_both_ways(model: nn.Module, a: ActivationCache, b: ActivationCache) -> di
     return {"kv_abs": as_array(changes), "kv_read": as_array(reads), "kv_broadcast": as_array(broadcasts)}
 
 
+def baseline_measures(model: nn.Module, xa, xb, a: ActivationCache, b: ActivationCache) -> dict[str, np.ndarray]:
+    """The baselines of vitheads.interp.baselines for a batch of pairs, and member A's received attention and
+    the changed tokens, from which the analysis scores attention without a ceiling (AUROC)."""
+    tokens = changed_tokens(a, b)
+    prefix = model.num_prefix_tokens
+    return {
+        "baseline_received": received_attention(model, xa).cpu().numpy(),  # [B, L, H, P]
+        "baseline_tokens": tokens[:, prefix:].cpu().numpy(),  # [B, P]
+        "baseline_rollout": rollout_mass(model, xa, tokens),  # [B, L, H]
+        "baseline_direct": direct_change(model, a, b),  # [B, L, H, T]
+        "baseline_linearised": linearised_change(model, xa, xb),  # [B, L, H]
+    }
+
+
 @torch.inference_mode()
 def measure_variant(
     model: nn.Module,
@@ -171,6 +187,7 @@ def measure_variant(
             found["patch_estimate"] = patch_estimates(model, *to_patch[-1][:2])
             if kv:
                 found |= kv_both_ways(model, *to_patch[-1][:2])
+                found |= baseline_measures(model, xa[keep], xb[keep], *to_patch[-1][:2])
         for key, value in found.items():
             parts.setdefault(key, []).append(value)
     joined = {k: np.concatenate(v) for k, v in parts.items()}
@@ -192,4 +209,5 @@ def measure_variant(
         joined.get("kv_abs"),
         joined.get("kv_read"),
         joined.get("kv_broadcast"),
+        {k.removeprefix("baseline_"): v for k, v in joined.items() if k.startswith("baseline_")} or None,
     )

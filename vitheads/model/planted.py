@@ -14,13 +14,7 @@ import torch
 from timm.models.vision_transformer import Attention
 from torch import nn
 
-# Designated heads per kind: (layer, heads), 0-based, chosen before any planted model was trained.
-DESIGNATED = {"text": (1, (1, 6)), "colorbar": (2, (3, 9)), "frame": (3, (0, 8))}
-
-
-def designated_heads(kinds: list[str]) -> dict[str, list[tuple[int, int]]]:
-    """kind -> [(layer, head)] (0-based) of the planted kinds."""
-    return {k: [(DESIGNATED[k][0], h) for h in DESIGNATED[k][1]] for k in kinds}
+from vitheads.data.cues import designated_heads
 
 
 class KeyMaskedAttention(Attention):

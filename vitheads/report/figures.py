@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PatchCollection
-from matplotlib.colors import ListedColormap, LogNorm, to_rgb
+from matplotlib.colors import ListedColormap, LogNorm, SymLogNorm, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
@@ -47,42 +47,106 @@ def pred_vs_true(pred: np.ndarray, true: np.ndarray, names: list[str], units: li
     save(figure, path)
 
 
-def head_heatmap(
-    values: np.ndarray, title: str, label: str, path, annotate: bool = True, center: float | None = 0.0
-) -> None:
-    """Layers x heads grid (1-based labels), annotated with the values, seaborn style."""
-    import seaborn as sns  # seaborn imports pyplot; only the stages that draw heatmaps pay for it
+def layer_ticks(ax, layers: int, heads: int | None = None) -> None:
+    """Every layer labelled 1..L (and every head 1..H on x where given), as the paper numbers them."""
+    ax.set_yticks(range(1, layers + 1), [str(l) for l in range(1, layers + 1)], fontsize=7)
+    if heads is not None:
+        ax.set_xticks(range(1, heads + 1), [str(h) for h in range(1, heads + 1)], fontsize=7)
 
+
+def outline_cells(ax, cells: np.ndarray, colour: str = "black") -> None:
+    """Frame the cells of a [layers, heads] bool grid drawn with extent (0.5, H + 0.5, L + 0.5, 0.5)."""
+    boxes = [Rectangle((h + 0.5, l + 0.5), 1, 1) for l, h in np.argwhere(cells)]
+    ax.add_collection(PatchCollection(boxes, facecolor="none", edgecolor=colour, linewidth=1.2))
+
+
+def head_heatmap(values: np.ndarray, significant: np.ndarray, title: str, label: str, path) -> None:
+    """Layers x heads of a signed effect on a symmetric log scale (linear within a tenth of the largest
+    |value|, so one head cannot whiten every other cell), annotated, with the heads whose 95% CI excludes 0
+    framed."""
     layers, heads = values.shape
-    figure = new_figure(0.55 * heads + 2.2, 0.42 * layers + 1.4)
+    top = max(float(np.nanmax(np.abs(values))), 1e-9)
+    norm = SymLogNorm(linthresh=max(top / 10, 1e-6), vmin=-top, vmax=top, base=10)
+    figure = new_figure(0.55 * heads + 2.4, 0.42 * layers + 1.5)
     ax = figure.subplots()
-    sns.heatmap(
-        values,
-        ax=ax,
-        annot=annotate,
-        fmt=".2f",
-        annot_kws={"fontsize": 6},
-        cmap="RdBu_r" if center is not None else "viridis",
-        center=center,
-        xticklabels=range(1, heads + 1),
-        yticklabels=range(1, layers + 1),
-        cbar_kws={"label": label},
-    )
+    image = ax.imshow(values, cmap="RdBu_r", norm=norm, extent=(0.5, heads + 0.5, layers + 0.5, 0.5), aspect="auto")
+    for (l, h), v in np.ndenumerate(values):
+        ax.text(h + 1, l + 1, f"{v:.2f}", ha="center", va="center", fontsize=5, color="black")
+    outline_cells(ax, significant)
+    layer_ticks(ax, layers, heads)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=ax, label=f"{label}\n(symmetric log scale; framed: 95% CI excludes 0)")
     save(figure, path)
 
 
-def layer_boxes(per_layer: dict[str, list[np.ndarray]], ylabel: str, path) -> None:
-    """One box per layer of the heads' values, a panel per mode: the spread the paper's sd hides."""
-    figure = new_figure(4.2 * len(per_layer), 3.4)
-    for ax, (mode, values) in zip(figure.subplots(1, len(per_layer), squeeze=False)[0], per_layer.items()):
-        ax.boxplot(values, tick_labels=[str(i + 1) for i in range(len(values))], showmeans=True)
+def layer_means(per_mode: dict[str, dict[str, np.ndarray]], paper_marks: list[tuple], ylabel: str, path) -> None:
+    """Per mode, each layer's mean effect over its heads with the 95% CI of that mean over test images, the
+    heads' spread as faint dots, and the paper's figures (mean and sd over heads) where it gives them."""
+    figure = new_figure(4.4 * len(per_mode), 3.4)
+    for ax, (mode, d) in zip(figure.subplots(1, len(per_mode), squeeze=False)[0], per_mode.items()):
+        layers = np.arange(1, len(d["mean"]) + 1)
+        for l, values in zip(layers, d["heads"]):
+            ax.scatter(np.full(len(values), l), values, s=4, color="#bbbbbb", zorder=1)
+        ax.errorbar(
+            layers,
+            d["mean"],
+            yerr=[d["mean"] - d["low"], d["high"] - d["mean"]],
+            fmt="o",
+            ms=3,
+            lw=1,
+            color="#1f77b4",
+            capsize=2,
+            zorder=3,
+            label="layer mean, 95% CI over images",
+        )
+        for i, (band, value, sd) in enumerate(paper_marks):
+            ax.errorbar(
+                np.mean(band) + 0.3,
+                value,
+                yerr=sd,
+                fmt="s",
+                ms=4,
+                color="#d62728",
+                capsize=3,
+                zorder=4,
+                label="the paper (mean, sd over heads)" if i == 0 else None,
+            )
         ax.axhline(0, color="grey", lw=0.6)
+        ax.set_yscale("symlog", linthresh=0.5)
+        ax.set_xticks(layers, [str(l) for l in layers], fontsize=7)
         ax.set_xlabel("layer")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{mode} ablation", fontsize=9)
+        ax.legend(fontsize=6, frameon=False)
+    save(figure, path)
+
+
+def forest(panels: list[dict], title: str, path) -> None:
+    """A forest plot per claim: each seed's estimate with its 95% CI over test images, the random-effects pooled
+    estimate with its interval (diamond) and the prediction interval for a new run (thin line), and the
+    paper's value with its sd over heads (red band)."""
+    figure = new_figure(4.0 * len(panels), 0.32 * max(len(panel["seeds"]) for panel in panels) + 2.0)
+    for ax, panel in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        seeds = panel["seeds"]
+        y = np.arange(len(seeds), 0, -1)
+        values, lows, highs = (np.array([s[k] for s in seeds], float) for k in ("value", "low", "high"))
+        ax.errorbar(values, y, xerr=[values - lows, highs - values], fmt="o", ms=3, color="black", capsize=2)
+        pooled = panel["pooled"]
+        low, high = pooled["ci"]
+        ax.fill([low, pooled["estimate"], high, pooled["estimate"]], [0, 0.25, 0, -0.25], color="#1f77b4")
+        if pooled.get("prediction"):
+            ax.plot(pooled["prediction"], [-0.6, -0.6], color="#1f77b4", lw=1)
+        if panel.get("paper") is not None:
+            value, sd = panel["paper"]
+            ax.axvspan(value - (sd or 0), value + (sd or 0), color="#d62728", alpha=0.15, lw=0)
+            ax.axvline(value, color="#d62728", lw=1)
+        ax.axvline(0, color="grey", lw=0.6, ls="--")
+        ax.set_yticks([*y, 0, -0.6], [s["label"] for s in seeds] + ["pooled", "next run"], fontsize=7)
+        ax.set_xlabel(panel["unit"], fontsize=8)
+        ax.set_title(panel["title"], fontsize=8, wrap=True)
+    figure.suptitle(title, fontsize=9)
     save(figure, path)
 
 
@@ -255,10 +319,20 @@ def samples(images: np.ndarray, masks: np.ndarray | None, captions: list[str], p
     save(figure, path)
 
 
-def head_panels(grids: dict[str, np.ndarray], title: str, label: str, path, threshold: float, columns: int = 4) -> None:
+def head_panels(
+    grids: dict[str, np.ndarray],
+    title: str,
+    label: str,
+    path,
+    threshold: float,
+    columns: int = 4,
+    passing: dict[str, np.ndarray] | None = None,
+    references: dict[str, float] | None = None,
+) -> None:
     """One layers x heads panel per name on one shared linear colour scale, from 0 (or symmetric about
-    0 when a value is negative; each panel prints its maximum), so a variant that moves nothing stays
-    dark instead of being stretched to look sharp. The scale reaches at least the rule's threshold
+    0 when a value is negative), so a variant that moves nothing stays dark instead of being stretched to
+    look sharp; each panel's title gives its min and max (and its reference: the variant's whole-model
+    effect), and the heads its rule passes are framed. The scale reaches at least the rule's threshold
     (marked on the colour bar; a tenth beyond it, so the mark shows), so values far below it stay pale."""
     vmax = max(1.1 * threshold, *(float(np.nanmax(np.abs(g))) for g in grids.values()))
     signed = any(float(np.nanmin(g)) < 0 for g in grids.values())
@@ -270,13 +344,22 @@ def head_panels(grids: dict[str, np.ndarray], title: str, label: str, path, thre
         image = ax.imshow(
             grid, cmap=cmap, vmin=vmin, vmax=vmax, extent=(0.5, grid.shape[1] + 0.5, grid.shape[0] + 0.5, 0.5)
         )
-        ax.set_title(f"{name} (max {np.nanmax(grid):.3g})", fontsize=8)
+        reference = f"; whole model {references[name]:.3g}" if references and name in references else ""
+        ax.set_title(f"{name}\nmin {np.nanmin(grid):.3g}, max {np.nanmax(grid):.3g}{reference}", fontsize=7)
+        if passing and name in passing:
+            outline_cells(ax, passing[name], colour="red")
         ax.set_xlabel("head", fontsize=7)
         ax.set_ylabel("layer", fontsize=7)
-        ax.tick_params(labelsize=6)
+        ax.set_yticks(range(1, grid.shape[0] + 1), [str(l) for l in range(1, grid.shape[0] + 1)], fontsize=5)
+        ax.tick_params(labelsize=5)
     for ax in axes[len(grids) :]:
         ax.set_axis_off()
-    bar = figure.colorbar(image, ax=list(axes), label=f"{label}\n(red line: the rule's threshold)", shrink=0.8)
+    bar = figure.colorbar(
+        image,
+        ax=list(axes),
+        label=f"{label}\n(red line: the rule's threshold; red frames: heads it passes)",
+        shrink=0.8,
+    )
     bar.ax.axhline(threshold, color="red", lw=1.5)
     figure.suptitle(title, fontsize=8, wrap=True)
     save(figure, path)

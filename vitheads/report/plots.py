@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vitheads import paper
+from vitheads.analysis.causal import discoveries
 from vitheads.analysis.tables import read_arrays, read_table
 from vitheads.analysis.taxonomy import LABEL_COLOURS, LABELS
 from vitheads.data.dataset import load_split
@@ -41,19 +43,34 @@ def predictions() -> None:
 
 def ablation(heads: pd.DataFrame) -> None:
     modes = list(dict.fromkeys(heads["mode"]))
+    layers = read_table("results/ablate/layers.csv")
     with atomic_path("plots/ablate", is_dir=True) as tmp:
         for mode in modes:
-            grid = heads[heads["mode"] == mode].pivot(index="layer", columns="head", values="increase_pct").to_numpy()
+            grid = lambda column, mode=mode: (
+                heads[heads["mode"] == mode].pivot(index="layer", columns="head", values=column).to_numpy()
+            )
+            significant = (grid("ci_low_pct") > 0) | (grid("ci_high_pct") < 0)
             figures.head_heatmap(
-                grid,
-                f"MSE increase when one head is {mode}-ablated (%)",
+                grid("increase_pct"),
+                significant,
+                f"MSE increase when one head is {mode}-ablated (%, test images of the {mode} sweep)",
                 "MSE increase (%)",
                 tmp / f"heatmap_{mode}.png",
             )
-        per_layer = {
-            m: [g["increase_pct"].to_numpy() for _, g in heads[heads["mode"] == m].groupby("layer")] for m in modes
-        }
-        figures.layer_boxes(per_layer, "MSE increase (%)", tmp / "layers.png")
+        per_mode = {}
+        for mode in modes:
+            rows = layers[layers["mode"] == mode].sort_values("layer")
+            per_mode[mode] = {
+                "mean": rows["mean_pct"].to_numpy(),
+                "low": rows["ci_low_pct"].to_numpy(),
+                "high": rows["ci_high_pct"].to_numpy(),
+                "heads": [g["increase_pct"].to_numpy() for _, g in heads[heads["mode"] == mode].groupby("layer")],
+            }
+        marks = [
+            (paper.EARLY_LAYERS, paper.EARLY_MEAN_PCT, paper.EARLY_SD_PCT),
+            ((paper.MIDDLE_LAYER, paper.MIDDLE_LAYER), paper.MIDDLE_MEAN_PCT, paper.MIDDLE_SD_PCT),
+        ]
+        figures.layer_means(per_mode, marks, "MSE increase (%, symlog)", tmp / "layers.png")
 
 
 def plot_area(masks: np.ndarray, patch: int) -> np.ndarray:
@@ -108,10 +125,28 @@ def taxonomy(view: str) -> None:
         figures.label_grid(grid, LABELS, LABEL_COLOURS, title, tmp)
 
 
+def passing(table: pd.DataFrame, variants: list[str], column: str, fdr: float) -> dict[str, np.ndarray]:
+    """Per variant, [L, H] bool: the heads whose test on `column` passes Benjamini-Hochberg within the panel."""
+    indexed = table.set_index(["variant", "layer", "head"])
+    out = {}
+    for v in variants:
+        layers, heads = indexed.loc[v].index.get_level_values(0).max(), indexed.loc[v].index.get_level_values(1).max()
+        out[v] = discoveries(indexed, [v], [column], fdr).reshape(layers, heads)
+    return out
+
+
+def whole_model(effects: dict, variants: list[str], targets: list[str]) -> dict[str, float]:
+    """Each variant's whole-model mean |prediction change| averaged over the targets (z units)."""
+    return {v: float(np.mean([effects[v][f"{t}_abs_change"] for t in targets])) for v in variants if v in effects}
+
+
 def causal(c: dict) -> None:
     """Per head and variant: output change at the element's patches (share of the head's typical
     output norm); and the prediction change when its output is patched between the pair."""
     table = read_table("results/causal/heads.csv")
+    effects = json.loads(Path("metrics/causal.json").read_text())["model_effect"]
+    fine = json.loads(Path("metrics/finetune.json").read_text())
+    targets = [t for t, m in fine.items() if isinstance(m, dict) and "r2" in m]
     grids = lambda column, variants: {
         v: table[table["variant"] == v].pivot(index="layer", columns="head", values=column).to_numpy() for v in variants
     }
@@ -128,6 +163,7 @@ def causal(c: dict) -> None:
             "||z_B - z_A|| / typical ||z||",
             tmp / "sensitivity.png",
             c["min_response"],
+            passing=passing(table, variants, "sensitivity_element_p", c["fdr"]),
         )
         figures.head_panels(
             grids("sensitivity_elsewhere", variants),
@@ -143,22 +179,77 @@ def causal(c: dict) -> None:
                 "||z_patched - z|| / typical ||z||",
                 tmp / "reads.png",
                 c["min_response"],
+                passing=passing(table, patched, "kv_read_p", c["fdr"]),
             )
         if patched:
             figures.head_panels(
                 grids("patch_prediction_change", patched),
-                "Prediction change when the head's output is patched between the pair (both ways)",
+                "Prediction change when the head's output is patched between the pair (both ways; mean over targets; "
+                "NaN: screened out by attribution patching)",
                 "mean |change| (z units, sd of the target)",
                 tmp / "patching.png",
                 c["min_prediction_change"],
+                references=whole_model(effects, patched, targets),
             )
-        if "follow" in table:
+        followed = [
+            v for v in variants if "follow" in table and table.loc[table["variant"] == v, "follow"].notna().all()
+        ]
+        if followed:
             figures.head_panels(
-                grids("follow", [v for v in variants if table.loc[table["variant"] == v, "follow"].notna().all()]),
+                grids("follow", followed),
                 "Attention moved with the moved element (received view)",
                 "follow score (2: all of a\nuniform head's mass moved)",
                 tmp / "follow.png",
                 c["min_follow"],
+                passing=passing(table, followed, "follow_p", c["fdr"]),
+            )
+
+
+def study_plots() -> None:
+    """Forest plots of the estimates study's claims, a figure per model (plots/study/forest_<model>.png)."""
+    path = Path("study/estimates.json")
+    with atomic_path("plots/study", is_dir=True) as tmp:
+        if not path.is_file():
+            return
+        summary = json.loads(path.read_text())["summary"]
+        for stem in ("conv", "patch"):
+            if stem not in summary:
+                continue
+            panels = []
+            for claim, by_mode in summary[stem]["claims"].items():
+                entry = by_mode.get("mean")
+                if not entry:
+                    continue
+                seeds = [
+                    {"label": str(seed), "value": v, "low": v - 1.96 * se, "high": v + 1.96 * se}
+                    for seed, v, se in zip(entry["seeds"], entry["values"], entry["se"])
+                ]
+                paper_mark = (
+                    (paper.PAPER_DIFFERENCE, None)
+                    if claim == "difference"
+                    else (
+                        paper.PAPER_FIGURES[claim],
+                        {"early": paper.EARLY_SD_PCT, "middle": paper.MIDDLE_SD_PCT}[claim],
+                    )
+                )
+                title = {
+                    "early": "layers 1-3, mean over heads",
+                    "middle": f"layer {paper.MIDDLE_LAYER}, mean over heads",
+                    "difference": f"layer {paper.MIDDLE_LAYER} - {paper.MIDDLE_OVER_EARLY:g} x layers 1-3",
+                }[claim]
+                panels.append(
+                    {
+                        "title": title,
+                        "unit": "MSE increase, mean ablation (%)",
+                        "seeds": seeds,
+                        "pooled": entry["pooled"],
+                        "paper": paper_mark,
+                    }
+                )
+            figures.forest(
+                panels,
+                f"The paper's ablation claims over training runs ({stem} stem; seeds as rows)",
+                tmp / f"forest_{stem}.png",
             )
 
 
@@ -171,3 +262,4 @@ def draw_all(p: dict) -> None:
     attention(heads, p)
     taxonomy(p["classify"]["view"])
     causal(p["causal"])
+    study_plots()

@@ -14,6 +14,7 @@ from vitheads.analysis.taxonomy import LABELS, RULE_SUMMARY
 from vitheads.names import CLS_NOTE, TARGETS, UNITS, VIEW_TITLES, VIEWS, view_reaches_output
 from vitheads.report.blocks import Heading, Image, Interactive, Paragraph, Table, fmt
 from vitheads.report.explorer import explorer_html, payload
+from vitheads.report.studies import answer_section, distortion_section, planted_section, read_study
 
 TEMPLATES = Path("templates")
 STUDY = Path("study/replication.json")
@@ -227,7 +228,7 @@ MACHINE_NOTE = (
 def study_section(study: dict) -> list:
     runs = study["runs"]
     return [
-        Heading("Across training runs", 3),
+        Heading("The earlier seed study (superseded by the estimates above)", 3),
         Paragraph(
             f"From {STUDY} (gathered {study['gathered']} by `{study['command']}`): {len(runs)} queued DVC experiments "
             f"on commit {runs[0]['baseline'][:7]}, default params but the seed and the stem. The spread is "
@@ -235,7 +236,6 @@ def study_section(study: dict) -> list:
             "the paper's sds are over the heads of one model. " + accuracy_across_seeds(study, list(TARGETS))
         ),
         study_table(study),
-        Paragraph(MACHINE_NOTE),
     ]
 
 
@@ -404,7 +404,16 @@ def report_blocks(p: dict) -> list:
     """The whole report of the run in the working directory."""
     fine, ab, cl, cz, gen = (read_metrics(s) for s in ("finetune", "ablate", "classify", "causal", "generate"))
     modes = p["ablate"]["modes"]
-    blocks = [Heading(TITLE, 1), *run_summary(p), Heading("Replication of arXiv 2503.18762")]
+    estimates = read_study("estimates")
+    blocks = [
+        Heading(TITLE, 1),
+        *run_summary(p),
+        *answer_section(estimates),
+        *planted_section(read_study("planted")),
+        *distortion_section(read_study("distortion"), estimates),
+        Heading("This run: replication of arXiv 2503.18762"),
+        Paragraph("Everything below is one training run's (this workspace's model). " + MACHINE_NOTE),
+    ]
     if paper.FIGURE_KEYS["middle"] not in ab[modes[0]]:
         blocks.append(
             Paragraph(
@@ -431,7 +440,8 @@ def report_blocks(p: dict) -> list:
                 f"{ab[paper.AUTHOR]['baseline_raw_label_mse']:.0f}."
             )
         )
-    blocks += study_section(json.loads(STUDY.read_text()))
+    if STUDY.is_file():
+        blocks += study_section(json.loads(STUDY.read_text()))
     timings = json.loads(Path("timings/finetune.json").read_text())
     blocks += accuracy(fine, timings) + ablation(ab, modes) + attention_and_taxonomy(cl, p)
     chirp_area = gen["test_area_share"]["chirp"]

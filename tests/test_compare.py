@@ -1,0 +1,38 @@
+"""python -m vitheads.compare on real experiments of a tiny project (generate stage only, for speed): a known
+difference is flagged, two sets of seeds of one configuration are not."""
+
+import json
+import sys
+
+import numpy as np
+
+from vitheads.compare import compare, holm
+
+
+def run_generate(project, name, *overrides):
+    project.dvc("exp", "run", "generate", "-n", name, *[a for o in overrides for a in ("-S", o)])
+
+
+def compared(project, a, b):
+    out = project.run(sys.executable, "-m", "vitheads.compare", a, b, "--format", "json").stdout
+    return {r["metric"]: r for r in json.loads(out[: out.rindex("]") + 1])}
+
+
+def test_the_colorbar_switched_off_is_flagged_and_other_seeds_of_one_configuration_are_not(project):
+    for seed in (1, 2, 3, 4):
+        run_generate(project, f"on-{seed}", f"seed={seed}")
+    for seed in (1, 2):
+        run_generate(project, f"off-{seed}", f"seed={seed}", "distortion.colorbar=false")
+    off = compared(project, "on-1,on-2", "off-1,off-2")
+    assert off["area share: colorbar"]["differs"] and off["area share: colorbar"]["b"] == 0
+    assert off["area share: colorbar"]["noise_from"] == "the arms' own runs"
+    same = compared(project, "on-1,on-2", "on-3,on-4")
+    assert same and not any(r["differs"] for r in same.values())
+
+
+def test_holm_and_the_noise_from_the_study_when_an_arm_has_one_run():
+    assert holm(np.array([0.001, 0.04, 0.03]), 0.05).tolist() == [True, False, False]  # 0.03 > 0.05 / 2
+    rows = compare([{"x": 1.0}], [{"x": 1.5}], {"x": 0.1})
+    assert rows[0]["differs"] and rows[0]["noise_from"] == "the estimates study's runs"
+    assert rows[0]["se"] == np.sqrt(2) * 0.1
+    assert compare([{"x": 1.0}], [{"x": 1.5}], {}) == []  # no noise estimate: nothing is compared

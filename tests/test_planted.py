@@ -1,0 +1,88 @@
+"""Planted mechanisms: a planted model's cue tokens are read by its designated heads only, and the readout
+reads none of them; the pipeline plants, trains and scores them under dvc."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_model
+
+from vitheads.data.cues import designated_heads
+from vitheads.interp.cache import run_with_cache
+from vitheads.interp.patching import kv_patched_layer
+from vitheads.model.hooks import hooked
+from vitheads.model.planted import plant
+from vitheads.model.vit import to_input
+
+TOKENS = {"text": [14, 15], "colorbar": [3, 7], "frame": [12]}  # of the tiny model's 16 patch tokens
+
+
+def planted_model():
+    model = make_tiny_model(depth=4)  # layers 0-3 hold every kind's designated heads (vitheads.data.cues)
+    return plant(model, TOKENS)
+
+
+def images(n=3, seed=0):
+    return to_input(np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
+
+
+def test_only_the_designated_heads_attend_to_a_kinds_cue_tokens():
+    model = planted_model()
+    captured = {}
+    hooks = {f"blocks.{l}.attn.hook_pattern": (lambda a, l=l: captured.__setitem__(l, a)) for l in range(4)}
+    with torch.inference_mode(), hooked(model, hooks):
+        model(images())
+    designated = designated_heads(list(TOKENS))
+    for kind, tokens in TOKENS.items():
+        keys = [1 + t for t in tokens]  # after CLS
+        for layer in range(4):
+            for head in range(3):
+                mass = captured[layer][:, head, :, keys].sum(-1)
+                if (layer, head) in designated[kind]:
+                    assert mass.min() > 0
+                else:
+                    assert mass.max() == 0, f"L{layer + 1}H{head + 1} sees the {kind} cue"
+
+
+def test_the_readout_reads_no_cue_token_and_a_cue_reaches_the_output_only_through_the_designated_heads():
+    """Change only the cue tokens' embeddings: the output moves; with every designated head's keys and values
+    at those tokens patched back to the clean pass's, it does not."""
+    model = planted_model()
+    x = images()
+    cue_tokens = torch.zeros(3, 17, dtype=torch.bool)
+    cue_tokens[:, [1 + t for ts in TOKENS.values() for t in ts]] = True
+    noise = torch.randn(3, 17, 24) * cue_tokens[..., None]
+    with torch.inference_mode():
+        clean = run_with_cache(model, x)
+        bumped = {"blocks.0.hook_resid_pre": lambda h: h + noise}
+        with hooked(model, bumped):
+            moved = model(x)
+    assert (moved - clean.output).abs().max() > 1e-4  # the cue tokens matter, through the designated heads
+    readout = model.readout_keep.view(4, 4)
+    assert readout.flatten()[[t for ts in TOKENS.values() for t in ts]].sum() == 0 and readout.sum() == 16 - 5
+    with torch.inference_mode():  # a non-designated head's keys and values at the cue tokens change nothing
+        with hooked(model, bumped):
+            source = run_with_cache(model, x)
+        outputs, _ = kv_patched_layer(model, clean, source, 0, cue_tokens, heads=[0, 2])
+    torch.testing.assert_close(outputs, clean.output.expand(2, -1, -1), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("control", [False, True])
+def test_a_planted_run_trains_its_cues_and_scores_the_benchmark_under_dvc(project, control):
+    project.set_params(
+        {
+            "plant": {"cues": ["text", "colorbar", "frame"], "control": control},
+            "model": {"depth": 4},
+            "causal": {"kv_patching": True},
+        }
+    )
+    project.dvc("repro", "causal")
+    meta = json.loads((project.path / "data/generated/meta.json").read_text())
+    assert meta["cues"]["targets"] == ["Cue_Text", "Cue_Colorbar", "Cue_Frame"] and meta["cues"]["control"] == control
+    config = json.loads((project.path / "models/model.json").read_text())
+    assert config["targets"][3:] == meta["cues"]["targets"] and config["cue_tokens"] == meta["cues"]["tokens"]
+    causal = json.loads((project.path / "metrics/causal.json").read_text())
+    assert set(causal["planted"]) == {"text", "colorbar", "frame"}
+    assert {"text_cue", "colorbar_cue", "frame_cue"} <= set(causal["model_effect"])
+    assert (project.path / "results/causal/benchmark.csv").is_file()

@@ -1,0 +1,224 @@
+"""The report's study sections, read from the committed study files (vitheads.study): the paper's claims as
+estimates over training runs, the planted controls' benchmark, and what each distractor changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from vitheads import paper
+from vitheads.analysis.benchmark import METHODS, RULE
+from vitheads.analysis.pooling import difference
+from vitheads.names import DISTRACTOR_KINDS, TARGETS
+from vitheads.report.blocks import Heading, Image, Paragraph, Table
+
+STUDY_DIR = Path("study")
+MODEL_NAMES = {"conv": "default model (conv stem)", "patch": "pure ViT (patch stem)"}
+CLAIM_TEXT = {
+    "early": paper.CLAIMS[0].text,
+    "middle": paper.CLAIMS[1].text,
+    "difference": f"Layer {paper.MIDDLE_LAYER} minus {paper.MIDDLE_OVER_EARLY:g} x layers 1-3 is about 0 "
+    f"(the ratio claim, well posed; the paper's own figures give {paper.PAPER_DIFFERENCE:+.2f}%)",
+}
+
+
+def read_study(name: str) -> dict | None:
+    path = STUDY_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def stale_code(study: dict) -> list[str]:
+    """The code files whose md5 in the study's runs differs from this checkout's (the study ran other code)."""
+    stale = set()
+    for run in study["runs"]:
+        for path, md5 in run["code"].items():
+            here = Path(path)
+            if not here.is_file() or hashlib.md5(here.read_bytes()).hexdigest() != md5:
+                stale.add(path)
+    return sorted(stale)
+
+
+def provenance(study: dict) -> Paragraph:
+    commits = sorted({r["baseline"][:7] for r in study["runs"]})
+    stale = stale_code(study)
+    flag = (
+        f" **Its analysis code differs from this checkout's** in {len(stale)} file(s): {', '.join(stale[:6])}"
+        f"{' ...' if len(stale) > 6 else ''}; re-run the study to bring it up to date."
+        if stale
+        else " The study ran this checkout's analysis code (every file's md5 matches)."
+    )
+    missing = f" Not finished yet: {', '.join(study['missing'])}." if study["missing"] else ""
+    return Paragraph(
+        f"From {STUDY_DIR}/{study['study']}.json (gathered {study['gathered']} by `{study['command']}`): "
+        f"{len(study['runs'])} runs queued on commit(s) {', '.join(commits)}.{flag}{missing}"
+    )
+
+
+def interval(x: dict, digits: int = 3, unit: str = "") -> str:
+    low, high = x["ci"]
+    value = x.get("estimate", x.get("mean"))
+    return f"{value:+.{digits}f}{unit} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def answer_section(study: dict | None) -> list:
+    """The report's opening: each claim, its estimate over training runs, the paper's value, the verdict."""
+    if study is None or "conv" not in study["summary"]:
+        return [
+            Heading("The answer"),
+            Paragraph(
+                "The estimates study (`python -m vitheads.study run estimates`, then "
+                "`gather estimates`) has not been gathered yet: no claim is judged over training runs."
+            ),
+        ]
+    rows = []
+    for stem, model in study["summary"].items():
+        if stem not in MODEL_NAMES:
+            continue
+        for claim, by_mode in model["claims"].items():
+            entry = by_mode.get("mean")
+            if not entry:
+                continue
+            pooled = entry["pooled"]
+            paper_value = paper.PAPER_DIFFERENCE if claim == "difference" else paper.PAPER_FIGURES[claim]
+            rows.append(
+                [
+                    CLAIM_TEXT[claim],
+                    MODEL_NAMES[stem],
+                    f"{interval(pooled)}% over {pooled['k']} runs "
+                    f"(next run: [{pooled['prediction'][0]:+.3f}, {pooled['prediction'][1]:+.3f}])"
+                    if pooled["prediction"]
+                    else f"{interval(pooled)}% over {pooled['k']} runs",
+                    f"{paper_value:+.2f}%",
+                    str(paper.Verdict(**entry["verdict"])),
+                ]
+            )
+        for claim, counts in model["labels"]["claims"].items():
+            rows.append(
+                [
+                    next(c.text for c in paper.CLAIMS if c.key == claim),
+                    MODEL_NAMES[stem],
+                    f"{counts['mean']:.1f} heads [{counts['ci'][0]:.1f}, {counts['ci'][1]:.1f}] per run "
+                    f"(runs: {', '.join(f'{v:g}' for v in counts['values'])})",
+                    "judged by eye",
+                    str(paper.Verdict(**counts["verdict"])),
+                ]
+            )
+    images = [
+        Image(
+            Path(f"plots/study/forest_{stem}.png"),
+            f"Forest plots, {MODEL_NAMES[stem]}: each run's estimate "
+            "with its 95% CI over test images, the random-effects estimate (diamond: modified Hartung-Knapp "
+            "interval) and the prediction interval for a next run; red: the paper's value and sd over heads",
+        )
+        for stem in MODEL_NAMES
+        if Path(f"plots/study/forest_{stem}.png").is_file()
+    ]
+    return [
+        Heading("The answer: the paper's claims over training runs"),
+        provenance(study),
+        Paragraph(
+            "Each claim as an estimate over training runs (mean ablation, the primary measure): random-effects "
+            "pooling of each run's estimate and its within-run standard error (from its 95% CI over test "
+            "images). *Reproduced*: the 90% interval lies within the paper's value +- the smallest effect of "
+            "interest fixed in vitheads/paper.py before the runs (half the paper's figure); *not reproduced*: "
+            "the 95% interval excludes it; *inconclusive* otherwise. Head-type claims: the label's count per "
+            "run, a t interval over runs."
+        ),
+        Table(["Claim (paper)", "Model", "Estimate [95% CI]", "Paper", "Verdict"], rows),
+        *images,
+    ]
+
+
+def planted_section(study: dict | None) -> list:
+    """The benchmark: which method finds the heads planted to read each distractor, and which flags heads where
+    nothing is planted."""
+    if study is None or not study["summary"]["benchmark"]:
+        return [
+            Heading("Planted controls"),
+            Paragraph(
+                "The planted study (`python -m vitheads.study run planted`) "
+                "has not been gathered yet: no measure's power is shown."
+            ),
+        ]
+    s = study["summary"]
+    cell = lambda d: (
+        f"{d['hit_rate']:.0%} [{d['hit_ci'][0]:.0%}, {d['hit_ci'][1]:.0%}] hit; control: "
+        f"{d['false_rate_control']:.2%} flagged, {d['control_seeds_with_a_false_detection']}/"
+        f"{len(s['held_out_seeds']['control'])} seeds with any"
+        if d["hit_rate"] is not None
+        else "n/a"
+    )
+    rows = [
+        [method + (" **(the rule)**" if method == RULE else "")]
+        + [cell(s["benchmark"][method][k]) for k in DISTRACTOR_KINDS]
+        for method in METHODS
+    ]
+    rows.append(["follow (attention moves with a moved element)"] + ["not applicable: a planted cue does not move"] * 3)
+    reliance_rows = [
+        [arm, kind, interval(r["cue_change_sd"], 2), interval(r["cue_r2"], 2)]
+        for arm, kinds in s["reliance"].items()
+        for kind, r in kinds.items()
+    ]
+    return [
+        Heading("Planted controls: can the measures find a head that reads a distractor?"),
+        provenance(study),
+        Paragraph(
+            "Planted arm: each kind's element (the x-axis label, the colorbar's text, the t = 0 tick mark) "
+            "carries a quantity as its shade, an added target, and by construction only two designated heads per "
+            "kind can read those tokens (every other head's attention to them is masked from the first step, "
+            "the readout reads none of them): the truth. Control arm: identical, but every image shows another "
+            "image's shades, so the cues carry nothing. Rules and thresholds were fixed on seed(s) "
+            f"{s['fit_seeds']['planted']}; the table scores held-out seeds {s['held_out_seeds']['planted']}: "
+            "hit rate = share of the designated heads flagged (95% Wilson interval over heads x seeds); control = "
+            "share of all 144 heads flagged for that kind, and how many control seeds had any false detection."
+        ),
+        Table(["Method"] + list(DISTRACTOR_KINDS), rows),
+        Paragraph(
+            "Reliance at model level: the cued prediction's mean |change| (in sds of the target) when only the "
+            "cue is swapped in a pair, and the cue target's test R², mean [95% t interval] over runs."
+        ),
+        Table(["Arm", "Kind", "Cue swap: mean |change| (sd)", "Cue target R²"], reliance_rows),
+    ]
+
+
+def distortion_section(study: dict | None, estimates: dict | None) -> list:
+    """What each distractor changes: every arm against the default arm, with intervals over training runs."""
+    if study is None or not study["summary"]:
+        return [
+            Heading("What each distractor changes"),
+            Paragraph("The distortion study (`python -m vitheads.study run distortion`) has not been gathered yet."),
+        ]
+    default = [r for r in (estimates or {}).get("runs", []) if r["arm"] == "conv" and not r["held_out"]]
+    rows = []
+    for arm in dict.fromkeys(r["arm"] for r in study["runs"]):
+        runs = [r for r in study["runs"] if r["arm"] == arm]
+        values = {
+            **{f"R² {t}": lambda r, t=t: r["metrics"]["finetune"][t]["r2"] for t in TARGETS},
+            "layers 1-3 (mean abl., %)": lambda r: r["metrics"]["ablate"]["mean"][paper.FIGURE_KEYS["early"]],
+            "layer 6 (mean abl., %)": lambda r: r["metrics"]["ablate"]["mean"][paper.FIGURE_KEYS["middle"]],
+            "chirp heads, layers 6-11": lambda r: r["metrics"]["classify"][f"chirp_heads_{paper.CHIRP_BAND_KEY}"],
+            "task-relevant heads": lambda r: r["metrics"]["causal"]["task_relevant_heads"],
+        }
+        for what, get in values.items():
+            d = difference([get(r) for r in runs], [get(r) for r in default]) if default else None
+            rows.append(
+                [
+                    arm,
+                    what,
+                    ", ".join(f"{get(r):.3g}" for r in runs),
+                    f"{d['difference']:+.3g} [{d['ci'][0]:+.3g}, {d['ci'][1]:+.3g}]" if d else "no default arm",
+                ]
+            )
+    return [
+        Heading("What each distractor changes"),
+        provenance(study),
+        Paragraph(
+            "Each arm retrains the model with elements hidden. Layout kept: the plot is laid out as with every "
+            "element and the switched-off ones are hidden, so the spectrogram keeps its place and size and only "
+            "the content changes; all-off-adapting lets the spectrogram fill the image (content and layout "
+            "together). Differences from the default arm (the estimates study's pooled seeds) with Welch's 95% "
+            "interval over training runs: an interval that holds 0 shows no change beyond training noise."
+        ),
+        Table(["Arm", "Quantity", "Runs", "Arm - default [95% CI over runs]"], rows),
+    ]

@@ -1,0 +1,100 @@
+"""Gathering a study's finished runs into study/<study>.json: one compact record per run, read from the
+experiment's own commit (metrics, timings, tables and dvc.lock are in git), and the study's summary
+(vitheads.study.summaries). The file records the commit every run was queued on and the md5 of every code
+file its stages ran, so that the report can flag a study whose analysis code is not the checkout's."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from ruamel.yaml import YAML
+
+from vitheads.study.runner import committed_file, committed_json, finished, show
+from vitheads.study.studies import STUDIES, Run
+from vitheads.study.summaries import SUMMARIES
+
+STAGES = ("generate", "finetune", "ablate", "attention", "causal")
+METRICS = ("finetune", "ablate", "classify", "causal")
+
+
+PRESENTATION = ("figures", "report")  # their code draws and words; it computes nothing a study gathers
+
+
+def code_hashes(lock_text: str) -> dict[str, str]:
+    """md5 of every stages/ and vitheads/ file the computing stages of a run depended on (from its dvc.lock):
+    the analysis code; the figures and report stages' own code is left out."""
+    lock = YAML(typ="safe").load(lock_text)
+    return {
+        d["path"]: d["md5"]
+        for name, stage in lock["stages"].items()
+        if name not in PRESENTATION
+        for d in stage.get("deps", [])
+        if d["path"].startswith(("stages/", "vitheads/"))
+    }
+
+
+def committed_arrays(rev: str, path: str) -> dict[str, np.ndarray]:
+    raw = subprocess.run(["git", "show", f"{rev}:{path}"], check=True, capture_output=True).stdout
+    with np.load(io.BytesIO(raw)) as arrays:
+        return dict(arrays)
+
+
+def run_record(run: Run, exp: dict, with_heads: bool) -> dict:
+    """One run: identity, code, cost, and the metrics every summary reads; with_heads, the per-head table and
+    the attention fingerprints on the shared images (for matching heads across runs)."""
+    rev = exp["rev"]
+    record = {
+        "name": run.name,
+        "arm": run.arm,
+        "seed": run.seed,
+        "held_out": run.held_out,
+        "overrides": list(run.overrides),
+        "rev": rev,
+        "baseline": exp["baseline"],
+        "code": code_hashes(committed_file(rev, "dvc.lock")),
+        "timings": {s: committed_json(rev, f"timings/{s}.json") for s in STAGES},
+        "metrics": {s: committed_json(rev, f"metrics/{s}.json") for s in METRICS},
+    }
+    if with_heads:
+        table = pd.read_csv(io.StringIO(committed_file(rev, "tables/heads.csv")))
+        record["heads"] = {"columns": list(table.columns), "rows": table.to_numpy().tolist()}
+        fingerprints = committed_arrays(rev, "tables/fingerprints.npz")["received"]  # [n, L, H, G, G] float16
+        record["fingerprints"] = fingerprints.astype(float).reshape(*fingerprints.shape[:3], -1)  # [n, L, H, P]
+    return record
+
+
+def gather(study: str, shown: list[dict]) -> dict:
+    """The study file from `dvc exp show --json -A`: every finished run and the summary; runs not finished
+    yet are listed, not waited for (so a study can be gathered in parts, held-out runs last)."""
+    done = finished(shown, f"{study}-")
+    runs = STUDIES[study]()
+    records = [run_record(r, done[r.name], study == "estimates") for r in runs if r.name in done]
+    return {
+        "study": study,
+        "gathered": datetime.date.today().isoformat(),
+        "command": f"python -m vitheads.study run {study}; python -m vitheads.study gather {study}",
+        "missing": [r.name for r in runs if r.name not in done],
+        "runs": records,
+        "summary": SUMMARIES[study](records),
+    }
+
+
+def write_gathered(study: str) -> None:
+    table = gather(study, show())
+    for record in table["runs"]:
+        record.pop("fingerprints", None)  # the matching is in the summary; the maps would weigh megabytes
+    path = Path(f"study/{study}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table, indent=None, separators=(",", ":")) + "\n")
+    tmp.replace(path)
+    print(
+        f"wrote {path}: {len(table['runs'])} runs"
+        + (f"; not finished: {', '.join(table['missing'])}" if table["missing"] else "")
+    )

@@ -1,0 +1,252 @@
+"""Each study's summary, computed from its runs' records (vitheads.study.gather): what the report shows and
+the docs quote. Every number is recomputable from the per-run values the study file keeps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vitheads import paper
+from vitheads.analysis.benchmark import METHODS
+from vitheads.analysis.pooling import random_effects, se_from_ci, seed_interval
+from vitheads.names import CUE_TARGETS, DISTRACTOR_KINDS, TARGETS
+
+CLAIM_KEYS = {
+    "early": (paper.FIGURE_KEYS["early"], paper.CI_KEYS["early"]),
+    "middle": (paper.FIGURE_KEYS["middle"], paper.CI_KEYS["middle"]),
+    "difference": (paper.DIFFERENCE_KEY, f"{paper.DIFFERENCE_KEY}_ci"),
+}
+LABEL_BANDS = ("layers_1-3", "layers_4-5", "layers_6-11", "layers_12")
+
+
+def pooled_claim(runs: list[dict], claim: str, mode: str) -> dict | None:
+    """A claim's per-seed estimates and standard errors under one ablation mode, pooled with random effects."""
+    key, ci_key = CLAIM_KEYS[claim]
+    found = [r["metrics"]["ablate"].get(mode, {}) for r in runs]
+    if len(runs) < 2 or any(key not in m for m in found):
+        return None
+    y, se = [m[key] for m in found], [se_from_ci(*m[ci_key]) for m in found]
+    pooled = random_effects(y, se).as_dict()
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "values": y,
+        "se": [round(s, 6) for s in se],
+        "pooled": pooled,
+        "verdict": paper.pooled_verdict(claim, pooled).__dict__,
+    }
+
+
+def held_out_check(claims: dict, held: list[dict]) -> dict:
+    """Where the held-out runs fall against each claim's prediction interval (mean ablation)."""
+    out = {}
+    for claim, by_mode in claims.items():
+        entry = by_mode.get("mean")
+        if not entry or not entry["pooled"]["prediction"] or not held:
+            continue
+        low, high = entry["pooled"]["prediction"]
+        values = [r["metrics"]["ablate"]["mean"][CLAIM_KEYS[claim][0]] for r in held]
+        out[claim] = {
+            "seeds": [r["seed"] for r in held],
+            "values": values,
+            "prediction": [low, high],
+            "outside": int(sum(not low <= v <= high for v in values)),
+        }
+    return out
+
+
+def label_counts(runs: list[dict]) -> dict:
+    """Per band and label, the count over seeds (t interval), and the paper's head-type claims judged on them."""
+    counts = [r["metrics"]["classify"]["counts"] for r in runs]
+    labels = counts[0]["all"].keys()
+    out = {band: {label: seed_interval([c[band][label] for c in counts]) for label in labels} for band in LABEL_BANDS}
+    chirp = seed_interval([r["metrics"]["classify"][f"chirp_heads_{paper.CHIRP_BAND_KEY}"] for r in runs])
+    early = seed_interval([r["metrics"]["classify"][f"distractor_heads_{paper.DISTRACTOR_BAND_KEY}"] for r in runs])
+    totals = runs[0]["metrics"]["classify"]
+    out["claims"] = {
+        "chirp_heads": chirp
+        | {"verdict": paper.pooled_count_verdict(chirp, totals[f"heads_{paper.CHIRP_BAND_KEY}"]).__dict__},
+        "distractor_heads": early
+        | {"verdict": paper.pooled_count_verdict(early, totals[f"heads_{paper.DISTRACTOR_BAND_KEY}"]).__dict__},
+    }
+    return out
+
+
+def causal_counts(runs: list[dict]) -> dict:
+    """Per distractor kind and causal label, the count of heads over seeds (t interval)."""
+    out = {}
+    for kind in DISTRACTOR_KINDS:
+        found = [r["metrics"]["causal"].get(kind) for r in runs]
+        if any(f is None for f in found):
+            continue
+        keys = [k for k in found[0] if k.startswith("heads_")]
+        out[kind] = {k.removeprefix("heads_"): seed_interval([f[k] for f in found]) for k in keys}
+    return out
+
+
+def model_summary(runs: list[dict], held: list[dict]) -> dict:
+    """One model's runs: accuracy, the claims pooled per ablation mode, sds over heads, label and causal counts."""
+    claims = {claim: {mode: pooled_claim(runs, claim, mode) for mode in ("mean", "zero")} for claim in CLAIM_KEYS}
+    author = {
+        claim: seed_interval(
+            [r["metrics"]["ablate"].get(paper.AUTHOR, {}).get(CLAIM_KEYS[claim][0], np.nan) for r in runs]
+        )
+        for claim in ("early", "middle")
+    }
+    sds = {
+        f"{band}_{mode}": seed_interval([r["metrics"]["ablate"][mode].get(paper.SD_KEYS[band], np.nan) for r in runs])
+        for band in ("early", "middle")
+        for mode in ("mean", "zero")
+    }
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "r2": {t: seed_interval([r["metrics"]["finetune"][t]["r2"] for r in runs]) for t in TARGETS},
+        "claims": claims,
+        "author_protocol": author,
+        "sd_over_heads": sds,
+        "labels": label_counts(runs),
+        "causal": causal_counts(runs),
+        "held_out": held_out_check(claims, held),
+        "seconds": seed_interval([sum(t.get("stage_seconds", 0) for t in r["timings"].values()) for r in runs]),
+    }
+
+
+def estimates(records: list[dict]) -> dict:
+    out = {}
+    for arm in ("conv", "patch"):
+        runs = [r for r in records if r["arm"] == arm and not r["held_out"]]
+        if len(runs) >= 2:
+            out[arm] = model_summary(runs, [r for r in records if r["arm"] == arm and r["held_out"]])
+    conv = [r for r in records if r["arm"] == "conv"]
+    if len(conv) >= 3 and "fingerprints" in conv[0]:
+        out["matching"] = head_matching(conv)
+    return out
+
+
+def wilson(k: int, n: int) -> list[float]:
+    """95% Wilson interval of a proportion k / n."""
+    if n == 0:
+        return [float("nan"), float("nan")]
+    z, p = 1.959964, k / n
+    centre, half = (
+        (p + z * z / (2 * n)) / (1 + z * z / n),
+        z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
+    )
+    return [round(centre - half, 4), round(centre + half, 4)]
+
+
+def planted(records: list[dict]) -> dict:
+    """The benchmark (held-out seeds): per method and kind, the share of designated heads flagged on the planted
+    arm and the heads flagged on the control arm, with 95% Wilson intervals; and the reliance checks."""
+    arms = {arm: [r for r in records if r["arm"] == arm and r["held_out"]] for arm in ("planted", "control")}
+    fit = {arm: [r for r in records if r["arm"] == arm and not r["held_out"]] for arm in ("planted", "control")}
+    table = {}
+    for method in METHODS:
+        for kind in DISTRACTOR_KINDS:
+            hits = [r["metrics"]["causal"]["planted"][kind]["methods"][method] for r in arms["planted"]]
+            false = [r["metrics"]["causal"]["planted"][kind]["methods"][method] for r in arms["control"]]
+            designated = 2 * len(hits)
+            found = sum(h["designated_flagged"] for h in hits)
+            flagged_control = sum(f["designated_flagged"] + f["others_flagged"] for f in false)
+            table.setdefault(method, {})[kind] = {
+                "hit_rate": round(found / designated, 4) if designated else None,
+                "hit_ci": wilson(found, designated),
+                "seeds_with_a_hit": sum(h["designated_flagged"] > 0 for h in hits),
+                "seeds": len(hits),
+                "others_flagged_planted": sum(h["others_flagged"] for h in hits),
+                "false_rate_control": round(flagged_control / (144 * len(false)), 5) if false else None,
+                "false_ci_control": wilson(flagged_control, 144 * len(false)),
+                "control_seeds_with_a_false_detection": sum(
+                    (f["designated_flagged"] + f["others_flagged"]) > 0 for f in false
+                ),
+            }
+    return {
+        "held_out_seeds": {a: [r["seed"] for r in rs] for a, rs in arms.items()},
+        "fit_seeds": {a: [r["seed"] for r in rs] for a, rs in fit.items()},
+        "benchmark": table,
+        "reliance": reliance(records),
+    }
+
+
+def reliance(records: list[dict]) -> dict:
+    """Per arm and kind: the cued prediction's mean |change| (in sds of the target) when only the cue is swapped,
+    and the cue target's test R^2."""
+    out = {}
+    for arm in ("planted", "control"):
+        runs = [r for r in records if r["arm"] == arm]
+        for kind, target in CUE_TARGETS.items():
+            effects = [r["metrics"]["causal"]["model_effect"][f"{kind}_cue"] for r in runs]
+            out.setdefault(arm, {})[kind] = {
+                "seeds": [r["seed"] for r in runs],
+                "cue_change_sd": seed_interval([e[f"{target}_abs_change"] for e in effects]),
+                "cue_r2": seed_interval([r["metrics"]["finetune"][target]["r2"] for r in runs]),
+                "chirp_r2": {t: seed_interval([r["metrics"]["finetune"][t]["r2"] for r in runs]) for t in TARGETS},
+            }
+    return out
+
+
+def distortion(records: list[dict]) -> dict:
+    """Per arm: accuracy, band effects (mean ablation), label and causal counts, over its seeds; the differences
+    from the default arm come with the report (it reads the estimates study for the default's seeds)."""
+    out = {}
+    for arm in dict.fromkeys(r["arm"] for r in records):
+        runs = [r for r in records if r["arm"] == arm]
+        out[arm] = {
+            "seeds": [r["seed"] for r in runs],
+            "r2": {t: seed_interval([r["metrics"]["finetune"][t]["r2"] for r in runs]) for t in TARGETS},
+            "bands": {
+                c: seed_interval([r["metrics"]["ablate"]["mean"].get(CLAIM_KEYS[c][0], np.nan) for r in runs])
+                for c in CLAIM_KEYS
+            },
+            "labels": label_counts(runs),
+            "causal": causal_counts(runs),
+            "seconds": seed_interval([sum(t.get("stage_seconds", 0) for t in r["timings"].values()) for r in runs]),
+        }
+    return out
+
+
+def head_matching(runs: list[dict]) -> dict:
+    """Is there, in every run, a head that does what the first run's most damaging head (mean ablation) does?
+    Heads are compared by the correlation of their attention on the shared images (basis-invariant); a match
+    needs a correlation above the 95th percentile of random head pairs across runs (the null)."""
+    rng = np.random.default_rng(0)
+    prints = [np.asarray(r["fingerprints"], float) for r in runs]  # [n, L, H, P] each
+    flat = [p.transpose(1, 2, 0, 3).reshape(p.shape[1] * p.shape[2], -1) for p in prints]  # [L*H, n*P]
+    z = [(f - f.mean(1, keepdims=True)) / (f.std(1, keepdims=True) + 1e-12) for f in flat]
+    corr = lambda a, b: (a @ b.T) / a.shape[1]  # [heads, heads] Pearson correlations
+    null = [
+        corr(z[i], z[j])[rng.integers(0, len(z[i]), 200), rng.integers(0, len(z[j]), 200)]
+        for i in range(len(z))
+        for j in range(len(z))
+        if i != j
+    ]
+    bar = float(np.percentile(np.concatenate(null), 95))
+    heads = runs[0]["heads"]
+    table = dict(zip(heads["columns"], zip(*heads["rows"])))
+    dominant = int(np.nanargmax(np.asarray(table["increase_pct_mean"], float)))
+    layers, per_layer = prints[0].shape[1], prints[0].shape[2]
+    matches = []
+    for run, zr in zip(runs[1:], z[1:]):
+        c = corr(z[0][dominant : dominant + 1], zr)[0]
+        best = int(np.argmax(c))
+        row = dict(zip(run["heads"]["columns"], run["heads"]["rows"][best]))
+        matches.append(
+            {
+                "seed": run["seed"],
+                "head": f"L{best // per_layer + 1}H{best % per_layer + 1}",
+                "correlation": round(float(c[best]), 4),
+                "matched": bool(c[best] > bar),
+                "label": row["label"],
+                "increase_pct_mean": row.get("increase_pct_mean"),
+            }
+        )
+    name = f"L{dominant // per_layer + 1}H{dominant % per_layer + 1}"
+    return {
+        "reference_seed": runs[0]["seed"],
+        "dominant_head": name,
+        "null_95th_percentile": round(bar, 4),
+        "matches": matches,
+        "share_matched": round(sum(m["matched"] for m in matches) / max(1, len(matches)), 4),
+        "layers": layers,
+    }
+
+
+SUMMARIES = {"estimates": estimates, "planted": planted, "distortion": distortion}
