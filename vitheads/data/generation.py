@@ -11,7 +11,6 @@ Layout of a dataset directory (one per pipeline run, a DVC output):
 from __future__ import annotations
 
 import json
-import multiprocessing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -126,8 +125,7 @@ def write_dataset(
 ) -> None:
     """Render every split into the (empty, temporary) directory `out`, one process per thread of the budget."""
     cues = cue_meta(spec, stem) if spec.cues.kinds else None
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers or threads.budget(), initializer=_init_worker, initargs=(spec,)) as pool:
+    with threads.lean_pool(workers or threads.budget(), _init_worker, (spec,)) as pool:
         for split, n in sizes.items():
             write_split(spec, split, n, out, pool)
         write_split(replace(spec, seed=SHARED_SEED), "shared", SHARED_IMAGES, out, pool)

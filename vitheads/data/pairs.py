@@ -12,7 +12,6 @@ else (0 for a valid pair; tests/test_pairs.py).
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import matplotlib
 import numpy as np
 from matplotlib.ticker import FuncFormatter
 
+from vitheads import threads
 from vitheads.data.chirps import DURATION_S, MAX_FREQ_HZ, Chirp, sample_chirp, spectrogram
 from vitheads.data.cues import CueContext, apply_cues
 from vitheads.data.furniture import Distortions
@@ -296,8 +296,7 @@ def render_variants(
 ) -> Iterator[PairSet]:
     """render_pairs of every variant, in order, from a pool of processes (one renderer each) that
     renders the next variants while the caller measures the first."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(size, distortions, cues)) as pool:
+    with threads.lean_pool(workers, _init_worker, (size, distortions, cues)) as pool:
         yield from pool.imap(_render_variant, [(v, seed, patch, n) for v in variants])
 
 
