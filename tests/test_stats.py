@@ -1,10 +1,11 @@
-"""Statistics: the multiplicity correction on known cases, and studentised p-values against a normal test."""
+"""Statistics: the multiplicity correction on known cases, and p-values from the bootstrap standard error
+(normal tail) against a normal test."""
 
 import numpy as np
 import pytest
 
 from vitheads.analysis.pooling import equivalence, random_effects, seed_interval
-from vitheads.analysis.stats import benjamini_hochberg, bootstrap_means, bootstrap_weights, studentised_p
+from vitheads.analysis.stats import benjamini_hochberg, bootstrap_means, bootstrap_se_p, bootstrap_weights
 
 
 def test_benjamini_hochberg_on_the_textbook_case():
@@ -36,18 +37,18 @@ def test_benjamini_hochberg_on_the_textbook_case():
     assert not benjamini_hochberg(np.array([0.04] + [0.9] * 143)).any()  # alone at 0.04: not after 144 tests
 
 
-def test_studentised_p_goes_below_one_over_the_resamples_and_is_calibrated():
+def test_bootstrap_se_p_goes_below_one_over_the_resamples_and_is_calibrated():
     rng = np.random.default_rng(0)
     weights = bootstrap_weights(200, 1000, 1)
     strong = rng.normal(0.5, 1.0, (200, 1))  # mean 0.5, se 0.07: z about 7
-    p = studentised_p(strong.mean(0), bootstrap_means(weights, strong), 0.0)
+    p = bootstrap_se_p(strong.mean(0), bootstrap_means(weights, strong), 0.0)
     assert p[0] < 1e-6
     null_p = []
     for seed in range(200):  # under the null, p is roughly uniform: about 5% below 0.05
         x = np.random.default_rng(seed + 10).normal(0.0, 1.0, (200, 1))
-        null_p.append(studentised_p(x.mean(0), bootstrap_means(weights, x), 0.0)[0])
+        null_p.append(bootstrap_se_p(x.mean(0), bootstrap_means(weights, x), 0.0)[0])
     assert 0.02 < np.mean(np.array(null_p) < 0.05) < 0.09
-    assert studentised_p(np.array([0.0]), np.zeros((10, 1)), 0.1)[0] == pytest.approx(1.0)  # zero se, below bar
+    assert bootstrap_se_p(np.array([0.0]), np.zeros((10, 1)), 0.1)[0] == pytest.approx(1.0)  # zero se, below bar
 
 
 def test_random_effects_pooling_on_a_case_worked_by_hand():

@@ -212,6 +212,11 @@ def _check_combinations(p: dict[str, Any]) -> None:
         raise ParamsError("plant.control shuffles the planted cues: it needs plant.cues (now empty)")
     if p["plant"]["cues"] and p["data"]["source"] != "generate":
         raise ParamsError(f"plant.cues are drawn by the renderer; data.source is '{p['data']['source']}'")
+    if p["plant"]["cues"] and p["model"]["pooling"] != "flatten":
+        raise ParamsError(
+            f"plant.cues need model.pooling 'flatten' (now '{p['model']['pooling']}'): only the flatten readout "
+            "can be kept off the cue tokens, which makes the designated heads the cues' only path"
+        )
     if m["image_size"] % m["patch_size"]:
         raise ParamsError(
             f"model.image_size ({m['image_size']}) must be divisible by model.patch_size ({m['patch_size']}) "

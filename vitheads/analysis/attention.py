@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from vitheads.data.regions import PATCH_REGIONS
 from vitheads.names import CLASSES, view_reaches_output
@@ -134,7 +135,7 @@ def auroc(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     [n, ..., P] against the region mask [n, P]; NaN where an image has no patch in or out of the region. Unlike
     enrichment (mass / area, at most 1 / area), it reaches 1 for a region of any size."""
     mask = np.asarray(mask, bool)
-    ranks = scores.argsort(-1).argsort(-1) + 1.0  # 1 = least attention; ties broken by position
+    ranks = stats.rankdata(scores, axis=-1)  # 1 = least attention; ties share their mean rank
     shape = (len(mask),) + (1,) * (scores.ndim - 2) + (mask.shape[-1],)
     inside = mask.reshape(shape)
     n1 = mask.sum(-1).reshape(shape[:-1]).astype(float)

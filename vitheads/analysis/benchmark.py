@@ -58,5 +58,9 @@ def benchmark_metrics(flagged: pd.DataFrame, kinds: list[str]) -> dict:
         for method, rows in mine.groupby("method", sort=False):
             hit = {(r.layer, r.head) for r in rows[rows["flagged"]].itertuples()}
             per_method[method] = {"designated_flagged": len(hit & truth), "others_flagged": len(hit - truth)}
-        out[kind] = {"designated": [head_name(l, h) for l, h in sorted(truth)], "methods": per_method}
+        out[kind] = {
+            "designated": [head_name(l, h) for l, h in sorted(truth)],
+            "heads": int((mine["method"] == RULE).sum()),
+            "methods": per_method,
+        }
     return out

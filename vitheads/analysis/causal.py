@@ -1,16 +1,9 @@
 """The causal rules: per head, does it respond to a distractor, follow it, change the predictions?
 
 Reads the per-image measures of vitheads.interp.causal (a VariantMeasures per variant; its arrays only,
-so no torch here). The rule, stated once (RULE_TEXT, the report prints it):
-  responds             in a response variant (a content swap; for the frame, painting it over), the 95%
-                       CI of the head's output change at the element's patches lies above `min_response`
-                       of its typical output norm, and the CI of that change minus its change at the
-                       pair's other patches lies above 0 (the positional null)
-  follows              the CI of the attention it moves with the moved element (follow score) lies above
-                       `min_follow`
-  changes predictions  patching its output between a response pair (both ways) moves the predictions by a
-                       mean |change| whose CI lies above `min_prediction_change` (z units)
-  detector             responds and follows
+so no torch here). The rules are stated once, in rule_text (the report prints it; docs/methods.md explains
+them): one-sided tests of a mean over pairs against a bar, Benjamini-Hochberg over every head, variant and
+target a label tests; per-target bars relative to the whole model's change.
 """
 
 from __future__ import annotations
@@ -19,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from vitheads.analysis.attention import auroc, excess_share
-from vitheads.analysis.stats import benjamini_hochberg, mean_ci, normal_tail, resampled_means, studentised_p
+from vitheads.analysis.stats import benjamini_hochberg, bootstrap_se_p, mean_ci, normal_tail, resampled_means
 from vitheads.data.variants import moved_variant, response_variants, variant_spec
 from vitheads.names import DISTRACTOR_KINDS, PATCH_DIRECTIONS, TARGETS, head_name
 
@@ -33,7 +26,8 @@ def rule_text(c: dict, images: int, patch_images: int) -> str:
         "label tests"
     )
     return (
-        f"Per head, each a one-sided test on the mean over pairs (studentised bootstrap, {fdr}): *responds* when its "
+        "Per head, each a one-sided test on the mean over pairs (a normal test on the bootstrap standard error, "
+        f"{fdr}): *responds* when its "
         f"output change at the element's patches exceeds {c['min_response']:g} of its typical output norm (its change "
         "elsewhere, the broadcast, is reported beside it, not subtracted); *reads* when swapping only its own keys and "
         "values at the tokens the element reaches (queries and all else from the same image) changes its output by "
@@ -47,12 +41,12 @@ def rule_text(c: dict, images: int, patch_images: int) -> str:
 
 
 def stat(values: np.ndarray, weights: np.ndarray, bar=None) -> tuple[np.ndarray, ...]:
-    """Mean over images (axis 0), its 95% CI, and (with a bar) the studentised p of "mean > bar"."""
+    """Mean over images (axis 0), its 95% CI, and (with a bar) the one-sided p of "mean > bar" (bootstrap_se_p)."""
     mean, low, high = mean_ci(values, weights)
     if bar is None:
         return mean, low, high
     resampled = resampled_means(values, weights).reshape(len(weights), *values.shape[1:])
-    return mean, low, high, studentised_p(mean, resampled, bar)
+    return mean, low, high, bootstrap_se_p(mean, resampled, bar)
 
 
 def change_bars(m, c: dict) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The one place for resampling, intervals and tests: paired bootstrap over test images, 95% percentile
-intervals, studentised p-values and the Benjamini-Hochberg correction. Every CI in metrics/ and results/
-comes from here."""
+intervals, p-values from the bootstrap standard error (normal tail) and the Benjamini-Hochberg correction.
+Every CI in metrics/ and results/ comes from here."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def mean_ci(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.nda
     return flat.mean(0).reshape(shape), low.reshape(shape), high.reshape(shape)
 
 
-def studentised_p(mean: np.ndarray, resampled: np.ndarray, bar: np.ndarray | float) -> np.ndarray:
+def bootstrap_se_p(mean: np.ndarray, resampled: np.ndarray, bar: np.ndarray | float) -> np.ndarray:
     """One-sided p-value of "the mean exceeds bar" for each column: the excess over the bootstrap standard
     error ([R, K] resampled means), read on the normal tail. Unlike a percentile p-value from R resamples,
     it can go below 1/R, which Benjamini-Hochberg over hundreds of heads needs."""

@@ -26,7 +26,7 @@ class Variant:
 
 
 VARIANTS = {
-    "title_text": Variant("text", "content", ("title",), "title"),  # other digits and chirp-type word
+    "title_text": Variant("text", "content", ("title",), "title"),  # another image number of as many digits
     "tick_labels_text": Variant("text", "content", ("tick_labels",), "tick_labels", ("base", "renumbered")),
     "title_blank": Variant("text", "blank", ("title",), "title"),
     "tick_labels_blank": Variant("text", "blank", ("tick_labels",), "tick_labels"),

@@ -28,14 +28,14 @@ def rollout_mass(model: nn.Module, x: torch.Tensor, tokens: torch.Tensor) -> np.
     a = patterns(model, x)  # [B, L, H, N, N]
     b, layers, _, n, _ = a.shape
     prefix = model.num_prefix_tokens
-    eye = torch.eye(n)
+    eye = torch.eye(n, device=a.device)
     later = eye.expand(b, n, n).clone()  # rollout of the layers after the current one, [B, N, N]
-    out = torch.zeros(b, layers, a.shape[2])
+    out = torch.zeros(b, layers, a.shape[2], device=a.device)
     for layer in reversed(range(layers)):
         through = later[:, None, prefix:] @ a[:, layer]  # [B, H, P, N]: patch queries read through this head
         out[:, layer] = (through * tokens[:, None, None, :]).sum(-1).mean(-1)
         later = later @ (0.5 * a[:, layer].mean(1) + 0.5 * eye)
-    return out.numpy()
+    return out.cpu().numpy()
 
 
 @torch.inference_mode()
@@ -57,7 +57,7 @@ def linearised_change(model: nn.Module, xa: torch.Tensor, xb: torch.Tensor) -> n
             dual = forward_ad.make_dual(xa.clone(), (xb - xa).clone())
             cache = run_with_cache(model, dual)
             tangents = [forward_ad.unpack_dual(z).tangent for z in cache.z]  # [B, N, H, Dh] each
-            return torch.stack([t[:, prefix:].norm(dim=-1).mean(1) for t in tangents], 1).numpy()
+            return torch.stack([t[:, prefix:].norm(dim=-1).mean(1) for t in tangents], 1).cpu().numpy()
     finally:
         for block, flag in zip(model.blocks, fused):
             block.attn.fused_attn = flag

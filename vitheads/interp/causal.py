@@ -162,8 +162,8 @@ def measure_variant(
     kv: bool = False,
 ) -> VariantMeasures:
     """Every measure of one variant, batch by batch from activation caches of both members. Patching, on
-    the first n_patch pairs: exact for the heads whose attribution-patching estimate of the mean |prediction
-    change| reaches `screen` (0: every head), NaN for the others."""
+    the first n_patch pairs: exact for the heads whose attribution-patching estimate of some target's mean
+    |prediction change| reaches `screen` (0: every head), NaN for the others."""
     model.eval()
     device, prefix, n = device_of(model), model.num_prefix_tokens, len(pairs.images)
     parts: dict[str, list[np.ndarray]] = {}
@@ -192,7 +192,8 @@ def measure_variant(
             parts.setdefault(key, []).append(value)
     joined = {k: np.concatenate(v) for k, v in parts.items()}
     if to_patch:
-        patched = np.abs(joined["patch_estimate"]).mean((0, 3, 4)) >= screen  # [L, H]
+        estimate = np.abs(joined["patch_estimate"]).mean((0, 3))  # [L, H, T]: the bars are per target
+        patched = estimate.max(-1) >= screen  # [L, H]
         exact = [patch_both_ways(model, a, b, y, patched) for a, b, y in to_patch]
         joined["patch_abs"], joined["patch_err"] = (np.concatenate(x) for x in zip(*exact))
     return VariantMeasures(

@@ -12,10 +12,12 @@ from vitheads.study.studies import STUDIES, Run
 from vitheads.threads import ENV as THREADS_ENV
 from vitheads.threads import all_cores
 
+TARGET = "classify"  # a study reads metrics and tables/: each run's figures and report would add about 20 s
+
 
 def exp_run_command(run: Run, queue: bool = True) -> list[str]:
     overrides = [arg for o in (f"seed={run.seed}", *run.overrides) for arg in ("-S", o)]
-    return ["dvc", "exp", "run", *(["--queue"] if queue else []), "-n", run.name, *overrides]
+    return ["dvc", "exp", "run", *(["--queue"] if queue else []), "-n", run.name, *overrides, TARGET]
 
 
 def show() -> list[dict]:

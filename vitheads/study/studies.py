@@ -16,7 +16,7 @@ HELD_OUT_SEEDS = (20250329, 20250330)
 VIT_SEEDS = (20250324, 20250325, 20250326)
 PLANTED_FIT_SEED, PLANTED_HELD_OUT_SEEDS = 20250324, (20250325, 20250326, 20250327)
 DISTORTION_SEEDS = (20250324, 20250325, 20250326)
-PLANT_ALL = "plant.cues=[text,colorbar,frame]"
+PLANT_ALL = ("plant.cues=[text,colorbar,frame]", "causal.kv_patching=true")  # the benchmark needs key/value patching
 TEXT_OFF = ("distortion.title=false", "distortion.axis_labels=false", "distortion.tick_labels=false")
 DISTORTION_ARMS = {
     "text-off": (*TEXT_OFF, "distortion.keep_layout=true"),
@@ -49,7 +49,7 @@ def estimates() -> list[Run]:
 
 
 def planted() -> list[Run]:
-    arms = {"planted": (PLANT_ALL,), "control": (PLANT_ALL, "plant.control=true")}
+    arms = {"planted": PLANT_ALL, "control": (*PLANT_ALL, "plant.control=true")}
     seeds = ((PLANTED_FIT_SEED, False), *((s, True) for s in PLANTED_HELD_OUT_SEEDS))
     return [Run("planted", arm, seed, overrides, held) for arm, overrides in arms.items() for seed, held in seeds]
 

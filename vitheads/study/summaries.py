@@ -141,9 +141,12 @@ def planted(records: list[dict]) -> dict:
     table = {}
     for method in METHODS:
         for kind in DISTRACTOR_KINDS:
-            hits = [r["metrics"]["causal"]["planted"][kind]["methods"][method] for r in arms["planted"]]
-            false = [r["metrics"]["causal"]["planted"][kind]["methods"][method] for r in arms["control"]]
-            designated = 2 * len(hits)
+            planted = [r["metrics"]["causal"]["planted"][kind] for r in arms["planted"]]
+            controls = [r["metrics"]["causal"]["planted"][kind] for r in arms["control"]]
+            hits = [p["methods"][method] for p in planted]
+            false = [c["methods"][method] for c in controls]
+            designated = sum(len(p["designated"]) for p in planted)
+            tested = sum(c["heads"] for c in controls)
             found = sum(h["designated_flagged"] for h in hits)
             flagged_control = sum(f["designated_flagged"] + f["others_flagged"] for f in false)
             table.setdefault(method, {})[kind] = {
@@ -152,8 +155,8 @@ def planted(records: list[dict]) -> dict:
                 "seeds_with_a_hit": sum(h["designated_flagged"] > 0 for h in hits),
                 "seeds": len(hits),
                 "others_flagged_planted": sum(h["others_flagged"] for h in hits),
-                "false_rate_control": round(flagged_control / (144 * len(false)), 5) if false else None,
-                "false_ci_control": wilson(flagged_control, 144 * len(false)),
+                "false_rate_control": round(flagged_control / tested, 5) if tested else None,
+                "false_ci_control": wilson(flagged_control, tested),
                 "control_seeds_with_a_false_detection": sum(
                     (f["designated_flagged"] + f["others_flagged"]) > 0 for f in false
                 ),
