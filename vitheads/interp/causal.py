@@ -50,11 +50,6 @@ class VariantMeasures:
     kv_read_elsewhere: np.ndarray | None = None  # [n_patch, L, H, 2] ||dz_h|| at the other patch queries
     baselines: dict[str, np.ndarray] | None = None  # vitheads.interp.baselines, on the patched pairs
 
-    @property
-    def patch_effect(self) -> np.ndarray:
-        """[n_patch, L, H]: mean |prediction change| over both directions and the targets (the rule's measure)."""
-        return self.patch_prediction_change.mean((-2, -1))
-
 
 def head_norm_change(
     a: ActivationCache, b: ActivationCache, element: torch.Tensor, prefix: int

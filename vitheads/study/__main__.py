@@ -15,9 +15,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("study", choices=list(STUDIES))
     parser.add_argument("--held-out", action="store_true", help="run: queue the study's held-out runs")
     parser.add_argument("--jobs", type=int, default=1, help="run: experiments side by side (they share the cores)")
+    parser.add_argument("--arm", action="append", help="run: only this arm (repeatable; default: every arm)")
     args = parser.parse_args(argv)
     if args.command == "run":
-        names = queue_study(args.study, args.held_out, args.jobs)
+        names = queue_study(args.study, args.held_out, args.jobs, args.arm)
         print(
             f"queued {len(names)} runs of the {args.study} study ({', '.join(names) or 'none left'}); "
             f"follow with `python -m vitheads.study status {args.study}` or `dvc queue status`"

@@ -54,11 +54,15 @@ def finished(shown: list[dict], prefix: str) -> dict[str, dict]:
     return {n: e for n, e in experiments(shown, prefix).items() if e["state"] == "success"}
 
 
-def queue_study(study: str, held_out: bool, jobs: int = 1) -> list[str]:
-    """Queue the study's runs (the held-out ones only with held_out) that have not finished or been queued,
-    and start `jobs` workers sharing the cores; returns the names queued."""
+def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | None = None) -> list[str]:
+    """Queue the study's runs (the held-out ones only with held_out; only `arms` when given) that have not
+    finished or been queued, and start `jobs` workers sharing the cores; returns the names queued."""
+    runs = STUDIES[study]()
+    unknown = sorted(set(arms or ()) - {r.arm for r in runs})
+    if unknown:
+        raise SystemExit(f"--arm {', '.join(unknown)}: the {study} study's arms are {sorted({r.arm for r in runs})}")
     known = experiments(show(), f"{study}-")
-    todo = [r for r in STUDIES[study]() if r.held_out == held_out]
+    todo = [r for r in runs if r.held_out == held_out and (not arms or r.arm in arms)]
     todo = [r for r in todo if known.get(r.name, {}).get("state") not in ("success", "queued", "running")]
     for run in todo:
         subprocess.run(exp_run_command(run), check=True)
