@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 from vitheads.study.studies import STUDIES, Run
@@ -66,6 +67,8 @@ def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | Non
     todo = [r for r in todo if known.get(r.name, {}).get("state") not in ("success", "queued", "running")]
     for run in todo:
         subprocess.run(exp_run_command(run), check=True)
+    if running_workers():
+        return [r.name for r in todo]  # the queue's workers take them in turn: no more runs side by side
     env = {**os.environ, THREADS_ENV: str(max(1, all_cores() // jobs))}
     subprocess.run(
         ["dvc", "queue", "start", "-j", str(jobs)],
@@ -75,6 +78,13 @@ def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | Non
         stderr=subprocess.DEVNULL,
     )  # its workers inherit no pipe to wait on
     return [r.name for r in todo]
+
+
+def running_workers() -> int:
+    """The queue's workers, active or idle, from `dvc queue status` ("Worker status: 1 active, 0 idle")."""
+    out = subprocess.run(["dvc", "queue", "status"], check=True, capture_output=True, text=True).stdout
+    found = re.search(r"Worker status: (\d+) active, (\d+) idle", out)
+    return int(found[1]) + int(found[2]) if found else 0
 
 
 def committed_file(rev: str, path: str) -> str:
