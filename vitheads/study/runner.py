@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 from vitheads.study.studies import STUDIES, Run
 from vitheads.threads import ENV as THREADS_ENV
@@ -21,9 +22,14 @@ def exp_run_command(run: Run, queue: bool = True) -> list[str]:
     return ["dvc", "exp", "run", *(["--queue"] if queue else []), "-n", run.name, *overrides, TARGET]
 
 
-def show() -> list[dict]:
-    out = subprocess.run(["dvc", "exp", "show", "--json", "-A"], check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
+def show(tries: int = 3) -> list[dict]:
+    """`dvc exp show --json -A`, tried again after a pause: it fails now and then while a queue worker starts."""
+    for attempt in range(tries):
+        done = subprocess.run(["dvc", "exp", "show", "--json", "-A"], capture_output=True, text=True)
+        if done.returncode == 0:
+            return json.loads(done.stdout)
+        time.sleep(5 * (attempt + 1))
+    raise SystemExit(f"dvc exp show --json -A failed {tries} times: {done.stderr.strip()[-500:]}")
 
 
 def experiments(shown: list[dict], prefix: str = "") -> dict[str, dict]:
