@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from vitheads import paper
+from vitheads.analysis.benchmark import METHODS, RULE
+from vitheads.names import CUE_TARGETS, TARGETS
 from vitheads.study import gather, runner, summaries
 from vitheads.study.studies import STUDIES, estimates, planted
 
@@ -74,3 +76,33 @@ def test_wilson_interval_on_known_values():
     assert low == pytest.approx(0.1876, abs=1e-3) and high == pytest.approx(0.8124, abs=1e-3)
     assert np.isnan(summaries.wilson(0, 0)[0])
     assert asdict(paper.Verdict("x"))["kind"] == "x"
+
+
+def planted_record(arm: str, seed: int, held_out: bool, designated_found: int, others: int) -> dict:
+    """A planted-study run as gathered: every kind with 2 designated heads of 144, every method finding the
+    same, and the reliance inputs."""
+    kinds = {
+        kind: {
+            "designated": ["L2H2", "L2H7"],
+            "heads": 144,
+            "methods": {m: {"designated_flagged": designated_found, "others_flagged": others} for m in METHODS},
+        }
+        for kind in ("text", "colorbar", "frame")
+    }
+    effects = {f"{k}_cue": {f"{t}_abs_change": 0.8 for t in CUE_TARGETS.values()} for k in kinds}
+    finetune = {t: {"r2": 0.9} for t in (*TARGETS, *CUE_TARGETS.values())}
+    metrics = {"causal": {"planted": kinds, "model_effect": effects}, "finetune": finetune}
+    return {"arm": arm, "seed": seed, "held_out": held_out, "metrics": metrics}
+
+
+def test_the_planted_benchmark_scores_held_out_runs_only_and_counts_from_the_metrics():
+    records = [
+        planted_record("planted", 1, False, 0, 9),  # the fit seed: left out of the benchmark
+        planted_record("planted", 2, True, 2, 0),
+        planted_record("planted", 3, True, 1, 1),
+        planted_record("control", 2, True, 0, 0),
+        planted_record("control", 3, True, 0, 2),
+    ]
+    row = summaries.planted(records)["benchmark"][RULE]["text"]
+    assert row["hit_rate"] == 0.75 and row["seeds_with_a_hit"] == 2 and row["others_flagged_planted"] == 1
+    assert row["false_rate_control"] == round(2 / 288, 5) and row["control_seeds_with_a_false_detection"] == 1
