@@ -39,8 +39,8 @@ def test_only_the_designated_heads_attend_to_a_kinds_cue_tokens():
         for layer in range(4):
             for head in range(3):
                 mass = captured[layer][:, head, :, keys].sum(-1)
-                if (layer, head) in designated[kind]:
-                    assert mass.min() > 0
+                if (layer, head) in designated[kind]:  # drawn to its cue: above a uniform head's share
+                    assert mass.min() > len(keys) / captured[layer].shape[-1]
                 else:
                     assert mass.max() == 0, f"L{layer + 1}H{head + 1} sees the {kind} cue"
 

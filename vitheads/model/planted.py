@@ -4,7 +4,12 @@ A planted model reads each planted cue (vitheads.data.cues) through its designat
 first training step every other head's attention to the cue's tokens is masked out (a -inf key bias), the
 designated heads of one kind cannot see another kind's cue tokens, and the flatten readout's weights at
 all cue tokens are zero. So the cue can reach the output only through its designated heads: they are the
-truth every measure is scored against. The cue tokens are those the cue's pixels reach through the stem
+truth every measure is scored against. The designated heads also get a fixed +CUE_ATTENTION key bias on
+their cue's tokens: without it a planted model (seed 20250324, 4 epochs) left every cue unread (cue R^2
+-0.02, 0.00, 0.00; output change under a full cue swap below 0.0005 sd), the cue's few tokens carrying too
+little of a uniform head's mass for training to pick up. The bias holds in the control arm too, so there the
+designated heads attend to cue tokens that carry nothing: attention without use, which a measure of reading
+must not flag. The cue tokens are those the cue's pixels reach through the stem
 (vitheads.data.regions.receptive_tokens), recorded by the generate stage in the dataset's meta.json.
 """
 
@@ -15,6 +20,8 @@ from timm.models.vision_transformer import Attention
 from torch import nn
 
 from vitheads.data.cues import designated_heads
+
+CUE_ATTENTION = 3.0  # e^3 = 20x a key's weight: 3 text tokens then hold about half a designated head's mass
 
 
 class KeyMaskedAttention(Attention):
@@ -37,8 +44,7 @@ def plant(model: nn.Module, cue_tokens: dict[str, list[int]]) -> nn.Module:
         for kind, tokens in cue_tokens.items():
             keys = [prefix + t for t in tokens]
             for head in range(block.attn.num_heads):
-                if (layer, head) not in allowed[kind]:
-                    bias[0, head, 0, keys] = float("-inf")
+                bias[0, head, 0, keys] = CUE_ATTENTION if (layer, head) in allowed[kind] else float("-inf")
         block.attn.__class__ = KeyMaskedAttention
         block.attn.register_buffer("key_bias", bias)
     keep = torch.ones(model.patch_embed.num_patches)
