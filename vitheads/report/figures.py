@@ -338,7 +338,7 @@ def head_panels(
     signed = any(float(np.nanmin(g)) < 0 for g in grids.values())
     cmap, vmin = ("RdBu_r", -vmax) if signed else ("viridis", 0)
     rows = -(-len(grids) // columns)
-    figure = new_figure(2.6 * min(columns, len(grids)) + 1.8, 2.6 * rows + 0.7)
+    figure = new_figure(max(6.5, 2.6 * min(columns, len(grids)) + 1.8), 2.6 * rows + 0.9)  # room for the texts
     axes = figure.subplots(rows, min(columns, len(grids)), squeeze=False).ravel()
     for ax, (name, grid) in zip(axes, grids.items()):
         image = ax.imshow(
@@ -354,12 +354,8 @@ def head_panels(
         ax.tick_params(labelsize=5)
     for ax in axes[len(grids) :]:
         ax.set_axis_off()
-    bar = figure.colorbar(
-        image,
-        ax=list(axes),
-        label=f"{label}\n(red line: the rule's threshold; red frames: heads it passes)",
-        shrink=0.8,
-    )
+    bar = figure.colorbar(image, ax=list(axes), shrink=0.8)
+    bar.set_label(f"{label}\n(red line: the rule's threshold; red frames: heads it passes)", fontsize=7)
     bar.ax.axhline(threshold, color="red", lw=1.5)
     figure.suptitle(title, fontsize=8, wrap=True)
     save(figure, path)

@@ -172,14 +172,15 @@ def causal(c: dict) -> None:
             tmp / "broadcast.png",
             c["min_response"],
         )
-        if "kv_read" in table:
+        read = [v for v in variants if "kv_read" in table and table.loc[table["variant"] == v, "kv_read"].notna().any()]
+        if read:
             figures.head_panels(
-                grids("kv_read", patched),
+                grids("kv_read", read),
                 "Head output change when only its own keys and values at the changed tokens are swapped (reads)",
                 "||z_patched - z|| / typical ||z||",
                 tmp / "reads.png",
                 c["min_response"],
-                passing=passing(table, patched, "kv_read_p", c["fdr"]),
+                passing=passing(table, read, "kv_read_p", c["fdr"]),
             )
         if patched:
             figures.head_panels(
