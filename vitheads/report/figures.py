@@ -85,7 +85,8 @@ def layer_means(per_mode: dict[str, dict[str, np.ndarray]], paper_marks: list[tu
     """Per mode, each layer's mean effect over its heads with the 95% CI of that mean over test images, the
     heads' spread as faint dots, and the paper's figures (mean and sd over heads) where it gives them."""
     figure = new_figure(4.4 * len(per_mode), 3.4)
-    for ax, (mode, d) in zip(figure.subplots(1, len(per_mode), squeeze=False)[0], per_mode.items()):
+    axes = figure.subplots(1, len(per_mode), squeeze=False, sharey=True)[0]  # one scale: modes compare
+    for ax, (mode, d) in zip(axes, per_mode.items()):
         layers = np.arange(1, len(d["mean"]) + 1)
         for l, values in zip(layers, d["heads"]):
             ax.scatter(np.full(len(values), l), values, s=4, color="#bbbbbb", zorder=1)
