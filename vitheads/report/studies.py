@@ -7,6 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from vitheads import paper
 from vitheads.analysis.benchmark import METHODS, RULE
 from vitheads.analysis.pooling import difference
@@ -58,6 +60,8 @@ def provenance(study: dict) -> Paragraph:
 def interval(x: dict, digits: int = 3, unit: str = "") -> str:
     low, high = x["ci"]
     value = x.get("estimate", x.get("mean"))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{value:+.{digits}f}{unit} (one run: no interval)"
     return f"{value:+.{digits}f}{unit} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
@@ -130,6 +134,13 @@ def answer_section(study: dict | None) -> list:
     ]
 
 
+RELIANCE_SD = 0.5  # issue 27's bar: a cue swap moves the cued prediction by half the target's sd
+
+
+def bold_rule(method: str) -> str:
+    return f"**{method}**" if method == RULE else method
+
+
 def planted_section(study: dict | None) -> list:
     """The benchmark: which method finds the heads planted to read each distractor, and which flags heads where
     nothing is planted."""
@@ -142,6 +153,12 @@ def planted_section(study: dict | None) -> list:
             ),
         ]
     s = study["summary"]
+    fit_cell = lambda d: (
+        f"{d['designated_found']}/{d['designated']} designated; {d['others_planted']} others; "
+        f"control: {d['flagged_control']} flagged"
+    )
+    fit_rows = [[bold_rule(method)] + [fit_cell(s["fit"][method][k]) for k in DISTRACTOR_KINDS] for method in METHODS]
+    learned = [k for k, r in s["reliance"]["planted"].items() if r["cue_change_sd"]["mean"] >= RELIANCE_SD]
     cell = lambda d: (
         f"{d['hit_rate']:.0%} [{d['hit_ci'][0]:.0%}, {d['hit_ci'][1]:.0%}] hit; control: "
         f"{d['false_rate_control']:.2%} flagged, {d['control_seeds_with_a_false_detection']}/"
@@ -149,11 +166,7 @@ def planted_section(study: dict | None) -> list:
         if d["hit_rate"] is not None
         else "n/a"
     )
-    rows = [
-        [method + (" **(the rule)**" if method == RULE else "")]
-        + [cell(s["benchmark"][method][k]) for k in DISTRACTOR_KINDS]
-        for method in METHODS
-    ]
+    rows = [[bold_rule(method)] + [cell(s["benchmark"][method][k]) for k in DISTRACTOR_KINDS] for method in METHODS]
     rows.append(["follow (attention moves with a moved element)"] + ["not applicable: a planted cue does not move"] * 3)
     reliance_rows = [
         [arm, kind, interval(r["cue_change_sd"], 2), interval(r["cue_r2"], 2)]
@@ -173,7 +186,19 @@ def planted_section(study: dict | None) -> list:
             "hit rate = share of the designated heads flagged (95% Wilson interval over heads x seeds); control = "
             "share of all 144 heads flagged for that kind, and how many control seeds had any false detection."
         ),
+        Paragraph(
+            f"A kind is planted only where the model relies on its cue (a cue swap moves the cued prediction by at "
+            f"least {RELIANCE_SD:g} sd on average, table below): {', '.join(learned) or 'none'}. Where the cue was "
+            "not learned, the designated heads still attend to it (a fixed key bias) but nothing reads it: those "
+            "columns are negative controls, and a method that flags their designated heads mistakes attention "
+            "for use."
+        ),
         Table(["Method"] + list(DISTRACTOR_KINDS), rows),
+        Paragraph(
+            f"The fit seed(s) {s['fit_seeds']['planted']}, on which the rules were set (not a score): designated heads "
+            "flagged on the planted arm, other heads flagged there, and heads flagged on the control arm."
+        ),
+        Table(["Method"] + list(DISTRACTOR_KINDS), fit_rows),
         Paragraph(
             "Reliance at model level: the cued prediction's mean |change| (in sds of the target) when only the "
             "cue is swapped in a pair, and the cue target's test R², mean [95% t interval] over runs."

@@ -162,11 +162,29 @@ def planted(records: list[dict]) -> dict:
                 ),
             }
     return {
+        "fit": fit_counts(fit),
         "held_out_seeds": {a: [r["seed"] for r in rs] for a, rs in arms.items()},
         "fit_seeds": {a: [r["seed"] for r in rs] for a, rs in fit.items()},
         "benchmark": table,
         "reliance": reliance(records),
     }
+
+
+def fit_counts(fit: dict[str, list[dict]]) -> dict:
+    """Per method and kind, on the fit seed(s): designated heads flagged on the planted arm, other heads flagged
+    there, and heads flagged on the control arm (the rules were set here: a record, not a score)."""
+    out = {}
+    for method in METHODS:
+        for kind in DISTRACTOR_KINDS:
+            planted = [r["metrics"]["causal"]["planted"][kind] for r in fit["planted"]]
+            control = [r["metrics"]["causal"]["planted"][kind]["methods"][method] for r in fit["control"]]
+            out.setdefault(method, {})[kind] = {
+                "designated": sum(len(p["designated"]) for p in planted),
+                "designated_found": sum(p["methods"][method]["designated_flagged"] for p in planted),
+                "others_planted": sum(p["methods"][method]["others_flagged"] for p in planted),
+                "flagged_control": sum(c["designated_flagged"] + c["others_flagged"] for c in control),
+            }
+    return out
 
 
 def reliance(records: list[dict]) -> dict:
