@@ -3,12 +3,14 @@ holds, and the summaries that pool runs."""
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vitheads import paper
 from vitheads.analysis.benchmark import METHODS, RULE
+from vitheads.analysis.pooling import random_effects
 from vitheads.names import CUE_TARGETS, TARGETS
 from vitheads.study import gather, runner, summaries
 from vitheads.study.studies import STUDIES, estimates, planted
@@ -106,3 +108,16 @@ def test_the_planted_benchmark_scores_held_out_runs_only_and_counts_from_the_met
     row = summaries.planted(records)["benchmark"][RULE]["text"]
     assert row["hit_rate"] == 0.75 and row["seeds_with_a_hit"] == 2 and row["others_flagged_planted"] == 1
     assert row["false_rate_control"] == round(2 / 288, 5) and row["control_seeds_with_a_false_detection"] == 1
+
+
+def test_the_committed_estimates_recompute_from_the_per_seed_values_they_keep():
+    """study/estimates.json as committed: every pooled claim is random_effects of the values and standard
+    errors stored beside it."""
+    path = Path(__file__).parents[1] / "study/estimates.json"
+    summary = json.loads(path.read_text())["summary"]
+    claims = [e for model in summary.values() for by_mode in model["claims"].values() for e in by_mode.values() if e]
+    assert claims, "no pooled claim in the committed study file"
+    for entry in claims:
+        again = random_effects(entry["values"], entry["se"]).as_dict()
+        assert again["estimate"] == pytest.approx(entry["pooled"]["estimate"], abs=1e-6)
+        assert again["ci"] == pytest.approx(entry["pooled"]["ci"], abs=1e-5)
