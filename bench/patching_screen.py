@@ -34,10 +34,18 @@ def main() -> None:
     parser.add_argument("run", nargs="?", type=Path, default=Path("."))
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5])
+    parser.add_argument(
+        "--bars",
+        type=float,
+        nargs="+",
+        help="also count misses at these bars (z units; default: causal.min_prediction_change only), so that a "
+        "model with no head passing the real bar still shows whether the screen keeps the heads that pass",
+    )
     args = parser.parse_args()
     threads.limit_torch()
     p = params.load(args.run / "params.yaml")
     c, bar = p["causal"], p["causal"]["min_prediction_change"]
+    bars = args.bars or [bar]
     model, config = load_trained(args.run / "models")
     test = load_first(args.run / "data/generated", "test", args.pairs)
     z_true = Scaling.from_config(config).z(test.targets())
@@ -49,7 +57,7 @@ def main() -> None:
     renderer = PairRenderer(p["model"]["image_size"], distortions)
     weights = bootstrap_weights(args.pairs, c["bootstrap"], p["seed"])
     exact_seconds, screened_seconds = 0.0, dict.fromkeys(args.fractions, 0.0)
-    misses = dict.fromkeys(args.fractions, 0)
+    misses = {(b, f): 0 for b in bars for f in args.fractions}
     for variant in patched:
         pairs = render_pairs(variant, p["seed"], p["model"]["patch_size"], args.pairs, renderer)
         started = time.perf_counter()
@@ -57,22 +65,24 @@ def main() -> None:
         exact_seconds += time.perf_counter() - started
         per_target = full.patch_prediction_change.mean(-2)  # [n, L, H, T]: both directions
         low = mean_ci(per_target.reshape(args.pairs, -1), weights)[1].reshape(per_target.shape[1:])
-        passing = set(np.flatnonzero((low > bar).any(-1).ravel()))  # the absolute bar on some target
         estimate = np.abs(full.patch_estimate).mean((0, 3)).max(-1).ravel()  # as measure_variant screens
-        line = [f"{variant}: {len(passing)} heads pass exactly"]
         for f in args.fractions:
             started = time.perf_counter()
             measure_variant(model, pairs, z_true, args.pairs, args.pairs, screen=f * bar)
             screened_seconds[f] += time.perf_counter() - started
-            picked = set(np.flatnonzero(estimate >= f * bar))
-            missed = passing - picked
-            misses[f] += len(missed)
-            line.append(f"f={f:g}: {len(picked)} picked, {len(missed)} missed")
-        print("; ".join(line))
+        for b in bars:
+            passing = set(np.flatnonzero((low > b).any(-1).ravel()))  # the absolute bar on some target
+            line = [f"{variant}, bar {b:g}: {len(passing)} heads pass exactly"]
+            for f in args.fractions:
+                picked = set(np.flatnonzero(estimate >= f * b))
+                misses[b, f] += len(passing - picked)
+                line.append(f"f={f:g}: {len(picked)} picked, {len(passing - picked)} missed")
+            print("; ".join(line))
     for f in args.fractions:
+        missed = ", ".join(f"{misses[b, f]} at bar {b:g}" for b in bars)
         print(
             f"patching, screen at {f:g} x the bar vs every head exactly: {exact_seconds / screened_seconds[f]:.2f}x "
-            f"({misses[f]} passing heads missed over {len(patched)} variants)"
+            f"(passing heads missed over {len(patched)} variants: {missed})"
         )
 
 
