@@ -125,8 +125,8 @@ def layer_means(per_mode: dict[str, dict[str, np.ndarray]], paper_marks: list[tu
 
 
 def forest(panels: list[dict], title: str, path) -> None:
-    """A forest plot per claim: each seed's estimate with its 95% CI over test images, the random-effects pooled
-    estimate with its interval (diamond) and the prediction interval for a new run (thin line), and the
+    """A forest plot per claim: each seed's estimate +- 1.96 standard errors over test images, the random-effects
+    pooled estimate with its interval (diamond) and the prediction interval for a new run (thin line), and the
     paper's value with its sd over heads (red band)."""
     figure = new_figure(4.0 * len(panels), 0.32 * max(len(panel["seeds"]) for panel in panels) + 2.0)
     for ax, panel in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):

@@ -112,7 +112,8 @@ def answer_section(study: dict | None) -> list:
         Image(
             Path(f"plots/study/forest_{stem}.png"),
             f"Forest plots, {MODEL_NAMES[stem]}: each run's estimate "
-            "with its 95% CI over test images, the random-effects estimate (diamond: modified Hartung-Knapp "
+            "+- 1.96 standard errors over test images (read from its bootstrap CI, as the pooling uses it), "
+            "the random-effects estimate (diamond: modified Hartung-Knapp "
             "interval) and the prediction interval for a next run; red: the paper's value and sd over heads",
         )
         for stem in MODEL_NAMES
