@@ -36,3 +36,12 @@ def test_holm_and_the_noise_from_the_study_when_an_arm_has_one_run():
     assert rows[0]["differs"] and rows[0]["noise_from"] == "the estimates study's runs"
     assert rows[0]["se"] == np.sqrt(2) * 0.1
     assert compare([{"x": 1.0}], [{"x": 1.5}], {}) == []  # no noise estimate: nothing is compared
+
+
+def test_two_runs_without_spread_are_no_estimate_of_the_noise_and_small_samples_use_welch():
+    rows = compare([{"x": 1.0}, {"x": 1.0}], [{"x": 0.0}, {"x": 0.0}, {"x": 0.0}], {})
+    assert rows == []  # identical runs on each side: no noise estimate, so no claim either way
+    rows = compare([{"x": 1.0}, {"x": 1.0}], [{"x": 0.0}, {"x": 0.0}], {"x": 0.5})
+    assert rows[0]["noise_from"] == "the estimates study's runs"
+    rows = compare([{"x": 0.0}, {"x": 1.0}], [{"x": 2.0}, {"x": 3.0}], {})
+    assert abs(rows[0]["p"] - 0.1056) < 1e-3  # Welch: t = 2.83 on 2 df; the normal tail would say 0.0047

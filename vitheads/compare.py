@@ -119,14 +119,20 @@ def compare(
     rows = []
     for name in names:
         x, y = np.array([r[name] for r in a], float), np.array([r[name] for r in b], float)
-        if len(x) >= 2 and len(y) >= 2:
-            se, source = float(np.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))), "the arms' own runs"
-        elif name in sds:
-            se, source = sds[name] * float(np.sqrt(1 / len(x) + 1 / len(y))), "the estimates study's runs"
-        else:
-            continue
         diff = float(y.mean() - x.mean())
-        p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else (0.0 if diff else 1.0)
+        own = len(x) >= 2 and len(y) >= 2 and (x.var() > 0 or y.var() > 0)  # no spread in 2-3 runs is no estimate
+        if own:
+            vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+            se, source = float(np.sqrt(vx + vy)), "the arms' own runs"
+            df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))  # Welch-Satterthwaite
+            p = float(2 * stats.t.sf(abs(diff) / se, df))
+        elif name in sds and sds[name] > 0:
+            se, source = sds[name] * float(np.sqrt(1 / len(x) + 1 / len(y))), "the estimates study's runs"
+            p = float(2 * stats.norm.sf(abs(diff) / se))
+        elif diff == 0:
+            se, source, p = 0.0, "no spread anywhere", 1.0
+        else:
+            continue  # a difference with no estimate of the noise: nothing to compare it with
         rows.append(
             {
                 "metric": name,
@@ -190,7 +196,8 @@ def main(argv: list[str]) -> None:
     flagged = sum(r["differs"] for r in rows)
     print(
         f"{flagged} of {len(rows)} metrics differ beyond the noise between training runs "
-        f"(Holm, family-wise {args.alpha:g})."
+        f"(Holm, family-wise {args.alpha:g}).",
+        file=sys.stderr if args.format == "json" else sys.stdout,  # the JSON on stdout stays parseable
     )
 
 
