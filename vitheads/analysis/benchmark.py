@@ -27,6 +27,7 @@ METHODS = {
     "direct attribution": ("direct_change", None),
 }
 RULE = "key/value patching: reads into the output (the repaired rule)"
+RELIANCE_SD = 0.5  # a planted run relies on a cue when swapping it moves the cued prediction by half its sd
 
 
 def flags(table: pd.DataFrame, kinds: list[str], fdr: float, targets: tuple[str, ...] = TARGETS) -> pd.DataFrame:

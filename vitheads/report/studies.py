@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from vitheads import paper
-from vitheads.analysis.benchmark import METHODS, RULE
+from vitheads.analysis.benchmark import METHODS, RELIANCE_SD, RULE
 from vitheads.analysis.pooling import difference
 from vitheads.names import DISTRACTOR_KINDS, TARGETS
 from vitheads.report.blocks import Heading, Image, Paragraph, Table
@@ -135,9 +135,6 @@ def answer_section(study: dict | None) -> list:
     ]
 
 
-RELIANCE_SD = 0.5  # issue 27's bar: a cue swap moves the cued prediction by half the target's sd
-
-
 def bold_rule(method: str) -> str:
     return f"**{method}**" if method == RULE else method
 
@@ -159,7 +156,10 @@ def planted_section(study: dict | None) -> list:
         f"control: {d['flagged_control']} flagged"
     )
     fit_rows = [[bold_rule(method)] + [fit_cell(s["fit"][method][k]) for k in DISTRACTOR_KINDS] for method in METHODS]
-    learned = [k for k, r in s["reliance"]["planted"].items() if r["cue_change_sd"]["mean"] >= RELIANCE_SD]
+    learned = ", ".join(
+        f"{k} in {sum(v >= RELIANCE_SD for v in r['cue_change_sd']['values'])} of {len(r['seeds'])} runs"
+        for k, r in s["reliance"]["planted"].items()
+    )
     cell = lambda d: (
         f"{d['hit_rate']:.0%} [{d['hit_ci'][0]:.0%}, {d['hit_ci'][1]:.0%}] hit; control: "
         f"{d['false_rate_control']:.2%} flagged, {d['control_seeds_with_a_false_detection']}/"
@@ -188,11 +188,10 @@ def planted_section(study: dict | None) -> list:
             "share of all 144 heads flagged for that kind, and how many control seeds had any false detection."
         ),
         Paragraph(
-            f"A kind is planted only where the model relies on its cue (a cue swap moves the cued prediction by at "
-            f"least {RELIANCE_SD:g} sd on average, table below): {', '.join(learned) or 'none'}. Where the cue was "
-            "not learned, the designated heads still attend to it (a fixed key bias) but nothing reads it: those "
-            "columns are negative controls, and a method that flags their designated heads mistakes attention "
-            "for use."
+            f"A kind is planted in a run only where its model relies on the cue (a cue swap moves the cued "
+            f"prediction by at least {RELIANCE_SD:g} sd on average, table below): {learned}. Hit rates count only "
+            "those runs. Where a cue was not learned, the designated heads still attend to it (a fixed key bias) "
+            "but nothing reads it: a method that flags them there mistakes attention for use."
         ),
         Table(["Method"] + list(DISTRACTOR_KINDS), rows),
         Paragraph(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from vitheads import paper
-from vitheads.analysis.benchmark import METHODS
+from vitheads.analysis.benchmark import METHODS, RELIANCE_SD
 from vitheads.analysis.pooling import random_effects, se_from_ci, seed_interval
 from vitheads.names import CUE_TARGETS, DISTRACTOR_KINDS, TARGETS
 
@@ -135,13 +135,14 @@ def wilson(k: int, n: int) -> list[float]:
 
 def planted(records: list[dict]) -> dict:
     """The benchmark (held-out seeds): per method and kind, the share of designated heads flagged on the planted
-    arm and the heads flagged on the control arm, with 95% Wilson intervals; and the reliance checks."""
+    arm, over the runs whose model relies on that kind's cue (a run that did not learn a cue has no truth for
+    it), and the heads flagged on the control arm, with 95% Wilson intervals; and the reliance checks."""
     arms = {arm: [r for r in records if r["arm"] == arm and r["held_out"]] for arm in ("planted", "control")}
     fit = {arm: [r for r in records if r["arm"] == arm and not r["held_out"]] for arm in ("planted", "control")}
     table = {}
     for method in METHODS:
         for kind in DISTRACTOR_KINDS:
-            planted = [r["metrics"]["causal"]["planted"][kind] for r in arms["planted"]]
+            planted = [r["metrics"]["causal"]["planted"][kind] for r in arms["planted"] if relies(r, kind)]
             controls = [r["metrics"]["causal"]["planted"][kind] for r in arms["control"]]
             hits = [p["methods"][method] for p in planted]
             false = [c["methods"][method] for c in controls]
@@ -170,15 +171,22 @@ def planted(records: list[dict]) -> dict:
     }
 
 
+def relies(record: dict, kind: str) -> bool:
+    """Whether a planted run's model relies on the kind's cue (mean |change| of the cued prediction, in sds)."""
+    effect = record["metrics"]["causal"]["model_effect"][f"{kind}_cue"]
+    return effect[f"{CUE_TARGETS[kind]}_abs_change"] >= RELIANCE_SD
+
+
 def fit_counts(fit: dict[str, list[dict]]) -> dict:
     """Per method and kind, on the fit seed(s): designated heads flagged on the planted arm, other heads flagged
     there, and heads flagged on the control arm (the rules were set here: a record, not a score)."""
     out = {}
     for method in METHODS:
         for kind in DISTRACTOR_KINDS:
-            planted = [r["metrics"]["causal"]["planted"][kind] for r in fit["planted"]]
+            planted = [r["metrics"]["causal"]["planted"][kind] for r in fit["planted"] if relies(r, kind)]
             control = [r["metrics"]["causal"]["planted"][kind]["methods"][method] for r in fit["control"]]
             out.setdefault(method, {})[kind] = {
+                "learned_in": len(planted),
                 "designated": sum(len(p["designated"]) for p in planted),
                 "designated_found": sum(p["methods"][method]["designated_flagged"] for p in planted),
                 "others_planted": sum(p["methods"][method]["others_flagged"] for p in planted),
