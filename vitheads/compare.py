@@ -120,19 +120,19 @@ def compare(
     for name in names:
         x, y = np.array([r[name] for r in a], float), np.array([r[name] for r in b], float)
         diff = float(y.mean() - x.mean())
-        own = len(x) >= 2 and len(y) >= 2 and (x.var() > 0 or y.var() > 0)  # no spread in 2-3 runs is no estimate
-        if own:
+        several = len(x) >= 2 and len(y) >= 2
+        if several and (x.var() > 0 or y.var() > 0):
             vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
             se, source = float(np.sqrt(vx + vy)), "the arms' own runs"
             df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))  # Welch-Satterthwaite
             p = float(2 * stats.t.sf(abs(diff) / se, df))
-        elif name in sds and sds[name] > 0:
+        elif name in sds:  # one run a side, or no spread in 2-3 runs: the study's spread is the better estimate
             se, source = sds[name] * float(np.sqrt(1 / len(x) + 1 / len(y))), "the estimates study's runs"
-            p = float(2 * stats.norm.sf(abs(diff) / se))
-        elif diff == 0:
-            se, source, p = 0.0, "no spread anywhere", 1.0
+            p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else float(diff == 0)
+        elif several:
+            se, source, p = 0.0, "no spread in either arm's runs: taken as fixed", float(diff == 0)
         else:
-            continue  # a difference with no estimate of the noise: nothing to compare it with
+            continue  # one run a side and no study: no estimate of the noise
         rows.append(
             {
                 "metric": name,
