@@ -16,18 +16,16 @@ import torch
 from torch import nn
 from torch.autograd import forward_ad
 
-from vitheads.interp.attention import patterns
 from vitheads.interp.attribution import attribution_of
 from vitheads.interp.cache import ActivationCache, run_with_cache
 
 
 @torch.inference_mode()
-def rollout_mass(model: nn.Module, x: torch.Tensor, tokens: torch.Tensor) -> np.ndarray:
-    """[B, L, H]: each head's attention, rolled out through the later layers to the patch tokens (which
-    the flatten readout reads), as the share of mass on `tokens` ([B, N] bool)."""
-    a = patterns(model, x)  # [B, L, H, N, N]
+def rollout_mass(a: torch.Tensor, tokens: torch.Tensor, prefix: int) -> np.ndarray:
+    """[B, L, H]: each head's attention (a: vitheads.interp.attention.patterns, [B, L, H, N, N]), rolled out
+    through the later layers to the patch tokens (which the flatten readout reads), as the share of mass on
+    `tokens` ([B, N] bool)."""
     b, layers, _, n, _ = a.shape
-    prefix = model.num_prefix_tokens
     eye = torch.eye(n, device=a.device)
     later = eye.expand(b, n, n).clone()  # rollout of the layers after the current one, [B, N, N]
     out = torch.zeros(b, layers, a.shape[2], device=a.device)

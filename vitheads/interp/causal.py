@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vitheads.data.variants import PairSet
-from vitheads.interp.attention import received_attention
+from vitheads.interp.attention import patterns, received, received_attention
 from vitheads.interp.baselines import direct_change, linearised_change, rollout_mass
 from vitheads.interp.cache import ActivationCache, run_with_cache
 from vitheads.interp.patching import attribution_patching, kv_patched_layer, patched_layer
@@ -137,10 +137,11 @@ def baseline_measures(model: nn.Module, xa, xb, a: ActivationCache, b: Activatio
     the changed tokens, from which the analysis scores attention without a ceiling (AUROC)."""
     tokens = changed_tokens(a, b)
     prefix = model.num_prefix_tokens
+    attention = patterns(model, xa)  # [B, L, H, N, N]: one pass serves the received view and the rollout
     return {
-        "baseline_received": received_attention(model, xa).cpu().numpy(),  # [B, L, H, P]
+        "baseline_received": received(attention, prefix).cpu().numpy(),  # [B, L, H, P]
         "baseline_tokens": tokens[:, prefix:].cpu().numpy(),  # [B, P]
-        "baseline_rollout": rollout_mass(model, xa, tokens),  # [B, L, H]
+        "baseline_rollout": rollout_mass(attention, tokens, prefix),  # [B, L, H]
         "baseline_direct": direct_change(model, a, b),  # [B, L, H, T]
         "baseline_linearised": linearised_change(model, xa, xb),  # [B, L, H]
     }
