@@ -5,6 +5,7 @@ import json
 import sys
 
 import numpy as np
+import pytest
 
 from vitheads.compare import compare, holm
 
@@ -45,3 +46,4 @@ def test_runs_without_spread_take_the_studys_noise_and_small_samples_use_welch()
     assert rows[0]["noise_from"] == "the estimates study's runs" and not rows[0]["differs"]
     rows = compare([{"x": 0.0}, {"x": 1.0}], [{"x": 2.0}, {"x": 3.0}], {})
     assert abs(rows[0]["p"] - 0.1056) < 1e-3  # Welch: t = 2.83 on 2 df; the normal tail would say 0.0047
+    assert rows[0]["ci"] == pytest.approx([2 - 3.0426, 2 + 3.0426], abs=1e-3)  # 2 +- t(0.975, 2) x 0.7071

@@ -122,3 +122,71 @@ def test_the_committed_estimates_recompute_from_the_per_seed_values_they_keep():
         again = random_effects(entry["values"], entry["se"]).as_dict()
         assert again["estimate"] == pytest.approx(entry["pooled"]["estimate"], abs=1e-6)
         assert again["ci"] == pytest.approx(entry["pooled"]["ci"], abs=1e-5)
+
+
+def test_gather_keeps_the_committed_files_runs_that_no_local_experiment_holds(tmp_path, monkeypatch):
+    """Experiments are local git refs: on a new machine `dvc exp show` lists none of an earlier session's runs,
+    and gathering must not drop them from the committed study file (nor call them missing)."""
+    names = [r.name for r in planted()]
+    records = [
+        planted_record(arm, seed, held, 2, 0) | {"name": f"planted-{arm}-{seed}"}
+        for arm, seed, held in (("planted", 20250324, False), ("control", 20250324, False), ("planted", 20250325, True))
+    ]
+    records.append(planted_record("planted", 1, True, 2, 0) | {"name": "planted-retired-1"})  # not in the study
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study/planted.json").write_text(json.dumps({"gathered": "2026-12-01", "runs": records}))
+    table = gather.gather("planted", shown=[])
+    assert [r["name"] for r in table["runs"]] == [n for n in names if n in {r["name"] for r in records}]
+    assert table["kept_from_committed_file"] == sorted(r["name"] for r in records[:3])
+    assert set(table["missing"]) == set(names) - {r["name"] for r in records}
+    assert table["summary"]["fit"][RULE]["text"]["learned_in"] == 1
+
+
+def distortion_record(arm: str, seed: int, r2: float, chirp_heads: int) -> dict:
+    """A run as gathered, with the metrics the distortion summary and vitheads.compare read."""
+    bands = {b: {"chirp": chirp_heads if b == "layers_6-11" else 0} for b in summaries.LABEL_BANDS}
+    classify = {
+        "counts": {"all": {"chirp": chirp_heads}, **bands},
+        f"chirp_heads_{paper.CHIRP_BAND_KEY}": chirp_heads,
+        f"distractor_heads_{paper.DISTRACTOR_BAND_KEY}": 0,
+        f"heads_{paper.CHIRP_BAND_KEY}": 72,
+        f"heads_{paper.DISTRACTOR_BAND_KEY}": 36,
+    }
+    ablate = {"mean": {paper.FIGURE_KEYS["early"]: 0.1 * seed, paper.FIGURE_KEYS["middle"]: 0.2}}
+    finetune = {t: {"r2": r2 + 0.001 * seed} for t in TARGETS}
+    metrics = {"finetune": finetune, "ablate": ablate, "classify": classify, "causal": {}}
+    return {"arm": arm, "seed": seed, "metrics": metrics, "timings": {"train": {"stage_seconds": 60.0}}}
+
+
+def test_the_distortion_summary_flags_a_real_change_against_the_default_arm_and_not_training_noise():
+    default = [distortion_record("conv", s, 0.90, 5) for s in (1, 2, 3, 4, 5)]
+    records = [distortion_record("text-off", s, 0.70, 5) for s in (1, 2, 3)]
+    records += [distortion_record("all-off", s, 0.90, 5) for s in (1, 2, 3)]
+    records += [distortion_record("all-off-adapting", s, 0.90, 12) for s in (1, 2, 3)]
+    out = summaries.distortion(records, default)
+    rows = {r["metric"]: r for r in out["text-off"]["against_default"]}
+    assert rows[f"R2 {TARGETS[0]}"]["differs"] and rows[f"R2 {TARGETS[0]}"]["difference"] == pytest.approx(-0.201)
+    assert not rows["mean ablation: layers 1-3 (%)"]["differs"]  # the same seeds' spread on both sides
+    assert not rows["heads labelled chirp, layers_6-11"]["differs"]
+    layout = {r["metric"]: r for r in out["layout"]}
+    assert layout["heads labelled chirp, layers_6-11"]["difference"] == 7 and out["default_seeds"] == [1, 2, 3, 4, 5]
+    assert out["all-off"]["r2"][TARGETS[0]]["k"] == 3
+
+
+def test_the_report_reads_the_distortion_comparison_from_the_study_file(tmp_path):
+    """The report section shows each arm's difference from the default arm and marks the one that differs."""
+    from vitheads.report.blocks import to_markdown
+    from vitheads.report.studies import distortion_section
+
+    default = [distortion_record("conv", s, 0.90, 5) for s in (1, 2, 3, 4, 5)]
+    records = [
+        distortion_record(arm, s, 0.70 if arm == "text-off" else 0.9, 5)
+        for arm in ("text-off", "all-off", "all-off-adapting")
+        for s in (1, 2, 3)
+    ]
+    study = {"study": "distortion", "gathered": "today", "command": "c", "missing": [], "runs": []}
+    text = to_markdown(distortion_section(study | {"summary": summaries.distortion(records, default)}), tmp_path)
+    r2_row = next(line for line in text.splitlines() if line.startswith(f"| R2 {TARGETS[0]}"))
+    assert r2_row.count("**differs**") == 1 and "-0.201 [" in r2_row and "| layout: adapting - kept" in text
+    assert f"text-off: R2 {TARGETS[0]}" in text

@@ -125,12 +125,13 @@ def compare(
             vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
             se, source = float(np.sqrt(vx + vy)), "the arms' own runs"
             df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))  # Welch-Satterthwaite
-            p = float(2 * stats.t.sf(abs(diff) / se, df))
+            p, half = float(2 * stats.t.sf(abs(diff) / se, df)), float(stats.t.ppf(0.975, df) * se)
         elif name in sds:  # one run a side, or no spread in 2-3 runs: the study's spread is the better estimate
             se, source = sds[name] * float(np.sqrt(1 / len(x) + 1 / len(y))), "the estimates study's runs"
             p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else float(diff == 0)
+            half = float(stats.norm.ppf(0.975) * se)
         elif several:
-            se, source, p = 0.0, "no spread in either arm's runs: taken as fixed", float(diff == 0)
+            se, source, p, half = 0.0, "no spread in either arm's runs: taken as fixed", float(diff == 0), 0.0
         else:
             continue  # one run a side and no study: no estimate of the noise
         rows.append(
@@ -140,6 +141,7 @@ def compare(
                 "b": float(y.mean()),
                 "difference": diff,
                 "se": se,
+                "ci": [diff - half, diff + half],  # 95%, uncorrected
                 "noise_from": source,
                 "p": p,
             }

@@ -410,7 +410,7 @@ def report_blocks(p: dict) -> list:
         *run_summary(p),
         *answer_section(estimates),
         *planted_section(read_study("planted")),
-        *distortion_section(read_study("distortion"), estimates),
+        *distortion_section(read_study("distortion")),
         Heading("This run: replication of arXiv 2503.18762"),
         Paragraph("Everything below is one training run's (this workspace's model). " + MACHINE_NOTE),
     ]

@@ -11,7 +11,6 @@ import numpy as np
 
 from vitheads import paper
 from vitheads.analysis.benchmark import METHODS, RELIANCE_SD, RULE
-from vitheads.analysis.pooling import difference
 from vitheads.names import DISTRACTOR_KINDS, TARGETS
 from vitheads.report.blocks import Heading, Image, Paragraph, Table
 
@@ -207,34 +206,47 @@ def planted_section(study: dict | None) -> list:
     ]
 
 
-def distortion_section(study: dict | None, estimates: dict | None) -> list:
-    """What each distractor changes: every arm against the default arm, with intervals over training runs."""
+DISTORTION_ROWS = (
+    *(f"R2 {t}" for t in TARGETS),
+    "mean ablation: layers 1-3 (%)",
+    f"mean ablation: layer {paper.MIDDLE_LAYER} (%)",
+    "mean ablation: difference (%)",
+    "heads labelled chirp, layers_6-11",
+    "heads labelled chirp, layers_1-3",
+    "task-relevant heads",
+)
+
+
+def change_cell(row: dict | None) -> str:
+    """B - A [95% CI over training runs], marked where it differs after Holm's correction."""
+    if row is None:
+        return "n/a"
+    low, high = row["ci"]
+    return f"{row['difference']:+.3g} [{low:+.3g}, {high:+.3g}]{' **differs**' if row['differs'] else ''}"
+
+
+def distortion_section(study: dict | None) -> list:
+    """What each distractor changes: every arm against the default arm, and the layout's own effect, with
+    intervals over training runs (the comparisons are computed when the study is gathered)."""
     if study is None or not study["summary"]:
         return [
             Heading("What each distractor changes"),
             Paragraph("The distortion study (`python -m vitheads.study run distortion`) has not been gathered yet."),
         ]
-    default = [r for r in (estimates or {}).get("runs", []) if r["arm"] == "conv" and not r["held_out"]]
-    rows = []
-    for arm in dict.fromkeys(r["arm"] for r in study["runs"]):
-        runs = [r for r in study["runs"] if r["arm"] == arm]
-        values = {
-            **{f"R² {t}": lambda r, t=t: r["metrics"]["finetune"][t]["r2"] for t in TARGETS},
-            "layers 1-3 (mean abl., %)": lambda r: r["metrics"]["ablate"]["mean"][paper.FIGURE_KEYS["early"]],
-            "layer 6 (mean abl., %)": lambda r: r["metrics"]["ablate"]["mean"][paper.FIGURE_KEYS["middle"]],
-            "chirp heads, layers 6-11": lambda r: r["metrics"]["classify"][f"chirp_heads_{paper.CHIRP_BAND_KEY}"],
-            "task-relevant heads": lambda r: r["metrics"]["causal"]["task_relevant_heads"],
-        }
-        for what, get in values.items():
-            d = difference([get(r) for r in runs], [get(r) for r in default]) if default else None
-            rows.append(
-                [
-                    arm,
-                    what,
-                    ", ".join(f"{get(r):.3g}" for r in runs),
-                    f"{d['difference']:+.3g} [{d['ci'][0]:+.3g}, {d['ci'][1]:+.3g}]" if d else "no default arm",
-                ]
-            )
+    summary = study["summary"]
+    arms = [a for a in summary if a not in ("layout", "default_seeds")]
+    columns = {a: {r["metric"]: r for r in summary[a]["against_default"]} for a in arms}
+    columns["layout: adapting - kept"] = {r["metric"]: r for r in summary.get("layout", [])}
+    rows = [
+        [metric, next((f"{c[metric]['a']:.3g}" for c in columns.values() if metric in c), "n/a")]
+        + [change_cell(c.get(metric)) for c in columns.values()]
+        for metric in DISTORTION_ROWS
+    ]
+    flagged = [
+        f"{arm}: {', '.join(m for m, r in c.items() if r['differs']) or 'none'} (of {len(c)})"
+        for arm, c in columns.items()
+    ]
+    cost = [f"{a} {summary[a]['seconds']['mean']:.0f} s" for a in arms]
     return [
         Heading("What each distractor changes"),
         provenance(study),
@@ -242,8 +254,13 @@ def distortion_section(study: dict | None, estimates: dict | None) -> list:
             "Each arm retrains the model with elements hidden. Layout kept: the plot is laid out as with every "
             "element and the switched-off ones are hidden, so the spectrogram keeps its place and size and only "
             "the content changes; all-off-adapting lets the spectrogram fill the image (content and layout "
-            "together). Differences from the default arm (the estimates study's pooled seeds) with Welch's 95% "
-            "interval over training runs: an interval that holds 0 shows no change beyond training noise."
+            "together), and its difference from all-off is the layout's own effect. Each cell: arm minus the "
+            f"default arm (the estimates study's pooled runs, seeds {summary['default_seeds']}), with Welch's "
+            "95% interval over training runs (3 runs an arm against 5); **differs** marks a difference that survives "
+            "Holm's correction over every comparable metric of that column (`python -m vitheads.compare`'s "
+            "rule). A count with no spread on either side is taken as fixed."
         ),
-        Table(["Arm", "Quantity", "Runs", "Arm - default [95% CI over runs]"], rows),
+        Table(["Quantity", "Default arm (mean)", *columns], rows),
+        Paragraph("Every metric that differs after the correction, per column: " + "; ".join(flagged) + "."),
+        Paragraph(f"Wall time per run (mean over its seeds): {', '.join(cost)}."),
     ]

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 
 from vitheads.study.runner import committed_file, committed_json, finished, show
 from vitheads.study.studies import STUDIES, Run
-from vitheads.study.summaries import SUMMARIES
+from vitheads.study.summaries import SUMMARIES, distortion
 
 STAGES = ("generate", "finetune", "ablate", "attention", "causal")
 METRICS = ("finetune", "ablate", "classify", "causal")
@@ -69,27 +69,56 @@ def run_record(run: Run, exp: dict, with_heads: bool) -> dict:
     return record
 
 
+def committed_study(study: str) -> dict | None:
+    path = study_path(study)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def study_path(study: str) -> Path:
+    return Path(f"study/{study}.json")
+
+
 def gather(study: str, shown: list[dict]) -> dict:
     """The study file from `dvc exp show --json -A`: every finished run and the summary; runs not finished
-    yet are listed, not waited for (so a study can be gathered in parts, held-out runs last)."""
+    yet are listed, not waited for (so a study can be gathered in parts, held-out runs last). Runs that the
+    committed file holds and no local experiment does are kept from the file: experiments are local git refs,
+    so the runs of an earlier session's machine survive only there."""
     done = finished(shown, f"{study}-")
+    previous = committed_study(study)
+    kept = {r["name"]: r for r in (previous or {}).get("runs", []) if r["name"] not in done}
     runs = STUDIES[study]()
-    records = [run_record(r, done[r.name], study == "estimates") for r in runs if r.name in done]
+    records = [
+        run_record(r, done[r.name], study == "estimates") if r.name in done else kept[r.name]
+        for r in runs
+        if r.name in done or r.name in kept
+    ]
+    summary = summarise(study, records)
+    if study == "estimates" and "matching" not in summary and previous and "matching" in previous["summary"]:
+        summary["matching"] = previous["summary"]["matching"] | {"carried_over_from": previous["gathered"]}
     return {
         "study": study,
         "gathered": datetime.date.today().isoformat(),
         "command": f"python -m vitheads.study run {study}; python -m vitheads.study gather {study}",
-        "missing": [r.name for r in runs if r.name not in done],
+        "missing": [r.name for r in runs if r.name not in done and r.name not in kept],
+        "kept_from_committed_file": sorted(kept.keys() & {r.name for r in runs}),
         "runs": records,
-        "summary": SUMMARIES[study](records),
+        "summary": summary,
     }
+
+
+def summarise(study: str, records: list[dict]) -> dict:
+    """The study's summary; the distortion study's arms are compared with the estimates study's default runs."""
+    if study != "distortion":
+        return SUMMARIES[study](records)
+    estimates = committed_study("estimates") or {"runs": []}
+    return distortion(records, [r for r in estimates["runs"] if r["arm"] == "conv" and not r["held_out"]])
 
 
 def write_gathered(study: str) -> None:
     table = gather(study, show())
     for record in table["runs"]:
         record.pop("fingerprints", None)  # the matching is in the summary; the maps would weigh megabytes
-    path = Path(f"study/{study}.json")
+    path = study_path(study)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(table, indent=None, separators=(",", ":")) + "\n")

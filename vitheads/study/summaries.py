@@ -8,6 +8,7 @@ import numpy as np
 from vitheads import paper
 from vitheads.analysis.benchmark import METHODS, RELIANCE_SD
 from vitheads.analysis.pooling import random_effects, se_from_ci, seed_interval
+from vitheads.compare import comparable, compare
 from vitheads.names import CUE_TARGETS, DISTRACTOR_KINDS, TARGETS
 
 CLAIM_KEYS = {
@@ -116,7 +117,7 @@ def estimates(records: list[dict]) -> dict:
         if len(runs) >= 2:
             out[arm] = model_summary(runs, [r for r in records if r["arm"] == arm and r["held_out"]])
     conv = [r for r in records if r["arm"] == "conv"]
-    if len(conv) >= 3 and "fingerprints" in conv[0]:
+    if len(conv) >= 3 and all("fingerprints" in r for r in conv):
         out["matching"] = head_matching(conv)
     return out
 
@@ -212,12 +213,14 @@ def reliance(records: list[dict]) -> dict:
     return out
 
 
-def distortion(records: list[dict]) -> dict:
-    """Per arm: accuracy, band effects (mean ablation), label and causal counts, over its seeds; the differences
-    from the default arm come with the report (it reads the estimates study for the default's seeds)."""
+def distortion(records: list[dict], default: list[dict]) -> dict:
+    """Per arm: accuracy, band effects (mean ablation), label and causal counts over its seeds, and every
+    comparable metric against the default arm (the estimates study's pooled runs; vitheads.compare: Welch
+    over both arms' runs, Holm over the metrics); and the layout's own effect: all-off with the layout
+    adapting against all-off with the layout kept."""
+    by_arm = {arm: [r for r in records if r["arm"] == arm] for arm in dict.fromkeys(r["arm"] for r in records)}
     out = {}
-    for arm in dict.fromkeys(r["arm"] for r in records):
-        runs = [r for r in records if r["arm"] == arm]
+    for arm, runs in by_arm.items():
         out[arm] = {
             "seeds": [r["seed"] for r in runs],
             "r2": {t: seed_interval([r["metrics"]["finetune"][t]["r2"] for r in runs]) for t in TARGETS},
@@ -228,8 +231,19 @@ def distortion(records: list[dict]) -> dict:
             "labels": label_counts(runs),
             "causal": causal_counts(runs),
             "seconds": seed_interval([sum(t.get("stage_seconds", 0) for t in r["timings"].values()) for r in runs]),
+            "against_default": compared(default, runs),
         }
+    if {"all-off", "all-off-adapting"} <= by_arm.keys():
+        out["layout"] = compared(by_arm["all-off"], by_arm["all-off-adapting"])
+    out["default_seeds"] = [r["seed"] for r in default]
     return out
+
+
+def compared(a: list[dict], b: list[dict]) -> list[dict]:
+    """vitheads.compare's rows for B - A over two sets of run records (no study noise: both have their runs)."""
+    if len(a) < 2 or len(b) < 2:
+        return []
+    return compare([comparable(r["metrics"]) for r in a], [comparable(r["metrics"]) for r in b], {})
 
 
 def head_matching(runs: list[dict]) -> dict:
@@ -278,4 +292,4 @@ def head_matching(runs: list[dict]) -> dict:
     }
 
 
-SUMMARIES = {"estimates": estimates, "planted": planted, "distortion": distortion}
+SUMMARIES = {"estimates": estimates, "planted": planted}  # distortion also needs the default runs: gather
