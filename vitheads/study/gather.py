@@ -9,13 +9,12 @@ import datetime
 import io
 import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from ruamel.yaml import YAML
 
-from vitheads.study.runner import committed_file, committed_json, finished, show
+from vitheads.study.runner import committed_file, committed_json, committed_study, finished, show, study_path
 from vitheads.study.studies import STUDIES, Run
 from vitheads.study.summaries import SUMMARIES, distortion
 
@@ -67,15 +66,6 @@ def run_record(run: Run, exp: dict, with_heads: bool) -> dict:
         fingerprints = committed_arrays(rev, "tables/fingerprints.npz")["received"]  # [n, L, H, G, G] float16
         record["fingerprints"] = fingerprints.astype(float).reshape(*fingerprints.shape[:3], -1)  # [n, L, H, P]
     return record
-
-
-def committed_study(study: str) -> dict | None:
-    path = study_path(study)
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def study_path(study: str) -> Path:
-    return Path(f"study/{study}.json")
 
 
 def gather(study: str, shown: list[dict]) -> dict:

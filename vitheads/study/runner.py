@@ -1,6 +1,7 @@
 """Queueing a study's runs as DVC experiments, and finding the finished ones. Resumable: `run` queues only
-the runs that have neither finished nor been queued, so after an interruption (a stopped session kills the
-queue's workers; finished experiments are kept as git refs) the same command picks up where it stopped."""
+the runs that have neither finished (as an experiment, or gathered into the committed study file) nor been
+queued, so after an interruption (a stopped session kills the queue's workers; finished experiments are kept
+as local git refs, and on a new machine only in the study file) the same command picks up where it stopped."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import re
 import subprocess
 import time
+from pathlib import Path
 
 from vitheads.study.studies import STUDIES, Run
 from vitheads.threads import ENV as THREADS_ENV
@@ -69,7 +71,8 @@ def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | Non
     if unknown:
         raise SystemExit(f"--arm {', '.join(unknown)}: the {study} study's arms are {sorted({r.arm for r in runs})}")
     known = experiments(show(), f"{study}-")
-    todo = [r for r in runs if r.held_out == held_out and (not arms or r.arm in arms)]
+    gathered = {r["name"] for r in (committed_study(study) or {}).get("runs", [])}
+    todo = [r for r in runs if r.held_out == held_out and (not arms or r.arm in arms) and r.name not in gathered]
     todo = [r for r in todo if known.get(r.name, {}).get("state") not in ("success", "queued", "running")]
     for run in todo:
         subprocess.run(exp_run_command(run), check=True)
@@ -84,6 +87,16 @@ def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | Non
         stderr=subprocess.DEVNULL,
     )  # its workers inherit no pipe to wait on
     return [r.name for r in todo]
+
+
+def study_path(study: str) -> Path:
+    return Path(f"study/{study}.json")
+
+
+def committed_study(study: str) -> dict | None:
+    """The study file as gathered: its runs are done even where no local experiment holds them."""
+    path = study_path(study)
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def running_workers() -> int:
