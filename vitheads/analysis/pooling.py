@@ -130,17 +130,3 @@ def seed_interval(values) -> dict:
 def equivalence(ci90: tuple[float, float], value: float, margin: float) -> bool:
     """Two one-sided tests at 5%: the 90% interval lies inside value +- margin."""
     return value - margin <= ci90[0] and ci90[1] <= value + margin
-
-
-def difference(a: list[float], b: list[float]) -> dict:
-    """Mean of a minus mean of b over training runs, with Welch's 95% t interval (the seeds of two arms are
-    independent runs); NaN interval where either arm has a single run."""
-    x, y = np.asarray(a, float), np.asarray(b, float)
-    diff = float(x.mean() - y.mean())
-    if len(x) < 2 or len(y) < 2:
-        return {"difference": round(diff, 5), "ci": [float("nan"), float("nan")]}
-    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    se = np.sqrt(vx + vy)
-    df = (vx + vy) ** 2 / ((vx**2 / (len(x) - 1) if vx else 0) + (vy**2 / (len(y) - 1) if vy else 0) or 1e-300)
-    half = float(stats.t.ppf(0.975, df) * se) if se > 0 else 0.0
-    return {"difference": round(diff, 5), "ci": [round(diff - half, 5), round(diff + half, 5)]}
