@@ -126,8 +126,9 @@ def layer_means(per_mode: dict[str, dict[str, np.ndarray]], paper_marks: list[tu
 
 def forest(panels: list[dict], title: str, path) -> None:
     """A forest plot per claim: each seed's estimate +- 1.96 standard errors over test images, the random-effects
-    pooled estimate with its interval (diamond) and the prediction interval for a new run (thin line), and the
-    paper's value with its sd over heads (red band)."""
+    pooled estimate with its interval (diamond) and the prediction interval for a new run (thin line) with the
+    held-out runs' values on it (crosses: runs made after the interval was fixed), and the paper's value with its
+    sd over heads (red band)."""
     figure = new_figure(4.0 * len(panels), 0.32 * max(len(panel["seeds"]) for panel in panels) + 2.0)
     for ax, panel in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
         seeds = panel["seeds"]
@@ -139,12 +140,15 @@ def forest(panels: list[dict], title: str, path) -> None:
         ax.fill([low, pooled["estimate"], high, pooled["estimate"]], [0, 0.25, 0, -0.25], color="#1f77b4")
         if pooled.get("prediction"):
             ax.plot(pooled["prediction"], [-0.6, -0.6], color="#1f77b4", lw=1)
+        held = panel.get("held_out") or []
+        ax.plot(held, [-0.6] * len(held), "x", color="#ff7f0e", ms=7, mew=1.5)
         if panel.get("paper") is not None:
             value, sd = panel["paper"]
             ax.axvspan(value - (sd or 0), value + (sd or 0), color="#d62728", alpha=0.15, lw=0)
             ax.axvline(value, color="#d62728", lw=1)
         ax.axvline(0, color="grey", lw=0.6, ls="--")
-        ax.set_yticks([*y, 0, -0.6], [s["label"] for s in seeds] + ["pooled", "next run"], fontsize=7)
+        next_label = f"next run\n(x: {len(held)} held out)" if held else "next run"
+        ax.set_yticks([*y, 0, -0.6], [s["label"] for s in seeds] + ["pooled", next_label], fontsize=7)
         ax.set_xlabel(panel["unit"], fontsize=8)
         ax.set_title(panel["title"], fontsize=8, wrap=True)
     figure.suptitle(title, fontsize=9)

@@ -245,6 +245,7 @@ def study_plots() -> None:
                         "seeds": seeds,
                         "pooled": entry["pooled"],
                         "paper": paper_mark,
+                        "held_out": summary[stem].get("held_out", {}).get(claim, {}).get("values", []),
                     }
                 )
             figures.forest(
