@@ -236,7 +236,8 @@ def distortion_section(study: dict | None) -> list:
     summary = study["summary"]
     arms = [a for a in summary if a not in ("layout", "default_seeds")]
     columns = {a: {r["metric"]: r for r in summary[a]["against_default"]} for a in arms}
-    columns["layout: adapting - kept"] = {r["metric"]: r for r in summary.get("layout", [])}
+    if "layout" in summary:
+        columns["layout: adapting - kept"] = {r["metric"]: r for r in summary["layout"]}
     rows = [
         [metric, next((f"{c[metric]['a']:.3g}" for c in columns.values() if metric in c), "n/a")]
         + [change_cell(c.get(metric)) for c in columns.values()]
