@@ -156,7 +156,8 @@ def distortion_record(arm: str, seed: int, r2: float, chirp_heads: int) -> dict:
     ablate = {"mean": {paper.FIGURE_KEYS["early"]: 0.1 * seed, paper.FIGURE_KEYS["middle"]: 0.2}}
     finetune = {t: {"r2": r2 + 0.001 * seed} for t in TARGETS}
     metrics = {"finetune": finetune, "ablate": ablate, "classify": classify, "causal": {}}
-    return {"arm": arm, "seed": seed, "metrics": metrics, "timings": {"train": {"stage_seconds": 60.0}}}
+    record = {"arm": arm, "seed": seed, "metrics": metrics, "timings": {"train": {"stage_seconds": 60.0}}}
+    return record | {"held_out": False, "baseline": "earlier"}
 
 
 def test_the_distortion_summary_flags_a_real_change_against_the_default_arm_and_not_training_noise():
@@ -164,7 +165,9 @@ def test_the_distortion_summary_flags_a_real_change_against_the_default_arm_and_
     records = [distortion_record("text-off", s, 0.70, 5) for s in (1, 2, 3)]
     records += [distortion_record("all-off", s, 0.90, 5) for s in (1, 2, 3)]
     records += [distortion_record("all-off-adapting", s, 0.90, 12) for s in (1, 2, 3)]
-    out = summaries.distortion(records, default)
+    this_session = [distortion_record("conv", s, 0.80, 5) | {"held_out": True, "baseline": "now"} for s in (6, 7)]
+    records = [r | {"baseline": "now"} for r in records]
+    out = summaries.distortion(records, default + this_session)
     rows = {r["metric"]: r for r in out["text-off"]["against_default"]}
     assert rows[f"R2 {TARGETS[0]}"]["differs"] and rows[f"R2 {TARGETS[0]}"]["difference"] == pytest.approx(-0.201)
     assert not rows["mean ablation: layers 1-3 (%)"]["differs"]  # the same seeds' spread on both sides
@@ -172,6 +175,11 @@ def test_the_distortion_summary_flags_a_real_change_against_the_default_arm_and_
     layout = {r["metric"]: r for r in out["layout"]}
     assert layout["heads labelled chirp, layers_6-11"]["difference"] == 7 and out["default_seeds"] == [1, 2, 3, 4, 5]
     assert out["all-off"]["r2"][TARGETS[0]]["k"] == 3
+    same = {r["metric"]: r for r in out["text-off"]["against_default_same_commit"]}
+    assert out["text-off"]["same_commit_default_seeds"] == [6, 7]  # the held-out runs of the arm's own commit
+    assert same[f"R2 {TARGETS[0]}"]["difference"] == pytest.approx(0.702 - 0.8065)
+    across = {r["metric"]: r for r in out["default_across_commits"]}
+    assert across[f"R2 {TARGETS[0]}"]["difference"] == pytest.approx(0.8065 - 0.903)
 
 
 def test_the_report_reads_the_distortion_comparison_from_the_study_file(tmp_path):
@@ -185,8 +193,9 @@ def test_the_report_reads_the_distortion_comparison_from_the_study_file(tmp_path
         for arm in ("text-off", "all-off", "all-off-adapting")
         for s in (1, 2, 3)
     ]
+    records = [r | {"baseline": "now"} for r in records]  # no default run of their session
     study = {"study": "distortion", "gathered": "today", "command": "c", "missing": [], "runs": []}
     text = to_markdown(distortion_section(study | {"summary": summaries.distortion(records, default)}), tmp_path)
     r2_row = next(line for line in text.splitlines() if line.startswith(f"| R2 {TARGETS[0]}"))
     assert r2_row.count("**differs**") == 1 and "-0.201 [" in r2_row and "| layout: adapting - kept" in text
-    assert f"text-off: R2 {TARGETS[0]}" in text
+    assert f"text-off: R2 {TARGETS[0]}" in text and "No default-configuration run shares an arm's commit" in text

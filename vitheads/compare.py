@@ -95,7 +95,11 @@ def study_sds() -> dict[str, float]:
     if not STUDY.is_file():
         return {}
     runs = [r for r in json.loads(STUDY.read_text())["runs"] if r["arm"] == "conv" and not r["held_out"]]
-    values = [comparable({**r["metrics"]}) for r in runs]
+    return spread([comparable({**r["metrics"]}) for r in runs])
+
+
+def spread(values: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's sd over runs (the noise between training runs)."""
     return {k: float(np.std([v[k] for v in values], ddof=1)) for k in values[0] if all(k in v for v in values)}
 
 

@@ -225,28 +225,43 @@ def change_cell(row: dict | None) -> str:
     return f"{row['difference']:+.3g} [{low:+.3g}, {high:+.3g}]{' **differs**' if row['differs'] else ''}"
 
 
+def change_table(columns: dict[str, list[dict]]) -> list:
+    """One row per headline quantity, one column per comparison (B - A [95% CI]), and every metric that differs
+    after Holm's correction, per column."""
+    by_metric = {name: {r["metric"]: r for r in rows} for name, rows in columns.items()}
+    rows = [
+        [metric, next((f"{c[metric]['a']:.3g}" for c in by_metric.values() if metric in c), "n/a")]
+        + [change_cell(c.get(metric)) for c in by_metric.values()]
+        for metric in DISTORTION_ROWS
+    ]
+    flagged = [
+        f"{name}: {', '.join(m for m, r in c.items() if r['differs']) or 'none'} (of {len(c)})"
+        for name, c in by_metric.items()
+    ]
+    return [
+        Table(["Quantity", "A (mean)", *by_metric], rows),
+        Paragraph("Every metric that differs after the correction, per column: " + "; ".join(flagged) + "."),
+    ]
+
+
 def distortion_section(study: dict | None) -> list:
-    """What each distractor changes: every arm against the default arm, and the layout's own effect, with
-    intervals over training runs (the comparisons are computed when the study is gathered)."""
+    """What each distractor changes: every arm against the default configuration (its pooled runs, and its runs
+    of the arm's own session), and the layout's own effect, with intervals over training runs (the comparisons
+    are computed when the study is gathered)."""
     if study is None or not study["summary"]:
         return [
             Heading("What each distractor changes"),
             Paragraph("The distortion study (`python -m vitheads.study run distortion`) has not been gathered yet."),
         ]
     summary = study["summary"]
-    arms = [a for a in summary if a not in ("layout", "default_seeds")]
-    columns = {a: {r["metric"]: r for r in summary[a]["against_default"]} for a in arms}
+    arms = [a for a in summary if isinstance(summary[a], dict) and "seeds" in summary[a]]
+    pooled = {a: summary[a]["against_default"] for a in arms}
     if "layout" in summary:
-        columns["layout: adapting - kept"] = {r["metric"]: r for r in summary["layout"]}
-    rows = [
-        [metric, next((f"{c[metric]['a']:.3g}" for c in columns.values() if metric in c), "n/a")]
-        + [change_cell(c.get(metric)) for c in columns.values()]
-        for metric in DISTORTION_ROWS
-    ]
-    flagged = [
-        f"{arm}: {', '.join(m for m, r in c.items() if r['differs']) or 'none'} (of {len(c)})"
-        for arm, c in columns.items()
-    ]
+        pooled["layout: adapting - kept"] = summary["layout"]
+    same = {a: summary[a]["against_default_same_commit"] for a in arms if summary[a]["against_default_same_commit"]}
+    same_seeds = sorted({s for a in arms for s in summary[a]["same_commit_default_seeds"]})
+    if summary.get("default_across_commits"):
+        same["default: this session - pooled"] = summary["default_across_commits"]
     cost = [f"{a} {summary[a]['seconds']['mean']:.0f} s" for a in arms]
     return [
         Heading("What each distractor changes"),
@@ -255,13 +270,26 @@ def distortion_section(study: dict | None) -> list:
             "Each arm retrains the model with elements hidden. Layout kept: the plot is laid out as with every "
             "element and the switched-off ones are hidden, so the spectrogram keeps its place and size and only "
             "the content changes; all-off-adapting lets the spectrogram fill the image (content and layout "
-            "together), and its difference from all-off is the layout's own effect. Each cell: arm minus the "
-            f"default arm (the estimates study's pooled runs, seeds {summary['default_seeds']}), with Welch's "
-            "95% interval over training runs (3 runs an arm against 5); **differs** marks a difference that survives "
-            "Holm's correction over every comparable metric of that column (`python -m vitheads.compare`'s "
-            "rule). A count with no spread on either side is taken as fixed."
+            "together), and its difference from all-off is the layout's own effect. Each cell: B - A with "
+            "Welch's 95% interval over training runs; **differs** marks a difference that survives Holm's "
+            "correction over every comparable metric of that column (`python -m vitheads.compare`'s rule). A "
+            "count with no spread on either side is taken as fixed."
         ),
-        Table(["Quantity", "Default arm (mean)", *columns], rows),
-        Paragraph("Every metric that differs after the correction, per column: " + "; ".join(flagged) + "."),
+        Heading("Against the default configuration's pooled runs", 3),
+        Paragraph(
+            f"A: the estimates study's pooled runs (seeds {summary['default_seeds']}), which ran in an earlier "
+            "session, on another machine; B: the arm's runs."
+        ),
+        *change_table(pooled),
+        Heading("Against the default configuration run in the arm's own session", 3),
+        Paragraph(
+            f"A: the default configuration's runs queued on the arm's commit (seeds {same_seeds}: the estimates "
+            "study's held-out runs), so the same code and machine; B: the arm's runs. Training differs between "
+            "machines: the last column compares these default runs with the pooled ones, the size of that "
+            "effect."
+        )
+        if same
+        else Paragraph("No default-configuration run shares an arm's commit: no same-session comparison."),
+        *(change_table(same) if same else []),
         Paragraph(f"Wall time per run (mean over its seeds): {', '.join(cost)}."),
     ]

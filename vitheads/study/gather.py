@@ -101,7 +101,7 @@ def summarise(study: str, records: list[dict]) -> dict:
     if study != "distortion":
         return SUMMARIES[study](records)
     estimates = committed_study("estimates") or {"runs": []}
-    return distortion(records, [r for r in estimates["runs"] if r["arm"] == "conv" and not r["held_out"]])
+    return distortion(records, [r for r in estimates["runs"] if r["arm"] == "conv"])
 
 
 def write_gathered(study: str) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from vitheads import paper
 from vitheads.analysis.benchmark import METHODS, RELIANCE_SD
 from vitheads.analysis.pooling import random_effects, se_from_ci, seed_interval
-from vitheads.compare import comparable, compare
+from vitheads.compare import comparable, compare, spread
 from vitheads.names import CUE_TARGETS, DISTRACTOR_KINDS, TARGETS
 
 CLAIM_KEYS = {
@@ -213,14 +213,19 @@ def reliance(records: list[dict]) -> dict:
     return out
 
 
-def distortion(records: list[dict], default: list[dict]) -> dict:
+def distortion(records: list[dict], defaults: list[dict]) -> dict:
     """Per arm: accuracy, band effects (mean ablation), label and causal counts over its seeds, and every
-    comparable metric against the default arm (the estimates study's pooled runs; vitheads.compare: Welch
-    over both arms' runs, Holm over the metrics); and the layout's own effect: all-off with the layout
-    adapting against all-off with the layout kept."""
+    comparable metric against the default configuration (vitheads.compare: Welch over both sides' runs, Holm
+    over the metrics): against the estimates study's pooled runs, and against its runs queued on the arm's own
+    commit (one session's queue: the same code and machine), because training differs between machines; and
+    the layout's own effect: all-off with the layout adapting against all-off with the layout kept.
+    defaults: the estimates study's default-model runs, pooled and held out."""
+    pooled = [r for r in defaults if not r["held_out"]]
+    noise = spread([comparable(r["metrics"]) for r in pooled]) if len(pooled) > 1 else {}
     by_arm = {arm: [r for r in records if r["arm"] == arm] for arm in dict.fromkeys(r["arm"] for r in records)}
     out = {}
     for arm, runs in by_arm.items():
+        same = same_commit(defaults, runs)
         out[arm] = {
             "seeds": [r["seed"] for r in runs],
             "r2": {t: seed_interval([r["metrics"]["finetune"][t]["r2"] for r in runs]) for t in TARGETS},
@@ -231,19 +236,28 @@ def distortion(records: list[dict], default: list[dict]) -> dict:
             "labels": label_counts(runs),
             "causal": causal_counts(runs),
             "seconds": seed_interval([sum(t.get("stage_seconds", 0) for t in r["timings"].values()) for r in runs]),
-            "against_default": compared(default, runs),
+            "against_default": compared(pooled, runs, noise),
+            "against_default_same_commit": compared(same, runs, noise),
+            "same_commit_default_seeds": [r["seed"] for r in same],
         }
     if {"all-off", "all-off-adapting"} <= by_arm.keys():
-        out["layout"] = compared(by_arm["all-off"], by_arm["all-off-adapting"])
-    out["default_seeds"] = [r["seed"] for r in default]
+        out["layout"] = compared(by_arm["all-off"], by_arm["all-off-adapting"], noise)
+    out["default_seeds"] = [r["seed"] for r in pooled]
+    out["default_across_commits"] = compared(pooled, same_commit(defaults, records), noise)
     return out
 
 
-def compared(a: list[dict], b: list[dict]) -> list[dict]:
-    """vitheads.compare's rows for B - A over two sets of run records (no study noise: both have their runs)."""
+def same_commit(defaults: list[dict], runs: list[dict]) -> list[dict]:
+    """The default-configuration runs queued on a commit that `runs` were queued on."""
+    return [r for r in defaults if r["baseline"] in {run["baseline"] for run in runs}]
+
+
+def compared(a: list[dict], b: list[dict], noise: dict[str, float]) -> list[dict]:
+    """vitheads.compare's rows for B - A over two sets of run records; `noise` (sds over the default's pooled
+    runs) serves where neither side's runs vary, as in the command."""
     if len(a) < 2 or len(b) < 2:
         return []
-    return compare([comparable(r["metrics"]) for r in a], [comparable(r["metrics"]) for r in b], {})
+    return compare([comparable(r["metrics"]) for r in a], [comparable(r["metrics"]) for r in b], noise)
 
 
 def head_matching(runs: list[dict]) -> dict:
