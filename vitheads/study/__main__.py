@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from vitheads.study.gather import write_gathered
-from vitheads.study.runner import experiments, queue_study, show
+from vitheads.study.runner import committed_study, experiments, queue_study, show
 from vitheads.study.studies import STUDIES
 
 
@@ -25,8 +25,10 @@ def main(argv: list[str]) -> None:
         )
     elif args.command == "status":
         known = experiments(show(), f"{args.study}-")
+        gathered = {r["name"] for r in (committed_study(args.study) or {}).get("runs", [])}
         for run in STUDIES[args.study]():
-            print(f"{run.name}: {known.get(run.name, {}).get('state', 'not queued')}")
+            state = "gathered (in the study file)" if run.name in gathered else "not queued"
+            print(f"{run.name}: {known.get(run.name, {}).get('state', state)}")
     else:
         write_gathered(args.study)
 
