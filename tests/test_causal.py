@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
-from vitheads.analysis.causal import head_evidence
+from vitheads.analysis.causal import head_evidence, task_relevant_detail
 from vitheads.data.furniture import Distortions
 from vitheads.data.pairs import PairRenderer, render_pairs
 from vitheads.data.variants import variant_spec
@@ -124,3 +124,13 @@ def test_the_frame_responds_to_its_grey_ink_and_any_response_variant_counts():
     assert evidence["responds_text"].tolist() == [True, True]
     assert evidence["responds_frame"].tolist() == [True, False]
     assert not evidence["follows_frame"].any() and not evidence["frame_detector"].any()  # nothing moved: no detector
+
+
+def test_a_run_with_every_element_off_has_only_controls_and_no_task_relevant_head():
+    """With every distractor off only the blob control runs, and no variant is patched: the metrics say no head
+    is task-relevant instead of failing on the missing patching columns (the all-off arms of the distortion
+    study failed there)."""
+    table = rows("blob", sensitivity_element_p=[SURE, NO], follow=[1.5, 0.0], follow_p=[SURE, NO])
+    evidence = head_evidence(table, RULE)
+    assert not evidence["task_relevant"].any()
+    assert task_relevant_detail(table, evidence) == {}

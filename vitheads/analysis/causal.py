@@ -206,6 +206,8 @@ def kind_summary(kind: str, evidence: pd.DataFrame, variants: list[str]) -> dict
 def task_relevant_detail(table: pd.DataFrame, evidence: pd.DataFrame, targets: tuple[str, ...] = TARGETS) -> dict:
     """Per task-relevant head, its largest patching effect (variant): the mean |prediction change| (z)
     each way and on each target, with 95% CIs over the patched pairs."""
+    if "patch_prediction_change" not in table:
+        return {}  # no variant was patched (every element off: only the controls ran), so no head is task-relevant
     patched = table.dropna(subset=["patch_prediction_change"])
     out = {}
     for head in evidence[evidence["task_relevant"]].itertuples():
