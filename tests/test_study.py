@@ -36,6 +36,22 @@ def test_the_runner_reads_finished_experiments_only_and_records_a_run(project, m
     assert record["fingerprints"].shape[:3] == (16, 6, 3) and "label" in record["heads"]["columns"]
 
 
+def test_a_killed_run_without_a_timestamp_gives_way_to_the_same_names_later_success():
+    """exp show gives a run killed before it committed no timestamp (None): the runner must neither crash on
+    comparing it nor let it hide the finished run of the same name on another commit."""
+
+    def commit(rev, state, timestamp):
+        exp = {"revs": [{"rev": rev, "name": "distortion-all-off-20250324", "data": {"timestamp": timestamp}}]}
+        return {"rev": f"base-{rev}", "experiments": [{**exp, "executor": {"state": state}}]}
+
+    for shown in (
+        [commit("a", "failed", None), commit("b", "success", "2026-12-02T20:00:00")],
+        [commit("b", "success", "2026-12-02T20:00:00"), commit("a", "failed", None)],
+    ):
+        assert runner.experiments(shown)["distortion-all-off-20250324"]["rev"] == "b"
+        assert list(runner.finished(shown, "distortion-")) == ["distortion-all-off-20250324"]
+
+
 def test_every_study_names_its_runs_once_and_holds_its_held_out_runs_apart():
     for name, runs in STUDIES.items():
         names = [r.name for r in runs()]

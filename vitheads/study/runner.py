@@ -45,7 +45,7 @@ def experiments(shown: list[dict], prefix: str = "") -> dict[str, dict]:
             for rev in exp["revs"]:
                 name, data = rev.get("name") or "", rev.get("data") or {}
                 if not name.startswith(prefix) or (
-                    name in found and found[name]["timestamp"] >= data.get("timestamp", "")
+                    name in found and found[name]["timestamp"] >= (data.get("timestamp") or "")
                 ):
                     continue
                 params = ((data.get("params") or {}).get("params.yaml") or {}).get("data", {})
@@ -53,7 +53,7 @@ def experiments(shown: list[dict], prefix: str = "") -> dict[str, dict]:
                     "state": state,
                     "rev": rev["rev"],
                     "baseline": commit["rev"],
-                    "timestamp": data.get("timestamp", ""),
+                    "timestamp": data.get("timestamp") or "",  # None for a run killed before it committed
                     "params": params,
                 }
     return found
