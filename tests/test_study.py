@@ -13,7 +13,7 @@ from vitheads.analysis.benchmark import METHODS, RULE
 from vitheads.analysis.pooling import random_effects
 from vitheads.names import CUE_TARGETS, TARGETS
 from vitheads.study import gather, runner, summaries
-from vitheads.study.studies import STUDIES, estimates, planted
+from vitheads.study.studies import DISTORTION_ARMS, STUDIES, distortion, estimates, planted
 
 
 def test_the_runner_reads_finished_experiments_only_and_records_a_run(project, monkeypatch):
@@ -50,6 +50,14 @@ def test_a_killed_run_without_a_timestamp_gives_way_to_the_same_names_later_succ
     ):
         assert runner.experiments(shown)["distortion-all-off-20250324"]["rev"] == "b"
         assert list(runner.finished(shown, "distortion-")) == ["distortion-all-off-20250324"]
+
+
+def test_the_runner_queues_every_arms_first_remaining_seed_before_any_second():
+    runs = [r for r in distortion() if r.name != "distortion-frame-off-20250324"]
+    order = [(r.arm, r.seed) for r in runner.seed_major(runs)]
+    arms = list(DISTORTION_ARMS)
+    assert order[: len(arms)] == [(a, 20250325 if a == "frame-off" else 20250324) for a in arms]
+    assert sorted(order) == sorted((r.arm, r.seed) for r in runs) and order[-1] == ("all-off-adapting", 20250326)
 
 
 def test_every_study_names_its_runs_once_and_holds_its_held_out_runs_apart():

@@ -74,7 +74,7 @@ def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | Non
     gathered = {r["name"] for r in (committed_study(study) or {}).get("runs", [])}
     todo = [r for r in runs if r.held_out == held_out and (not arms or r.arm in arms) and r.name not in gathered]
     todo = [r for r in todo if known.get(r.name, {}).get("state") not in ("success", "queued", "running")]
-    for run in todo:
+    for run in seed_major(todo):
         subprocess.run(exp_run_command(run), check=True)
     if running_workers():
         return [r.name for r in todo]  # the queue's workers take them in turn: no more runs side by side
@@ -87,6 +87,17 @@ def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | Non
         stderr=subprocess.DEVNULL,
     )  # its workers inherit no pipe to wait on
     return [r.name for r in todo]
+
+
+def seed_major(runs: list[Run]) -> list[Run]:
+    """Every arm's first remaining seed before any arm's second: a study stopped part way leaves each arm
+    with a run (the queue takes tasks in the order queued)."""
+    depth: dict[str, int] = {}
+    ranked = []
+    for run in runs:
+        depth[run.arm] = depth.get(run.arm, -1) + 1
+        ranked.append((depth[run.arm], run))
+    return [run for _, run in sorted(ranked, key=lambda pair: pair[0])]
 
 
 def study_path(study: str) -> Path:
