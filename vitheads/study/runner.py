@@ -74,7 +74,8 @@ def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | Non
     gathered = {r["name"] for r in (committed_study(study) or {}).get("runs", [])}
     todo = [r for r in runs if r.held_out == held_out and (not arms or r.arm in arms) and r.name not in gathered]
     todo = [r for r in todo if known.get(r.name, {}).get("state") not in ("success", "queued", "running")]
-    for run in seed_major(todo):
+    todo = seed_major(todo)
+    for run in todo:
         subprocess.run(exp_run_command(run), check=True)
     if running_workers():
         return [r.name for r in todo]  # the queue's workers take them in turn: no more runs side by side
