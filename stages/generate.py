@@ -34,7 +34,7 @@ def main() -> None:
     if p["data"]["source"] != "generate":
         ingest_external(p, clock)
         return
-    plan = CuePlan(tuple(p["plant"]["cues"]), p["plant"]["control"])
+    plan = CuePlan(tuple(p["plant"]["cues"]), p["plant"]["control"], p["plant"]["frame_cue"])
     size, patch = p["model"]["image_size"], p["model"]["patch_size"]
     spec = RenderSpec(p["seed"], size, patch, Distortions(**p["distortion"]), plan)
     sizes = {"train": p["generate"]["n_train"], "test": p["generate"]["n_test"]}

@@ -1,15 +1,20 @@
 """Paired renders: each pair differs inside its changed element only, and does differ there."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from vitheads.data.chirps import sample_chirp, spectrogram
 from vitheads.data.cues import CueContext, CuePlan, cue_classes, cue_values, shown_index
 from vitheads.data.furniture import Distortions
-from vitheads.data.generation import image_rng
+from vitheads.data.generation import RenderSpec, cue_meta, image_rng
 from vitheads.data.pairs import PairRenderer, other_title, render_pairs, render_variants
+from vitheads.data.regions import patch_any, receptive_tokens
+from vitheads.data.rendering import PlotRenderer
 from vitheads.data.variants import VARIANTS, available_variants
 from vitheads.names import CLASS_ID
+from vitheads.outputs import StageError
 
 
 @pytest.fixture(scope="module", params=[64, 96, 128])
@@ -98,11 +103,18 @@ def test_the_title_swap_keeps_the_title_length_so_its_box_and_the_layout_stay():
     assert other_title(98, sample_chirp(image_rng(1, "test", 98))).startswith("Synthetic Spectrogram 98 ")  # 99 -> 98
 
 
-@pytest.mark.parametrize("kind", ["text", "colorbar", "frame"])
-def test_a_planted_cue_changes_only_pixels_inside_its_elements_mask(kind):
+@pytest.mark.parametrize(
+    "kind, plan",
+    [
+        ("text", CuePlan(("text", "colorbar", "frame"))),
+        ("colorbar", CuePlan(("text", "colorbar", "frame"))),
+        ("frame", CuePlan(("text", "colorbar", "frame"))),
+        ("frame", CuePlan(("frame",), frame_cue="band")),
+    ],
+)
+def test_a_planted_cue_changes_only_pixels_inside_its_elements_mask(kind, plan):
     """Two cue values, everything else equal: the renders differ only inside the union of both renders' masks
     of the cue's element (the premise of the planted controls), and they do differ."""
-    plan = CuePlan(("text", "colorbar", "frame"))
     renderer = PairRenderer(128, Distortions(), CueContext(plan, 1, 20))
     rng = image_rng(1, "test", 4)
     chirp = sample_chirp(rng)
@@ -111,6 +123,29 @@ def test_a_planted_cue_changes_only_pixels_inside_its_elements_mask(kind):
     inside = np.isin(pair.masks, [CLASS_ID[c] for c in cue_classes(kind)]).any(0)
     assert differ.sum() >= 2 and not (differ & ~inside).any()
     assert pair.outside_changes() == 0
+
+
+def test_the_frame_cues_band_lies_under_the_spine_and_reaches_only_tokens_without_spectrogram_pixels():
+    """The second frame cue form: 2 rows under the bottom spine across its width (about 160 px against the
+    tick's 2), reaching through the conv stem only bottom-row tokens, none of which holds a spectrogram pixel;
+    the first form's pixels are part of it, and the text cue shares its tokens (so it is planted alone)."""
+    band = PlotRenderer(128, Distortions(), frame_cue="band")
+    tick = PlotRenderer(128, Distortions())
+    pixels = band.cue_places["frame"]
+    rows = np.nonzero(pixels)[0]
+    spine_rows, spine_cols = np.nonzero(band._ink(band.ax.spines["bottom"]))
+    assert set(rows) == {spine_rows.max() + 1, spine_rows.max() + 2} and pixels.sum() == 2 * len(set(spine_cols))
+    assert (tick.cue_places["frame"] <= pixels).all() and 140 <= pixels.sum() <= 200
+    tokens = np.flatnonzero(receptive_tokens(pixels, 16, "conv"))
+    spectrogram_tokens = np.flatnonzero(patch_any((band.static_mask == CLASS_ID["background"])[None], 16)[0])
+    assert set(tokens) <= set(range(56, 64)) and not set(tokens) & set(spectrogram_tokens)
+    changed = band.static_mask != tick.static_mask
+    assert (band.static_mask[changed] == CLASS_ID["frame"]).all()  # the band adds frame pixels, nothing else
+    spec = RenderSpec(1, 128, 16, Distortions(), CuePlan(("text", "frame"), frame_cue="band"))
+    with pytest.raises(StageError, match=r"the text and frame cues reach the same tokens \[59, 60, 61\]"):
+        cue_meta(spec, "conv")
+    alone = cue_meta(replace(spec, cues=CuePlan(("frame",), frame_cue="band")), "conv")
+    assert alone["tokens"]["frame"] == list(tokens) and alone["frame_cue"] == "band"
 
 
 def test_cue_values_are_own_in_the_planted_arm_and_another_images_in_the_control():

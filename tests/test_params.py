@@ -116,6 +116,7 @@ def test_unreadable_yaml_is_refused(tmp_path):
         ({"causal": {"images": 20, "patch_images": 30}}, r"causal.patch_images \(30\) at most causal.images"),
         ({"plant": {"cues": ["text"]}, "model": {"pooling": "avg"}}, r"plant.cues need model.pooling 'flatten'"),
         ({"plant": {"control": True}}, r"plant.control shuffles the planted cues: it needs plant.cues"),
+        ({"plant": {"cues": ["text"], "frame_cue": "band"}}, r"plant.frame_cue 'band' .*: plant.cues lacks frame"),
     ],
 )
 def test_impossible_combinations_are_refused(changes, words):

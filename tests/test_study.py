@@ -104,16 +104,18 @@ def test_wilson_interval_on_known_values():
     assert asdict(paper.Verdict("x"))["kind"] == "x"
 
 
-def planted_record(arm: str, seed: int, held_out: bool, designated_found: int, others: int) -> dict:
-    """A planted-study run as gathered: every kind with 2 designated heads of 144, every method finding the
-    same, and the reliance inputs."""
+def planted_record(
+    arm: str, seed: int, held_out: bool, designated_found: int, others: int, planted=("text", "colorbar", "frame")
+) -> dict:
+    """A planted-study run as gathered: every planted kind with 2 designated heads of 144, every method finding
+    the same, and the reliance inputs."""
     kinds = {
         kind: {
             "designated": ["L2H2", "L2H7"],
             "heads": 144,
             "methods": {m: {"designated_flagged": designated_found, "others_flagged": others} for m in METHODS},
         }
-        for kind in ("text", "colorbar", "frame")
+        for kind in planted
     }
     effects = {f"{k}_cue": {f"{t}_abs_change": 0.8 for t in CUE_TARGETS.values()} for k in kinds}
     finetune = {t: {"r2": 0.9} for t in (*TARGETS, *CUE_TARGETS.values())}
@@ -132,6 +134,15 @@ def test_the_planted_benchmark_scores_held_out_runs_only_and_counts_from_the_met
     row = summaries.planted(records)["benchmark"][RULE]["text"]
     assert row["hit_rate"] == 0.75 and row["seeds_with_a_hit"] == 2 and row["others_flagged_planted"] == 1
     assert row["false_rate_control"] == round(2 / 288, 5) and row["control_seeds_with_a_false_detection"] == 1
+
+
+def test_a_study_that_plants_the_frame_alone_is_scored_on_the_frame_only():
+    records = [planted_record(a, s, s > 1, 1, 0, planted=("frame",)) for a in ("planted", "control") for s in (1, 2, 3)]
+    summary = summaries.planted(records)
+    assert summary["kinds"] == ["frame"] and set(summary["benchmark"][RULE]) == {"frame"}
+    assert set(summary["reliance"]["planted"]) == {"frame"} and summary["benchmark"][RULE]["frame"]["hit_rate"] == 0.5
+    names = [r.name for r in STUDIES["frame-band"]()]
+    assert names[:2] == ["frame-band-planted-20250324", "frame-band-planted-20250325"]
 
 
 def test_the_committed_estimates_recompute_from_the_per_seed_values_they_keep():

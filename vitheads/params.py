@@ -86,6 +86,7 @@ SCHEMA: dict[str, dict[str, Rule] | Rule] = {
     "plant": {
         "cues": sublist("text", "colorbar", "frame"),
         "control": boolean(),
+        "frame_cue": choice("tick", "band"),
     },
     "data": {
         "source": Rule(
@@ -210,6 +211,9 @@ def _check_combinations(p: dict[str, Any]) -> None:
     m = p["model"]
     if p["plant"]["control"] and not p["plant"]["cues"]:
         raise ParamsError("plant.control shuffles the planted cues: it needs plant.cues (now empty)")
+    if p["plant"]["frame_cue"] != "tick" and "frame" not in p["plant"]["cues"]:
+        form = p["plant"]["frame_cue"]
+        raise ParamsError(f"plant.frame_cue '{form}' is the frame cue's form: plant.cues lacks frame")
     if p["plant"]["cues"] and p["data"]["source"] != "generate":
         raise ParamsError(f"plant.cues are drawn by the renderer; data.source is '{p['data']['source']}'")
     if p["plant"]["cues"] and p["model"]["pooling"] != "flatten":

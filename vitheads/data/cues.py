@@ -6,7 +6,9 @@ Each kind's cue is a shade: the element's dark ink is lightened towards white by
 element's mask only:
   text      the x-axis label "Time (s)"
   colorbar  the colorbar's tick labels and its label "Intensity"
-  frame     the tick mark at t = 0 below the spine (2 pixels at 128 px)
+  frame     the tick mark at t = 0 below the spine (2 pixels at 128 px; frame_cue 'tick'), or a band of
+            BAND_PX rows drawn under the bottom spine across the plot's width (frame_cue 'band': about 160
+            pixels, reaching the bottom row of tokens, which the text cue shares: plant it alone)
 The places are chosen so that, through the conv stem's receptive field (31 px, reaching 15 px up and
 left of each token's patch), each cue reaches a few tokens that hold no spectrogram pixel of their own.
 
@@ -43,6 +45,7 @@ class CuePlan:
 
     kinds: tuple[str, ...] = ()
     control: bool = False
+    frame_cue: str = "tick"  # the frame cue's form: 'tick' or 'band' (vitheads.data.rendering.PlotRenderer)
 
     @property
     def targets(self) -> tuple[str, ...]:

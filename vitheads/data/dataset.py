@@ -59,7 +59,7 @@ def cue_context(meta: dict, seed: int) -> CueContext | None:
     """How the dataset drew its planted cues in the test split (None: no cues), for paired renders."""
     if "cues" not in meta:
         return None
-    plan = CuePlan(tuple(meta["cues"]["kinds"]), meta["cues"]["control"])
+    plan = CuePlan(tuple(meta["cues"]["kinds"]), meta["cues"]["control"], meta["cues"].get("frame_cue", "tick"))
     return CueContext(plan, seed, meta["splits"]["test"])
 
 

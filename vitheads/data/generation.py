@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 def _init_worker(spec: RenderSpec) -> None:
     global _renderer
-    _renderer = PlotRenderer(spec.image_size, spec.distortions)
+    _renderer = PlotRenderer(spec.image_size, spec.distortions, spec.cues.frame_cue)
 
 
 def render_image(renderer: PlotRenderer, spec: RenderSpec, split: str, index: int, n: int):
@@ -107,14 +108,21 @@ def write_split(spec: RenderSpec, split: str, n: int, out: Path, pool) -> pd.Dat
 def cue_meta(spec: RenderSpec, stem: str) -> dict:
     """meta.json's record of a planted dataset: the cues, their targets, and the tokens each reaches
     through the model's stem (vitheads.model.planted reads them)."""
-    places = PlotRenderer(spec.image_size, spec.distortions).cue_places
+    places = PlotRenderer(spec.image_size, spec.distortions, spec.cues.frame_cue).cue_places
     missing = [k for k in spec.cues.kinds if k not in places]
     if missing:
         raise StageError(f"plant.cues {missing}: the plot has no such element (distortion.* switches it off)")
     tokens = {k: np.flatnonzero(receptive_tokens(places[k], spec.patch_size, stem)).tolist() for k in spec.cues.kinds}
+    for first, second in combinations(spec.cues.kinds, 2):
+        if shared := sorted(set(tokens[first]) & set(tokens[second])):
+            raise StageError(
+                f"plant.cues: the {first} and {second} cues reach the same tokens {shared} (plant.frame_cue "
+                f"'{spec.cues.frame_cue}'); each kind's heads must see its own tokens only: plant them in separate runs"
+            )
     return {
         "kinds": list(spec.cues.kinds),
         "control": spec.cues.control,
+        "frame_cue": spec.cues.frame_cue,
         "targets": list(spec.cues.targets),
         "tokens": tokens,
     }

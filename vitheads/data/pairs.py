@@ -192,7 +192,8 @@ class PairRenderer:
 
     def __init__(self, size: int, distortions: Distortions, cues: CueContext | None = None):
         self.size, self.distortions, self.cues = size, distortions, cues
-        self.renderers = {"base": PlotRenderer(size, distortions)}
+        self.frame_cue = cues.plan.frame_cue if cues is not None else "tick"
+        self.renderers = {"base": PlotRenderer(size, distortions, self.frame_cue)}
 
     @property
     def base(self) -> PlotRenderer:
@@ -200,7 +201,7 @@ class PairRenderer:
 
     def renderer(self, name: str) -> PlotRenderer:
         if name not in self.renderers:
-            r = PlotRenderer(self.size, self.distortions)
+            r = PlotRenderer(self.size, self.distortions, self.frame_cue)
             pin_axis_labels(r)
             RESTYLES[name](r)
             r.redraw_static()

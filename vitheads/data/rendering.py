@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.transforms import Bbox
+from matplotlib.patches import Rectangle
+from matplotlib.transforms import Bbox, IdentityTransform
 
 from vitheads.data.chirps import DURATION_S, MAX_FREQ_HZ, N_FREQ_BINS, Chirp
 from vitheads.data.furniture import Distortions
@@ -28,6 +29,7 @@ LINE_PT = 0.5
 TICK_LENGTH_PT = 2.0
 # Half-width of the chirp mask: the smoothed ridge is ~3 frequency bins at half maximum.
 CHIRP_HALF_WIDTH_BINS = 1.5
+BAND_PX = 2  # the frame cue's band (frame_cue 'band'): rows under the bottom spine
 MIN_CHIRP_HALF_WIDTH_PX = 0.75
 CURVE_POINTS = 33  # polyline vertices: the exponential sweep bends by well under a pixel between them
 LAYOUT_TITLE = "Synthetic Spectrogram 99999 (exponential chirp)"
@@ -54,7 +56,7 @@ def bbox_pixels(bbox: Bbox, height: int, width: int) -> tuple[slice, slice]:
 class PlotRenderer:
     """Renders spectrograms into one reused figure of exactly `size` x `size` pixels."""
 
-    def __init__(self, size: int, distortions: Distortions):
+    def __init__(self, size: int, distortions: Distortions, frame_cue: str = "tick"):
         self.size = size
         self.distortions = distortions
         scale = size / BASE_SIZE_PX
@@ -82,6 +84,7 @@ class PlotRenderer:
         self._layout(built)
         if distortions.keep_layout:
             self._hide_switched_off()
+        self.band = self._add_band() if frame_cue == "band" and distortions.frame else None
         self.image.set_animated(True)
         self.title.set_animated(True)
         self.redraw_static()
@@ -126,6 +129,25 @@ class PlotRenderer:
         if not d.colorbar and self.colorbar is not None:
             self.colorbar.ax.set_visible(False)
             self.colorbar = None
+
+    def _add_band(self) -> Rectangle:
+        """The bottom spine drawn BAND_PX pixels thicker, below the plot only (the frame cue's second form,
+        vitheads.data.cues): whole pixels under the spine's own row, across its width, so that the band
+        reaches only the bottom row of tokens, which holds no spectrogram pixel."""
+        self.canvas.draw()
+        rows, cols = np.nonzero(self._ink(self.ax.spines["bottom"]))
+        top = self.size - 1 - rows.max()  # display y (up from the bottom) of the spine's lowest pixel row
+        band = Rectangle(
+            (cols.min(), top - BAND_PX),
+            cols.max() + 1 - cols.min(),
+            BAND_PX,
+            transform=IdentityTransform(),
+            facecolor=self.ax.spines["bottom"].get_edgecolor(),
+            linewidth=0,
+            antialiased=False,
+        )
+        self.figure.add_artist(band)
+        return band
 
     def _style_axes(self, ax, d: Distortions) -> None:
         ax.tick_params(labelsize=self.tick_font, length=self.tick_length if d.frame else 0, width=self.line, pad=1)
@@ -175,6 +197,8 @@ class PlotRenderer:
             for spine in ax.spines.values():
                 if spine.get_visible():
                     mask[self._ink(spine)] = CLASS_ID["frame"]
+            if ax is self.ax and self.band is not None:
+                mask[self._ink(self.band)] = CLASS_ID["frame"]
             for axis in (ax.xaxis, ax.yaxis):
                 for tick in self._visible_ticks(axis):
                     for line in (tick.tick1line, tick.tick2line):
@@ -197,7 +221,9 @@ class PlotRenderer:
             if self.distortions.axis_labels:
                 labels.append(self.colorbar.ax.yaxis.label)
             places["colorbar"] = np.any([self._ink(label) for label in labels], axis=0)
-        if self.distortions.frame:
+        if self.band is not None:
+            places["frame"] = self._ink(self.band)
+        elif self.distortions.frame:
             first = min(self._visible_ticks(self.ax.xaxis), key=lambda t: t.get_loc())
             places["frame"] = self._ink(first.tick1line) & ~self._ink(self.ax.spines["bottom"])
         return places

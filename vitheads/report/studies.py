@@ -11,7 +11,7 @@ import numpy as np
 
 from vitheads import paper
 from vitheads.analysis.benchmark import METHODS, RELIANCE_SD, RULE
-from vitheads.names import DISTRACTOR_KINDS, TARGETS
+from vitheads.names import TARGETS
 from vitheads.report.blocks import Heading, Image, Paragraph, Table
 
 STUDY_DIR = Path("study")
@@ -138,23 +138,39 @@ def bold_rule(method: str) -> str:
     return f"**{method}**" if method == RULE else method
 
 
-def planted_section(study: dict | None) -> list:
+PLANTED_STUDIES = {
+    "planted": (
+        "Planted controls: can the measures find a head that reads a distractor?",
+        "each kind's element (the x-axis label, the colorbar's text, the t = 0 tick mark)",
+    ),
+    "frame-band": (
+        "Planted controls: the frame cue's second form",
+        "the frame alone, as a band of 2 pixel rows drawn under the bottom spine across the plot (about 160 px "
+        "against the tick's 2; it reaches the bottom row of tokens, which the text cue shares, so it is planted "
+        "without the others)",
+    ),
+}
+
+
+def planted_section(name: str, study: dict | None) -> list:
     """The benchmark: which method finds the heads planted to read each distractor, and which flags heads where
     nothing is planted."""
+    heading, element = PLANTED_STUDIES[name]
     if study is None or not study["summary"]["benchmark"]:
         return [
-            Heading("Planted controls"),
+            Heading(heading),
             Paragraph(
-                "The planted study (`python -m vitheads.study run planted`) "
+                f"The {name} study (`python -m vitheads.study run {name}`) "
                 "has not been gathered yet: no measure's power is shown."
             ),
         ]
     s = study["summary"]
+    kinds = s["kinds"]
     fit_cell = lambda d: (
         f"{d['designated_found']}/{d['designated']} designated; {d['others_planted']} others; "
         f"control: {d['flagged_control']} flagged"
     )
-    fit_rows = [[bold_rule(method)] + [fit_cell(s["fit"][method][k]) for k in DISTRACTOR_KINDS] for method in METHODS]
+    fit_rows = [[bold_rule(method)] + [fit_cell(s["fit"][method][k]) for k in kinds] for method in METHODS]
     learned = ", ".join(
         f"{k} in {sum(v >= RELIANCE_SD for v in r['cue_change_sd']['values'])} of {len(r['seeds'])} runs"
         for k, r in s["reliance"]["planted"].items()
@@ -166,18 +182,18 @@ def planted_section(study: dict | None) -> list:
         if d["hit_rate"] is not None
         else "n/a"
     )
-    rows = [[bold_rule(method)] + [cell(s["benchmark"][method][k]) for k in DISTRACTOR_KINDS] for method in METHODS]
-    rows.append(["follow (attention moves with a moved element)"] + ["not applicable: a planted cue does not move"] * 3)
+    rows = [[bold_rule(method)] + [cell(s["benchmark"][method][k]) for k in kinds] for method in METHODS]
+    rows.append(["follow (attention moves with a moved element)"] + ["n/a: a planted cue does not move"] * len(kinds))
     reliance_rows = [
         [arm, kind, interval(r["cue_change_sd"], 2), interval(r["cue_r2"], 2)]
         for arm, kinds in s["reliance"].items()
         for kind, r in kinds.items()
     ]
     return [
-        Heading("Planted controls: can the measures find a head that reads a distractor?"),
+        Heading(heading),
         provenance(study),
         Paragraph(
-            "Planted arm: each kind's element (the x-axis label, the colorbar's text, the t = 0 tick mark) "
+            f"Planted arm: {element} "
             "carries a quantity as its shade, an added target, and by construction only two designated heads per "
             "kind can read those tokens (every other head's attention to them is masked from the first step, "
             "the readout reads none of them): the truth. Control arm: identical, but every image shows another "
@@ -192,12 +208,12 @@ def planted_section(study: dict | None) -> list:
             "those runs. Where a cue was not learned, the designated heads still attend to it (a fixed key bias) "
             "but nothing reads it: a method that flags them there mistakes attention for use."
         ),
-        Table(["Method"] + list(DISTRACTOR_KINDS), rows),
+        Table(["Method", *kinds], rows),
         Paragraph(
             f"The fit seed(s) {s['fit_seeds']['planted']}, on which the rules were set (not a score): designated heads "
             "flagged on the planted arm, other heads flagged there, and heads flagged on the control arm."
         ),
-        Table(["Method"] + list(DISTRACTOR_KINDS), fit_rows),
+        Table(["Method", *kinds], fit_rows),
         Paragraph(
             "Reliance at model level: the cued prediction's mean |change| (in sds of the target) when only the "
             "cue is swapped in a pair, and the cue target's test R², mean [95% t interval] over runs."

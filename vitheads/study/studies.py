@@ -3,6 +3,8 @@ estimates   the paper's claims as estimates over training runs: the default mode
             2 held out (run after the pooled intervals are committed), and the pure ViT on 3
 planted     the positive and negative controls: a planted arm (every kind's cue) and a control arm (the
             cues shuffled), on one seed that fixes the rules and 3 held out that score them
+frame-band  the frame cue's second form (a band under the bottom spine, planted alone: it shares the text cue's
+            tokens), in the planted study's arms and seeds
 distortion  what each distractor changes: text, colorbar, frame and all of them off with the layout kept,
             and all off with the layout adapting, on 3 seeds each (the default arm is the estimates study's)
 """
@@ -17,6 +19,7 @@ VIT_SEEDS = (20250324, 20250325, 20250326)
 PLANTED_FIT_SEED, PLANTED_HELD_OUT_SEEDS = 20250324, (20250325, 20250326, 20250327)
 DISTORTION_SEEDS = (20250324, 20250325, 20250326)
 PLANT_ALL = ("plant.cues=[text,colorbar,frame]", "causal.kv_patching=true")  # the benchmark needs key/value patching
+PLANT_BAND = ("plant.cues=[frame]", "plant.frame_cue=band", "causal.kv_patching=true")
 TEXT_OFF = ("distortion.title=false", "distortion.axis_labels=false", "distortion.tick_labels=false")
 DISTORTION_ARMS = {
     "text-off": (*TEXT_OFF, "distortion.keep_layout=true"),
@@ -48,10 +51,14 @@ def estimates() -> list[Run]:
     return runs + [Run("estimates", "patch", s, ("model.stem=patch",)) for s in VIT_SEEDS]
 
 
-def planted() -> list[Run]:
-    arms = {"planted": PLANT_ALL, "control": (*PLANT_ALL, "plant.control=true")}
+def planted(study: str = "planted", plant: tuple[str, ...] = PLANT_ALL) -> list[Run]:
+    arms = {"planted": plant, "control": (*plant, "plant.control=true")}
     seeds = ((PLANTED_FIT_SEED, False), *((s, True) for s in PLANTED_HELD_OUT_SEEDS))
-    return [Run("planted", arm, seed, overrides, held) for arm, overrides in arms.items() for seed, held in seeds]
+    return [Run(study, arm, seed, overrides, held) for arm, overrides in arms.items() for seed, held in seeds]
+
+
+def frame_band() -> list[Run]:
+    return planted("frame-band", PLANT_BAND)
 
 
 def distortion() -> list[Run]:
@@ -60,4 +67,4 @@ def distortion() -> list[Run]:
     ]
 
 
-STUDIES = {"estimates": estimates, "planted": planted, "distortion": distortion}
+STUDIES = {"estimates": estimates, "planted": planted, "frame-band": frame_band, "distortion": distortion}

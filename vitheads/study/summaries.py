@@ -140,9 +140,10 @@ def planted(records: list[dict]) -> dict:
     it), and the heads flagged on the control arm, with 95% Wilson intervals; and the reliance checks."""
     arms = {arm: [r for r in records if r["arm"] == arm and r["held_out"]] for arm in ("planted", "control")}
     fit = {arm: [r for r in records if r["arm"] == arm and not r["held_out"]] for arm in ("planted", "control")}
+    kinds = planted_kinds(records)
     table = {}
     for method in METHODS:
-        for kind in DISTRACTOR_KINDS:
+        for kind in kinds:
             planted = [r["metrics"]["causal"]["planted"][kind] for r in arms["planted"] if relies(r, kind)]
             controls = [r["metrics"]["causal"]["planted"][kind] for r in arms["control"]]
             hits = [p["methods"][method] for p in planted]
@@ -164,12 +165,18 @@ def planted(records: list[dict]) -> dict:
                 ),
             }
     return {
-        "fit": fit_counts(fit),
+        "kinds": kinds,
+        "fit": fit_counts(fit, kinds),
         "held_out_seeds": {a: [r["seed"] for r in rs] for a, rs in arms.items()},
         "fit_seeds": {a: [r["seed"] for r in rs] for a, rs in fit.items()},
         "benchmark": table,
-        "reliance": reliance(records),
+        "reliance": reliance(records, kinds),
     }
+
+
+def planted_kinds(records: list[dict]) -> list[str]:
+    """The kinds every run of the study plants (the frame-band study plants the frame alone)."""
+    return [k for k in DISTRACTOR_KINDS if records and all(k in r["metrics"]["causal"]["planted"] for r in records)]
 
 
 def relies(record: dict, kind: str) -> bool:
@@ -178,12 +185,12 @@ def relies(record: dict, kind: str) -> bool:
     return effect[f"{CUE_TARGETS[kind]}_abs_change"] >= RELIANCE_SD
 
 
-def fit_counts(fit: dict[str, list[dict]]) -> dict:
+def fit_counts(fit: dict[str, list[dict]], kinds: list[str]) -> dict:
     """Per method and kind, on the fit seed(s): designated heads flagged on the planted arm, other heads flagged
     there, and heads flagged on the control arm (the rules were set here: a record, not a score)."""
     out = {}
     for method in METHODS:
-        for kind in DISTRACTOR_KINDS:
+        for kind in kinds:
             planted = [r["metrics"]["causal"]["planted"][kind] for r in fit["planted"] if relies(r, kind)]
             control = [r["metrics"]["causal"]["planted"][kind]["methods"][method] for r in fit["control"]]
             out.setdefault(method, {})[kind] = {
@@ -196,13 +203,14 @@ def fit_counts(fit: dict[str, list[dict]]) -> dict:
     return out
 
 
-def reliance(records: list[dict]) -> dict:
+def reliance(records: list[dict], kinds: list[str]) -> dict:
     """Per arm and kind: the cued prediction's mean |change| (in sds of the target) when only the cue is swapped,
     and the cue target's test R^2."""
     out = {}
     for arm in ("planted", "control"):
         runs = [r for r in records if r["arm"] == arm]
-        for kind, target in CUE_TARGETS.items():
+        for kind in kinds:
+            target = CUE_TARGETS[kind]
             effects = [r["metrics"]["causal"]["model_effect"][f"{kind}_cue"] for r in runs]
             out.setdefault(arm, {})[kind] = {
                 "seeds": [r["seed"] for r in runs],
@@ -306,4 +314,5 @@ def head_matching(runs: list[dict]) -> dict:
     }
 
 
-SUMMARIES = {"estimates": estimates, "planted": planted}  # distortion also needs the default runs: gather
+# distortion also needs the default runs: vitheads.study.gather.summarise
+SUMMARIES = {"estimates": estimates, "planted": planted, "frame-band": planted}
