@@ -144,6 +144,9 @@ def test_the_frame_cues_band_lies_under_the_spine_and_reaches_only_tokens_withou
     spec = RenderSpec(1, 128, 16, Distortions(), CuePlan(("text", "frame"), frame_cue="band"))
     with pytest.raises(StageError, match=r"the text and frame cues reach the same tokens \[59, 60, 61\]"):
         cue_meta(spec, "conv")
+    planted = cue_meta(replace(spec, cues=CuePlan(("text", "colorbar", "frame"))), "conv")  # the planted study's
+    assert planted["tokens"]["text"] == [59, 60, 61] and planted["tokens"]["frame"] == [57, 58]
+    assert set(planted["tokens"]["colorbar"]) <= {7, 15, 23, 31, 39, 47, 55, 63}  # the right-hand column
     alone = cue_meta(replace(spec, cues=CuePlan(("frame",), frame_cue="band")), "conv")
     assert alone["tokens"]["frame"] == list(tokens) and alone["frame_cue"] == "band"
 
