@@ -141,6 +141,7 @@ def test_a_study_that_plants_the_frame_alone_is_scored_on_the_frame_only():
     summary = summaries.planted(records)
     assert summary["kinds"] == ["frame"] and set(summary["benchmark"][RULE]) == {"frame"}
     assert set(summary["reliance"]["planted"]) == {"frame"} and summary["benchmark"][RULE]["frame"]["hit_rate"] == 0.5
+    assert list(summaries.planted(records[:1])["reliance"]) == ["planted"]  # gathered before any control run
     names = [r.name for r in STUDIES["frame-band"]()]
     assert names[:2] == ["frame-band-planted-20250324", "frame-band-planted-20250325"]
 

@@ -209,6 +209,8 @@ def reliance(records: list[dict], kinds: list[str]) -> dict:
     out = {}
     for arm in ("planted", "control"):
         runs = [r for r in records if r["arm"] == arm]
+        if not runs:  # a study gathered before its control arm has run
+            continue
         for kind in kinds:
             target = CUE_TARGETS[kind]
             effects = [r["metrics"]["causal"]["model_effect"][f"{kind}_cue"] for r in runs]
