@@ -93,12 +93,8 @@ def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | Non
 def seed_major(runs: list[Run]) -> list[Run]:
     """Every arm's first remaining seed before any arm's second: a study stopped part way leaves each arm
     with a run (the queue takes tasks in the order queued)."""
-    depth: dict[str, int] = {}
-    ranked = []
-    for run in runs:
-        depth[run.arm] = depth.get(run.arm, -1) + 1
-        ranked.append((depth[run.arm], run))
-    return [run for _, run in sorted(ranked, key=lambda pair: pair[0])]
+    position = {run: [r for r in runs if r.arm == run.arm].index(run) for run in runs}  # within its arm
+    return sorted(runs, key=position.__getitem__)
 
 
 def study_path(study: str) -> Path:
