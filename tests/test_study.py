@@ -12,6 +12,8 @@ from vitheads import paper
 from vitheads.analysis.benchmark import METHODS, RULE
 from vitheads.analysis.pooling import random_effects
 from vitheads.names import CUE_TARGETS, TARGETS
+from vitheads.report.blocks import Table
+from vitheads.report.studies import planted_section
 from vitheads.study import gather, runner, summaries
 from vitheads.study.studies import DISTORTION_ARMS, STUDIES, distortion, estimates, planted
 
@@ -100,7 +102,7 @@ def test_wilson_interval_on_known_values():
     assert summaries.wilson(0, 6)[0] == 0 and summaries.wilson(6, 6)[1] == pytest.approx(1.0, abs=1e-4)
     low, high = summaries.wilson(3, 6)
     assert low == pytest.approx(0.1876, abs=1e-3) and high == pytest.approx(0.8124, abs=1e-3)
-    assert np.isnan(summaries.wilson(0, 0)[0])
+    assert summaries.wilson(0, 0) is None
     assert asdict(paper.Verdict("x"))["kind"] == "x"
 
 
@@ -144,6 +146,17 @@ def test_a_study_that_plants_the_frame_alone_is_scored_on_the_frame_only():
     assert list(summaries.planted(records[:1])["reliance"]) == ["planted"]  # gathered before any control run
     names = [r.name for r in STUDIES["frame-band"]()]
     assert names[:2] == ["frame-band-planted-20250324", "frame-band-planted-20250325"]
+
+
+def test_a_planted_study_gathered_before_its_control_arm_is_valid_json_and_reported_as_such():
+    """No held-out control run yet: the control's interval is null (not NaN, which JSON refuses) and the
+    report's benchmark says so instead of failing to format it."""
+    records = [planted_record("planted", s, s > 1, 2, 0, planted=("frame",)) for s in (1, 2)]
+    summary = summaries.planted(records)
+    json.dumps(summary, allow_nan=False)
+    study = {"study": "frame-band", "gathered": "today", "command": "c", "runs": [], "missing": [], "summary": summary}
+    benchmark = next(b for b in planted_section("frame-band", study) if isinstance(b, Table))
+    assert benchmark.rows[0][1] == "100% [34%, 100%] hit; control: no held-out seed run yet"
 
 
 def test_the_committed_estimates_recompute_from_the_per_seed_values_they_keep():

@@ -175,10 +175,14 @@ def planted_section(name: str, study: dict | None) -> list:
         f"{k} in {sum(v >= RELIANCE_SD for v in r['cue_change_sd']['values'])} of {len(r['seeds'])} runs"
         for k, r in s["reliance"]["planted"].items()
     )
-    cell = lambda d: (
-        f"{d['hit_rate']:.0%} [{d['hit_ci'][0]:.0%}, {d['hit_ci'][1]:.0%}] hit; control: "
+    control_cell = lambda d: (
         f"{d['false_rate_control']:.2%} flagged, {d['control_seeds_with_a_false_detection']}/"
         f"{len(s['held_out_seeds']['control'])} seeds with any"
+        if d["false_rate_control"] is not None
+        else "no held-out seed run yet"
+    )
+    cell = lambda d: (
+        f"{d['hit_rate']:.0%} [{d['hit_ci'][0]:.0%}, {d['hit_ci'][1]:.0%}] hit; control: {control_cell(d)}"
         if d["hit_rate"] is not None
         else "n/a"
     )

@@ -122,10 +122,10 @@ def estimates(records: list[dict]) -> dict:
     return out
 
 
-def wilson(k: int, n: int) -> list[float]:
-    """95% Wilson interval of a proportion k / n."""
+def wilson(k: int, n: int) -> list[float] | None:
+    """95% Wilson interval of a proportion k / n; None when nothing was counted (NaN is not JSON)."""
     if n == 0:
-        return [float("nan"), float("nan")]
+        return None
     z, p = 1.959964, k / n
     centre, half = (
         (p + z * z / (2 * n)) / (1 + z * z / n),
