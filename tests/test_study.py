@@ -157,6 +157,9 @@ def test_a_planted_study_gathered_before_its_control_arm_is_valid_json_and_repor
     study = {"study": "frame-band", "gathered": "today", "command": "c", "runs": [], "missing": [], "summary": summary}
     benchmark = next(b for b in planted_section("frame-band", study) if isinstance(b, Table))
     assert benchmark.rows[0][1] == "100% [34%, 100%] hit; control: no held-out seed run yet"
+    study["summary"] = summaries.planted(records + [planted_record("control", 2, True, 0, 0, planted=("frame",))])
+    benchmark = next(b for b in planted_section("frame-band", study) if isinstance(b, Table))
+    assert benchmark.rows[0][1].endswith("control: 0.00% [0.00%, 2.60%] flagged, 0/1 seeds with any")
 
 
 def test_the_committed_estimates_recompute_from_the_per_seed_values_they_keep():

@@ -176,7 +176,8 @@ def planted_section(name: str, study: dict | None) -> list:
         for k, r in s["reliance"]["planted"].items()
     )
     control_cell = lambda d: (
-        f"{d['false_rate_control']:.2%} flagged, {d['control_seeds_with_a_false_detection']}/"
+        f"{d['false_rate_control']:.2%} [{d['false_ci_control'][0]:.2%}, {d['false_ci_control'][1]:.2%}] flagged, "
+        f"{d['control_seeds_with_a_false_detection']}/"
         f"{len(s['held_out_seeds']['control'])} seeds with any"
         if d["false_rate_control"] is not None
         else "no held-out seed run yet"
@@ -203,8 +204,10 @@ def planted_section(name: str, study: dict | None) -> list:
             "the readout reads none of them): the truth. Control arm: identical, but every image shows another "
             "image's shades, so the cues carry nothing. Rules and thresholds were fixed on seed(s) "
             f"{s['fit_seeds']['planted']}; the table scores held-out seeds {s['held_out_seeds']['planted']}: "
-            "hit rate = share of the designated heads flagged (95% Wilson interval over heads x seeds); control = "
-            "share of all 144 heads flagged for that kind, and how many control seeds had any false detection."
+            "hit rate = share of the designated heads flagged; control = share of all 144 heads flagged for that "
+            "kind on the control arm, and how many control seeds had any false detection. Intervals: 95% Wilson "
+            "over heads x seeds, which treats heads as independent (they are not: the seeds are the real units, "
+            "hence the seed counts)."
         ),
         Paragraph(
             f"A kind is planted in a run only where its model relies on the cue (a cue swap moves the cued "

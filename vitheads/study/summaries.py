@@ -131,7 +131,7 @@ def wilson(k: int, n: int) -> list[float] | None:
         (p + z * z / (2 * n)) / (1 + z * z / n),
         z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
     )
-    return [round(centre - half, 4), round(centre + half, 4)]
+    return [round(max(centre - half, 0.0), 4), round(min(centre + half, 1.0), 4)]  # not -0.0 from rounding
 
 
 def planted(records: list[dict]) -> dict:
