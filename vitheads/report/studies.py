@@ -152,6 +152,11 @@ PLANTED_STUDIES = {
 }
 
 
+def share(rate: float, ci: list[float], digits: int) -> str:
+    """A proportion and its interval, in percent."""
+    return f"{rate:.{digits}%} [{ci[0]:.{digits}%}, {ci[1]:.{digits}%}]"
+
+
 def planted_section(name: str, study: dict | None) -> list:
     """The benchmark: which method finds the heads planted to read each distractor, and which flags heads where
     nothing is planted."""
@@ -176,14 +181,14 @@ def planted_section(name: str, study: dict | None) -> list:
         for k, r in s["reliance"]["planted"].items()
     )
     control_cell = lambda d: (
-        f"{d['false_rate_control']:.2%} [{d['false_ci_control'][0]:.2%}, {d['false_ci_control'][1]:.2%}] flagged, "
+        f"{share(d['false_rate_control'], d['false_ci_control'], 2)} flagged, "
         f"{d['control_seeds_with_a_false_detection']}/"
         f"{len(s['held_out_seeds']['control'])} seeds with any"
         if d["false_rate_control"] is not None
         else "no held-out seed run yet"
     )
     cell = lambda d: (
-        f"{d['hit_rate']:.0%} [{d['hit_ci'][0]:.0%}, {d['hit_ci'][1]:.0%}] hit; control: {control_cell(d)}"
+        f"{share(d['hit_rate'], d['hit_ci'], 0)} hit; control: {control_cell(d)}"
         if d["hit_rate"] is not None
         else "n/a"
     )
