@@ -16,7 +16,7 @@ from vitheads.data.furniture import Distortions
 from vitheads.data.regions import patch_fractions, region_indicators
 from vitheads.data.rendering import PlotRenderer, title_for
 from vitheads.interp.attention import entropy, grid_distances, mean_distance, patterns, views
-from vitheads.model.hooks import hooked
+from vitheads.interp.hooked import HookedViT
 from vitheads.model.vit import to_input
 from vitheads.names import CLASSES
 from vitheads.params import ParamsError
@@ -29,7 +29,8 @@ def test_captured_attention_is_softmax_of_q_and_k(tiny_model):
     x = to_input(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))
     inputs = {}
     hooks = {f"blocks.{l}.hook_resid_pre": (lambda h, l=l: inputs.__setitem__(l, h)) for l in range(3)}
-    with torch.no_grad(), hooked(model, hooks):
+    with torch.no_grad():
+        HookedViT(model).run(x, hooks)
         a = patterns(model, x)
     assert a.shape == (2, 3, 3, 17, 17)
     torch.testing.assert_close(a.sum(-1), torch.ones(2, 3, 3, 17))
@@ -38,8 +39,20 @@ def test_captured_attention_is_softmax_of_q_and_k(tiny_model):
             qkv = block.attn.qkv(block.norm1(inputs[l])).reshape(2, 17, 3, 3, 8).permute(2, 0, 3, 1, 4)
         manual = torch.softmax(qkv[0] @ qkv[1].transpose(-2, -1) / 8**0.5, dim=-1)
         torch.testing.assert_close(a[:, l], manual, rtol=1e-5, atol=1e-6)
-    assert all(b.attn.fused_attn for b in model.blocks)  # switched back on after capture
-    assert all(not b.attn.attn_drop._forward_hooks for b in model.blocks)
+
+
+def test_captured_attention_is_what_timms_own_unfused_attention_computes(tiny_model):
+    """The reference is timm's Attention itself, fused attention off, read after its softmax."""
+    model = tiny_model()
+    x = to_input(np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))
+    seen = {}
+    for l, block in enumerate(model.blocks):
+        block.attn.fused_attn = False
+        block.attn.attn_drop.register_forward_hook(lambda m, a, out, l=l: seen.__setitem__(l, out))
+    with torch.no_grad():
+        model(x)
+        a = patterns(model, x)
+    torch.testing.assert_close(a, torch.stack([seen[l] for l in range(3)], 1), atol=1e-6, rtol=1e-6)
 
 
 RULE = {

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vitheads.interp.cache import ActivationCache, attention_write, finish_block, mlp_write, run_from, run_with_cache
+from vitheads.interp.cache import ActivationCache, run_with_cache
+from vitheads.interp.hooked import HookedViT
 from vitheads.interp.patching import attribution_patching, kv_patched_layer, patched_layer, patched_output
 from vitheads.model.vit import to_input
 
@@ -34,17 +35,25 @@ def test_patching_from_the_same_images_changes_nothing(passes, layer):
 
 
 @pytest.mark.parametrize("layer", [0, 1, 2])
-def test_a_block_is_its_input_plus_what_its_attention_and_mlp_write(passes, layer):
+def test_a_block_is_its_input_plus_what_its_attention_and_mlp_write(tiny_model, layer):
     """The cache's parts add up: the stream after block l is the stream entering it plus the attention's
-    write plus the MLP's write, and finishing the block from its cached head outputs gives the same."""
-    model, target, _ = passes
-    block, resid, z = model.blocks[layer], target.resid_pre[layer], target.z[layer]
+    write plus the MLP's write, and running from the block's cached input, or from its cached head outputs,
+    gives the model's output."""
+    model = tiny_model()
+    hooked = HookedViT(model)
+    points = ("hook_resid_pre", "attn.hook_z", "hook_attn_out", "hook_mlp_out", "hook_resid_post")
     with torch.inference_mode():
-        after = target.resid_pre[layer + 1] if layer + 1 < len(model.blocks) else block(resid)
-        parts = resid + attention_write(block, z)
-        torch.testing.assert_close(parts + mlp_write(block, parts), after, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(finish_block(block, resid, z), after, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(run_from(model, layer, resid), target.output, atol=1e-5, rtol=1e-5)
+        cache = run_with_cache(model, batches()[0], points)
+        resid, z = cache.resid_pre[layer], cache.z[layer]
+        after = cache[f"blocks.{layer}.hook_resid_post"]
+        attn_out, mlp_out = cache[f"blocks.{layer}.hook_attn_out"], cache[f"blocks.{layer}.hook_mlp_out"]
+        torch.testing.assert_close(resid + attn_out + mlp_out, after, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(hooked.attention_write(layer, z), attn_out, atol=0, rtol=0)
+        writes = hooked.head_writes(layer, z).sum(2) + hooked.attention_bias(layer)  # [B, N, D]
+        torch.testing.assert_close(writes, attn_out, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(hooked.run(resid=resid, start_at_layer=layer), cache.output, atol=1e-6, rtol=0)
+        from_z = hooked.run(resid=resid, z=z, start_at_layer=layer)
+        torch.testing.assert_close(from_z, cache.output, atol=1e-6, rtol=0)
 
 
 def test_patching_from_other_images_moves_the_output(passes):
@@ -74,7 +83,8 @@ def test_attribution_patching_is_the_first_order_term_of_exact_patching(passes):
     model64 = copy.deepcopy(model).double()  # float64: the second-order term, not rounding, sets the gap
     with torch.inference_mode():
         t64, s64 = (run_with_cache(model64, x.double()) for x in batches())
-    near = ActivationCache(t64.resid_pre, [t + 1e-4 * (s - t) for t, s in zip(t64.z, s64.z)], t64.output)
+    near_z = {f"blocks.{l}.attn.hook_z": t + 1e-4 * (s - t) for l, (t, s) in enumerate(zip(t64.z, s64.z))}
+    near = ActivationCache(t64.store | near_z, t64.output)
     estimate = attribution_patching(model64, t64, near)  # [L, H, B, T]
     for layer in range(3):
         exact = patched_layer(model64, t64, near, layer) - t64.output  # [H, B, T]

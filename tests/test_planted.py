@@ -10,8 +10,8 @@ from conftest import make_tiny_model
 
 from vitheads.data.cues import designated_heads
 from vitheads.interp.cache import run_with_cache
+from vitheads.interp.hooked import HookedViT
 from vitheads.interp.patching import kv_patched_layer
-from vitheads.model.hooks import hooked
 from vitheads.model.planted import plant
 from vitheads.model.vit import to_input
 from vitheads.names import CUE_TARGETS
@@ -32,8 +32,8 @@ def test_only_the_designated_heads_attend_to_a_kinds_cue_tokens():
     model = planted_model()
     captured = {}
     hooks = {f"blocks.{l}.attn.hook_pattern": (lambda a, l=l: captured.__setitem__(l, a)) for l in range(4)}
-    with torch.inference_mode(), hooked(model, hooks):
-        model(images())
+    with torch.inference_mode():
+        HookedViT(model).run(images(), hooks)
     designated = designated_heads(list(TOKENS))
     for kind, tokens in TOKENS.items():
         keys = [1 + t for t in tokens]  # after CLS
@@ -54,17 +54,17 @@ def test_the_readout_reads_no_cue_token_and_a_cue_reaches_the_output_only_throug
     cue_tokens = torch.zeros(3, 17, dtype=torch.bool)
     cue_tokens[:, [1 + t for ts in TOKENS.values() for t in ts]] = True
     noise = torch.randn(3, 17, 24) * cue_tokens[..., None]
+    hooked = HookedViT(model)
+    bumped = {"blocks.0.hook_resid_pre": lambda h: h + noise}
     with torch.inference_mode():
         clean = run_with_cache(model, x)
-        bumped = {"blocks.0.hook_resid_pre": lambda h: h + noise}
-        with hooked(model, bumped):
-            moved = model(x)
+        moved = hooked.run(x, bumped)
     assert (moved - clean.output).abs().max() > 1e-4  # the cue tokens matter, through the designated heads
     readout = model.readout_keep.view(4, 4)
     assert readout.flatten()[[t for ts in TOKENS.values() for t in ts]].sum() == 0 and readout.sum() == 16 - 5
     with torch.inference_mode():  # a non-designated head's keys and values at the cue tokens change nothing
-        with hooked(model, bumped):
-            source = run_with_cache(model, x)
+        source = run_with_cache(hooked, x, hooks=bumped)  # the cue tokens' embeddings changed
+        assert (source.resid_pre[0] - clean.resid_pre[0]).abs().max() > 0.1
         outputs, _ = kv_patched_layer(model, clean, source, 0, cue_tokens, heads=[0, 2])
     torch.testing.assert_close(outputs, clean.output.expand(2, -1, -1), atol=1e-6, rtol=1e-6)
 

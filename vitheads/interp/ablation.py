@@ -4,9 +4,9 @@ Correct where the paper's code is not: the replacement happens inside the forwar
 produces the loss, covers the head's whole slice of `blocks.{l}.attn.hook_z`, and is applied to
 that activation, so weights are never modified.
 
-Fast by design: per batch, one activation cache (vitheads.interp.cache). Ablating a head in layer l
-starts from layer l's cached head outputs and re-runs only the rest of block l and blocks l+1..L; the
-ablations of one layer (heads x modes) are stacked into batches of at most STACK_ROWS rows.
+Fast by design: per batch, one activation cache (vitheads.interp.cache). Each ablation is an edit of
+layer l's hook_z (vitheads.interp.edits), run from the cached head outputs: only the rest of block l and
+blocks l+1..L are recomputed, the ablations of one layer (heads x modes) stacked as copies of the batch.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from vitheads.interp.cache import STACK_ROWS, finish_block, run_from, run_with_cache, stack_groups
-from vitheads.model.hooks import hooked
+from vitheads.interp.cache import run_with_cache
+from vitheads.interp.edits import STACK_ROWS, Edit, run_copies
+from vitheads.interp.hooked import HookedViT
 from vitheads.model.vit import device_of, to_input
 from vitheads.threads import release_freed_memory
 
@@ -44,7 +45,8 @@ class SweepErrors:
 @torch.inference_mode()
 def mean_head_outputs(model: nn.Module, images: np.ndarray, batch_size: int) -> list[torch.Tensor]:
     """Per layer, every head's output averaged over the images, per token position: [N, H, Dh]."""
-    sums = [None] * len(model.blocks)
+    hooked = HookedViT(model)
+    sums = [None] * hooked.depth
 
     def accumulate(layer):
         def hook(z):
@@ -52,20 +54,18 @@ def mean_head_outputs(model: nn.Module, images: np.ndarray, batch_size: int) -> 
 
         return hook
 
-    with hooked(model, {f"blocks.{l}.attn.hook_z": accumulate(l) for l in range(len(model.blocks))}):
-        for start in range(0, len(images), batch_size):
-            model(to_input(images[start : start + batch_size], device_of(model)))
+    hooks = {f"blocks.{l}.attn.hook_z": accumulate(l) for l in range(hooked.depth)}
+    for start in range(0, len(images), batch_size):
+        hooked.run(to_input(images[start : start + batch_size], device_of(model)), hooks)
     return [s / len(images) for s in sums]
 
 
-def replace_heads(z: torch.Tensor, chunks: list[Ablation], means: list[torch.Tensor]) -> torch.Tensor:
-    """Head outputs of stacked copies [K*B, N, H, Dh] with copy k's heads replaced per chunks[k]."""
-    z = z.clone()
-    per_copy = z.view(len(chunks), -1, *z.shape[1:])  # [K, B, N, H, Dh], a view of z
-    for k, a in enumerate(chunks):
-        heads = list(a.heads)
-        per_copy[k, :, :, heads] = 0 if a.mode == "zero" else means[a.layer][:, heads]
-    return z
+def ablation_edit(a: Ablation, means: list[torch.Tensor]) -> Edit:
+    """The edit of hook_z that ablates a's heads: zero, or each head's mean output per position."""
+    hook = f"blocks.{a.layer}.attn.hook_z"
+    if a.mode == "zero":
+        return Edit(hook, "zero", heads=a.heads)
+    return Edit(hook, "replace", means[a.layer], heads=a.heads)  # [N, H, Dh] broadcast over the batch
 
 
 @torch.inference_mode()
@@ -79,6 +79,7 @@ def sweep(
 ) -> SweepErrors:
     """Squared errors of the clean model and of every ablation, per image and target."""
     model.eval()
+    hooked = HookedViT(model)
     means = mean_head_outputs(model, images, batch_size) if any(a.mode == "mean" for a in ablations) else []
     by_layer = {l: [a for a in ablations if a.layer == l] for l in sorted({a.layer for a in ablations})}
     baseline, ablated = [], {a: [] for a in ablations}
@@ -87,17 +88,13 @@ def sweep(
         x = to_input(images[start : start + batch_size], device_of(model))
         y = torch.from_numpy(z_true[start : start + batch_size]).to(x.device)
         release_freed_memory()
-        cache = run_with_cache(model, x)
+        cache = run_with_cache(hooked, x)
         baseline.append(((cache.output - y) ** 2).cpu().numpy())
         for layer, todo in by_layer.items():
-            for group in stack_groups(len(todo), len(x), max_rows):
-                chunks = todo[group.start : group.stop]
-                z = replace_heads(cache.z[layer].repeat(len(chunks), 1, 1, 1), chunks, means)  # [K*B, N, H, Dh]
-                h = finish_block(model.blocks[layer], cache.resid_pre[layer].repeat(len(chunks), 1, 1), z)
-                out = run_from(model, layer + 1, h).view(len(chunks), len(x), -1)
-                for k, a in enumerate(chunks):
-                    ablated[a].append(((out[k] - y) ** 2).cpu().numpy())
-                progress.update(len(chunks) * len(x))
+            out = run_copies(hooked, cache, layer, [[ablation_edit(a, means)] for a in todo], max_rows)  # [K, B, T]
+            for a, o in zip(todo, out):
+                ablated[a].append(((o - y) ** 2).cpu().numpy())
+            progress.update(len(todo) * len(x))
     progress.close()
     return SweepErrors(np.concatenate(baseline), {a: np.concatenate(e) for a, e in ablated.items()})
 

@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vitheads.data.regions import region_indicators
-from vitheads.model.hooks import hooked
+from vitheads.interp.hooked import HookedViT
 from vitheads.model.vit import device_of, to_input
 from vitheads.outputs import StageError
 
@@ -50,8 +50,7 @@ def patterns(model: nn.Module, x: torch.Tensor, values: dict[int, torch.Tensor] 
     hooks = {f"blocks.{l}.attn.hook_pattern": (lambda a, l=l: captured.__setitem__(l, a)) for l in layers}
     if values is not None:
         hooks |= {f"blocks.{l}.attn.hook_v": (lambda v, l=l: values.__setitem__(l, v)) for l in layers}
-    with hooked(model, hooks):
-        model(x)
+    HookedViT(model).run(x, hooks)
     if len(captured) != len(model.blocks):
         raise RuntimeError(f"captured attention from {len(captured)} of {len(model.blocks)} blocks")
     stacked = torch.stack([captured[l] for l in layers], dim=1)
@@ -105,12 +104,9 @@ def mean_distance(a: torch.Tensor, prefix: int, distances: torch.Tensor) -> np.n
 
 def value_output_norms(model: nn.Module, values: dict[int, torch.Tensor]) -> torch.Tensor:
     """||v_j W_O^h|| per layer, head and token (Kobayashi et al. 2020): [B, L, H, N]."""
-    norms = []
-    for l, block in enumerate(model.blocks):
-        v = values[l]  # [B, N, H, Dh]
-        w_o = block.attn.proj.weight.view(-1, v.shape[2], v.shape[3])  # [D, H, Dh]
-        norms.append(torch.einsum("bnhd,ehd->bhne", v, w_o).norm(dim=-1))
-    return torch.stack(norms, 1)
+    hooked = HookedViT(model)
+    norms = [torch.einsum("bnhd,hde->bhne", values[l], hooked.w_o(l)).norm(dim=-1) for l in range(hooked.depth)]
+    return torch.stack(norms, 1)  # values[l]: [B, N, H, Dh]
 
 
 def valued_received(a: torch.Tensor, norms: torch.Tensor, prefix: int) -> torch.Tensor:

@@ -16,14 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitheads.interp.cache import (
-    ActivationCache,
-    attention_write,
-    finish_block,
-    head_writes,
-    mlp_write,
-    run_with_cache,
-)
+from vitheads.interp.cache import ActivationCache, run_with_cache
+from vitheads.interp.hooked import HookedViT
 from vitheads.model.vit import device_of, to_input
 
 
@@ -58,7 +52,7 @@ class FrozenReadout:
         self.gamma = norm.weight  # [D]
         d = final_stream.shape[-1]
         self.weight = model.head.weight.view(-1, patches.shape[1], d)  # [T, P, D]
-        if hasattr(model, "readout_keep"):  # a planted model's readout reads no cue token
+        if model.readout_keep is not None:  # a planted model's readout reads no cue token
             self.weight = self.weight * model.readout_keep[None, :, None]
         self.constant = torch.einsum("tpd,d->t", self.weight, norm.bias) + model.head.bias  # [T]
 
@@ -70,24 +64,26 @@ class FrozenReadout:
         return torch.einsum("bp...d,tpd->bp...t", centred * scale * self.gamma, self.weight)
 
 
+ATTRIBUTION_POINTS = ("hook_resid_pre", "attn.hook_z", "hook_mlp_out", "hook_resid_post")
+
+
 @torch.inference_mode()
 def direct_attribution(model: nn.Module, x: torch.Tensor) -> Attribution:
     """Every component's exact contribution to each target for input batch x."""
-    return attribution_of(model, run_with_cache(model, x))
+    return attribution_of(model, run_with_cache(model, x, ATTRIBUTION_POINTS))
 
 
 @torch.inference_mode()
 def attribution_of(model: nn.Module, cache: ActivationCache) -> Attribution:
-    """direct_attribution from a batch's activation cache."""
-    final = finish_block(model.blocks[-1], cache.resid_pre[-1], cache.z[-1])  # [B, N, D]
-    readout = FrozenReadout(model, final)
+    """direct_attribution from a batch's activation cache (with ATTRIBUTION_POINTS cached)."""
+    hooked = HookedViT(model)
+    readout = FrozenReadout(model, cache.per_layer("hook_resid_post")[-1])  # the stream leaving the last block
     heads, biases, mlps = [], [], []
-    for layer, block in enumerate(model.blocks):
-        writes = head_writes(block, cache.z[layer])  # [B, N, H, D]
-        bias = block.ls1(block.attn.proj.bias).expand_as(writes[:, :, 0])  # [B, N, D]
+    for layer, (z, mlp_out) in enumerate(zip(cache.z, cache.per_layer("hook_mlp_out"))):
+        writes = hooked.head_writes(layer, z)  # [B, N, H, D]
         heads.append(readout(writes))
-        biases.append(readout(bias))
-        mlps.append(readout(mlp_write(block, cache.resid_pre[layer] + attention_write(block, cache.z[layer]))))
+        biases.append(readout(hooked.attention_bias(layer).expand_as(writes[:, :, 0])))  # [B, N, D]
+        mlps.append(readout(mlp_out))
     parts = heads, biases, mlps
     return Attribution(readout(cache.resid_pre[0]), *(torch.stack(p) for p in parts), readout.constant, cache.output)
 

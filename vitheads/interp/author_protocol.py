@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from vitheads.interp.cache import run_from, run_with_cache
+from vitheads.interp.cache import run_with_cache
+from vitheads.interp.hooked import HookedViT
 from vitheads.model.vit import EVAL_BATCH, device_of, to_input
 
 
@@ -41,7 +42,8 @@ def first_residual(model: nn.Module, images: np.ndarray) -> list[torch.Tensor]:
 @torch.no_grad()
 def raw_label_loss(model: nn.Module, layer: int, entering: list[torch.Tensor], y_raw: np.ndarray) -> float:
     """MSE of the z-scored predictions against raw labels, from the residual stream entering `layer`."""
-    pred = torch.cat([run_from(model, layer, h) for h in entering]).cpu().numpy()
+    hooked = HookedViT(model)
+    pred = torch.cat([hooked.run(resid=h, start_at_layer=layer) for h in entering]).cpu().numpy()
     return float(np.mean((pred - y_raw) ** 2))
 
 
@@ -61,6 +63,6 @@ def author_sweep(model: nn.Module, images: np.ndarray, y_raw: np.ndarray) -> lis
             losses.append((layer + 1, head + 1, raw_label_loss(damaged, layer, entering, y_raw)))
             block.attn.qkv.weight[zeroed_rows(head, dim)] = 0
             progress.update()
-        entering = [block(h) for h in entering]
+        entering = [HookedViT(damaged).block(layer, h, {}) for h in entering]
     progress.close()
     return losses

@@ -18,6 +18,7 @@ from torch.autograd import forward_ad
 
 from vitheads.interp.attribution import attribution_of
 from vitheads.interp.cache import ActivationCache, run_with_cache
+from vitheads.interp.hooked import HookedViT
 
 
 @torch.inference_mode()
@@ -44,18 +45,11 @@ def direct_change(model: nn.Module, a: ActivationCache, b: ActivationCache) -> n
 
 
 def linearised_change(model: nn.Module, xa: torch.Tensor, xb: torch.Tensor) -> np.ndarray:
-    """[B, L, H]: ||dz_h|| to first order along xb - xa, mean over patch tokens (forward-mode; attention
-    unfused, as the fused kernel has no forward derivative)."""
+    """[B, L, H]: ||dz_h|| to first order along xb - xa, mean over patch tokens (forward-mode; explicit
+    attention, as the fused kernel has no forward derivative)."""
     prefix = model.num_prefix_tokens
-    fused = [block.attn.fused_attn for block in model.blocks]
-    try:
-        for block in model.blocks:
-            block.attn.fused_attn = False
-        with torch.inference_mode(False), torch.no_grad(), forward_ad.dual_level():
-            dual = forward_ad.make_dual(xa.clone(), (xb - xa).clone())
-            cache = run_with_cache(model, dual)
-            tangents = [forward_ad.unpack_dual(z).tangent for z in cache.z]  # [B, N, H, Dh] each
-            return torch.stack([t[:, prefix:].norm(dim=-1).mean(1) for t in tangents], 1).cpu().numpy()
-    finally:
-        for block, flag in zip(model.blocks, fused):
-            block.attn.fused_attn = flag
+    with torch.inference_mode(False), torch.no_grad(), forward_ad.dual_level():
+        dual = forward_ad.make_dual(xa.clone(), (xb - xa).clone())
+        cache = run_with_cache(HookedViT(model, explicit_attention=True), dual)
+        tangents = [forward_ad.unpack_dual(z).tangent for z in cache.z]  # [B, N, H, Dh] each
+        return torch.stack([t[:, prefix:].norm(dim=-1).mean(1) for t in tangents], 1).cpu().numpy()

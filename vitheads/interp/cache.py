@@ -1,93 +1,72 @@
-"""The activation cache every analysis starts from, and what each part of a block writes into the stream.
-
-One clean forward pass per batch keeps, per block, the residual stream entering it (`hook_resid_pre`)
-and its heads' outputs (`hook_z`). An intervention on block l's heads then starts from that cache: it
-finishes block l from the changed head outputs and runs blocks l+1.. on, never recomputing block l's
-attention (half of a block's time on CPU). Interventions on many copies are stacked into batches of at
-most STACK_ROWS rows.
-"""
+"""The activation cache every analysis starts from: one clean pass of the hooked ViT per batch
+(vitheads.interp.hooked), keeping the hook points asked for (by default each block's input and head
+outputs, from which an edit of a layer's heads restarts without recomputing that layer's attention)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from vitheads.model.hooks import hooked
+from vitheads.interp.hooked import HookedViT, HookFn
 
-STACK_ROWS = (
-    128  # rows per stacked batch of changed copies; measured: small stacks stay in cache, 1024 rows ran 1.45x slower
-)
+DEFAULT_POINTS = ("hook_resid_pre", "attn.hook_z")
 
 
 @dataclass
 class ActivationCache:
-    """One clean forward pass of a batch, kept per block (TransformerLens names and shapes)."""
+    """Activations of one pass by hook name (TransformerLens names and shapes), and the output [B, T]."""
 
-    resid_pre: list[torch.Tensor]  # per block, the residual stream entering it [B, N, D]
-    z: list[torch.Tensor]  # per block, hook_z [B, N, H, Dh]
-    output: torch.Tensor  # the model's output [B, T]
+    store: dict[str, torch.Tensor]
+    output: torch.Tensor
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self.store:
+            raise KeyError(f"'{name}' was not cached (cached: {len(self.store)} points; pass it in `points`)")
+        return self.store[name]
+
+    def per_layer(self, point: str) -> list[torch.Tensor]:
+        """One point's activation in every block, in order."""
+        depth = sum(name.endswith("." + point) for name in self.store)
+        return [self[f"blocks.{l}.{point}"] for l in range(depth)]
+
+    @property
+    def resid_pre(self) -> list[torch.Tensor]:  # per block [B, N, D]
+        return self.per_layer("hook_resid_pre")
+
+    @property
+    def z(self) -> list[torch.Tensor]:  # per block [B, N, H, Dh]
+        return self.per_layer("attn.hook_z")
 
     def rows(self, keep: slice) -> ActivationCache:
         """The cache of some images of the batch."""
-        return ActivationCache([t[keep] for t in self.resid_pre], [t[keep] for t in self.z], self.output[keep])
+        return ActivationCache({k: v[keep] for k, v in self.store.items()}, self.output[keep])
 
 
-def run_with_cache(model: nn.Module, x: torch.Tensor) -> ActivationCache:
-    """The clean forward pass, timm's forward_features steps, with every block's input and hook_z kept."""
-    z = [None] * len(model.blocks)
+def run_with_cache(
+    model_or_pass,
+    x: torch.Tensor,
+    points: Sequence[str] = DEFAULT_POINTS,
+    readout: bool = False,
+    hooks: Mapping[str, HookFn] | None = None,
+) -> ActivationCache:
+    """The pass on images x, keeping `points` (names within a block) in every block, and the readout's
+    input if asked; with `hooks`, the pass they change, each point kept as they leave it."""
+    hooked = model_or_pass if isinstance(model_or_pass, HookedViT) else HookedViT(model_or_pass)
+    store: dict[str, torch.Tensor] = {}
+    names = [f"blocks.{l}.{p}" for l in range(hooked.depth) for p in points] + (["hook_readout_in"] * readout)
+    hooks = hooks or {}
 
-    def keep(layer):
-        def hook(value):
-            z[layer] = value
+    def keep(name: str) -> HookFn:
+        change = hooks.get(name, lambda value: None)
 
-        return hook
+        def fn(value):
+            new = change(value)
+            store[name] = value if new is None else new
+            return new
 
-    h = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x))))
-    resid_pre = []
-    with hooked(model, {f"blocks.{l}.attn.hook_z": keep(l) for l in range(len(model.blocks))}):
-        for block in model.blocks:
-            resid_pre.append(h)
-            h = block(h)
-    return ActivationCache(resid_pre, z, model.forward_head(model.norm(h)))
+        return fn
 
-
-def attention_write(block: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """What block's attention adds to the stream [B, N, D] when its heads output z [B, N, H, Dh]: the
-    output projection of the concatenated heads, its bias included (timm's Attention and Block steps)."""
-    attn = block.attn
-    return block.drop_path1(block.ls1(attn.proj_drop(attn.proj(z.flatten(2)))))
-
-
-def head_writes(block: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """What each head alone adds to the stream: [B, N, H, D] from hook_z [B, N, H, Dh], through its slice
-    of the output projection (no bias); summed over heads plus the bias, attention_write."""
-    proj = block.attn.proj
-    h, dh = z.shape[-2:]
-    per_head = proj.weight.view(proj.weight.shape[0], h, dh)  # [D, H, Dh]
-    return block.ls1(torch.einsum("bnhk,dhk->bnhd", z, per_head))
-
-
-def mlp_write(block: nn.Module, after_attention: torch.Tensor) -> torch.Tensor:
-    """What block's MLP adds to the stream [B, N, D], given the stream after its attention."""
-    return block.drop_path2(block.ls2(block.mlp(block.norm2(after_attention))))
-
-
-def finish_block(block: nn.Module, resid_pre: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Block output for input resid_pre when its heads output z [B, N, H, Dh]."""
-    x = resid_pre + attention_write(block, z)
-    return x + mlp_write(block, x)
-
-
-def run_from(model: nn.Module, layer: int, h: torch.Tensor) -> torch.Tensor:
-    """Model output [B, T] when the residual stream entering block `layer` is h."""
-    for block in model.blocks[layer:]:
-        h = block(h)
-    return model.forward_head(model.norm(h))
-
-
-def stack_groups(n_items: int, batch: int, max_rows: int = STACK_ROWS) -> list[range]:
-    """Consecutive groups of items whose copies of a batch fill at most max_rows rows (at least one each)."""
-    per_group = max(1, max_rows // batch)
-    return [range(first, min(first + per_group, n_items)) for first in range(0, n_items, per_group)]
+    output = hooked.run(x, hooks={**hooks, **{name: keep(name) for name in names}})
+    return ActivationCache(store, output)

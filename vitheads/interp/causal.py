@@ -25,8 +25,10 @@ from tqdm import tqdm
 
 from vitheads.data.variants import PairSet
 from vitheads.interp.attention import patterns, received, received_attention
+from vitheads.interp.attribution import ATTRIBUTION_POINTS
 from vitheads.interp.baselines import direct_change, linearised_change, rollout_mass
 from vitheads.interp.cache import ActivationCache, run_with_cache
+from vitheads.interp.hooked import HookedViT
 from vitheads.interp.patching import attribution_patching, kv_patched_layer, patched_layer
 from vitheads.model.vit import device_of, to_input
 
@@ -161,6 +163,7 @@ def measure_variant(
     the first n_patch pairs: exact for the heads whose attribution-patching estimate of some target's mean
     |prediction change| reaches `screen` (0: every head), NaN for the others."""
     model.eval()
+    hooked = HookedViT(model)
     device, prefix, n = device_of(model), model.num_prefix_tokens, len(pairs.images)
     parts: dict[str, list[np.ndarray]] = {}
     to_patch = []
@@ -169,7 +172,7 @@ def measure_variant(
         xa, xb = (to_input(pairs.images[rows, k], device) for k in (0, 1))
         element = torch.from_numpy(pairs.element[rows]).to(device)
         y = torch.from_numpy(z_true[rows]).to(device)
-        a, b = run_with_cache(model, xa), run_with_cache(model, xb)
+        a, b = (run_with_cache(hooked, x, ATTRIBUTION_POINTS) for x in (xa, xb))
         found = dict(zip(("at", "else", "norm"), head_norm_change(a, b, element, prefix)))
         found["clean_err"] = ((a.output - y) ** 2).cpu().numpy()
         found["pred"] = (b.output - a.output).cpu().numpy()

@@ -1,8 +1,7 @@
-"""Activation patching between the two images of a pair: one head's output (hook_z) from the source
-image put into the target image's forward pass, the rest of the model recomputed.
-
-Starts from the target's activation cache (vitheads.interp.cache): layer l's attention is not
-recomputed, only the rest of block l and the blocks after it, as in the ablation sweep.
+"""Activation patching between the two images of a pair, as edits of the hooked pass
+(vitheads.interp.edits): one head's output (hook_z) from the source image put into the target image's
+pass, or one head's keys and values at some tokens; the rest of the model recomputed from the target's
+activation cache (layer l's attention is not recomputed for a head-output patch).
 """
 
 from __future__ import annotations
@@ -12,8 +11,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vitheads.interp.cache import STACK_ROWS, ActivationCache, finish_block, run_from, stack_groups
-from vitheads.model.hooks import hooked
+from vitheads.interp.cache import ActivationCache
+from vitheads.interp.edits import STACK_ROWS, Edit, run_copies, run_with_edits
+from vitheads.interp.hooked import HookedViT
+
+
+def head_patch(layer: int, heads: Sequence[int], source: ActivationCache) -> Edit:
+    """The edit putting `heads` of block `layer` at their output on the source images."""
+    return Edit(f"blocks.{layer}.attn.hook_z", "replace", source.z[layer], heads=tuple(heads))
 
 
 @torch.inference_mode()
@@ -22,9 +27,7 @@ def patched_output(
 ) -> torch.Tensor:
     """Model output [B, T] on the target images when heads `heads` of block `layer` (0-based) output
     what they output on the source images."""
-    z = target.z[layer].clone()  # [B, N, H, Dh]
-    z[:, :, list(heads)] = source.z[layer][:, :, list(heads)]
-    return run_from(model, layer + 1, finish_block(model.blocks[layer], target.resid_pre[layer], z))
+    return run_copies(HookedViT(model), target, layer, [[head_patch(layer, heads, source)]])[0]
 
 
 @torch.inference_mode()
@@ -37,18 +40,9 @@ def patched_layer(
     max_rows: int = STACK_ROWS,
 ) -> torch.Tensor:
     """Outputs [K, B, T] on the target images with each of `heads` (all of the layer's: None) in turn taking
-    its output on the source images: the patches stacked into batches of at most max_rows rows (whole copies)."""
-    z = target.z[layer]  # [B, N, H, Dh]
-    heads = list(range(z.shape[2])) if heads is None else list(heads)
-    outputs = []
-    for group in stack_groups(len(heads), z.shape[0], max_rows):
-        stacked = z.repeat(len(group), 1, 1, 1)  # [K*B, N, H, Dh]
-        per_copy = stacked.view(len(group), *z.shape)  # [K, B, N, H, Dh], a view of stacked
-        for k, head in enumerate(heads[group.start : group.stop]):
-            per_copy[k, :, :, head] = source.z[layer][:, :, head]
-        h = finish_block(model.blocks[layer], target.resid_pre[layer].repeat(len(group), 1, 1), stacked)
-        outputs.append(run_from(model, layer + 1, h).view(len(group), z.shape[0], -1))
-    return torch.cat(outputs)
+    its output on the source images."""
+    heads = range(target.z[layer].shape[2]) if heads is None else heads
+    return run_copies(HookedViT(model), target, layer, [[head_patch(layer, [h], source)] for h in heads], max_rows)
 
 
 def attribution_patching(model: nn.Module, target: ActivationCache, source: ActivationCache) -> torch.Tensor:
@@ -58,11 +52,10 @@ def attribution_patching(model: nn.Module, target: ActivationCache, source: Acti
     backward passes for all heads; a screen for the exact patching, never a substitute for it."""
     with torch.inference_mode(False), torch.enable_grad():  # the caches may be inference tensors: copies
         deltas = [torch.zeros(z.shape, dtype=z.dtype, requires_grad=True) for z in target.z]  # [B, N, H, Dh] per layer
-        hooks = {f"blocks.{l}.attn.hook_z": (lambda z, l=l: z + deltas[l]) for l in range(len(deltas))}
-        with hooked(model, hooks):
-            output = run_from(model, 0, target.resid_pre[0].clone())  # [B, T]
-            last = output.shape[1] - 1
-            grads = [torch.autograd.grad(output[:, t].sum(), deltas, retain_graph=t < last) for t in range(last + 1)]
+        edits = [Edit(f"blocks.{l}.attn.hook_z", "add", d) for l, d in enumerate(deltas)]
+        output = run_with_edits(HookedViT(model), edits, resid=target.resid_pre[0].clone())  # [B, T]
+        last = output.shape[1] - 1
+        grads = [torch.autograd.grad(output[:, t].sum(), deltas, retain_graph=t < last) for t in range(last + 1)]
         change = [s.clone() - t.clone() for s, t in zip(source.z, target.z)]
         per_layer = [
             torch.stack([torch.einsum("bnhd,bnhd->hb", g[l], change[l]) for g in grads], -1) for l in range(len(deltas))
@@ -70,36 +63,21 @@ def attribution_patching(model: nn.Module, target: ActivationCache, source: Acti
         return torch.stack(per_layer).detach()  # [L, H, B, T]
 
 
-def head_keys_values(block: nn.Module, resid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """q, k, v of every head [B, H, N, Dh] for the stream entering `block` (timm's Attention steps)."""
-    attn = block.attn
-    b, n, _ = resid.shape
-    qkv = attn.qkv(block.norm1(resid)).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.unbind(0)
-    return attn.q_norm(q), attn.k_norm(k), v
-
-
 def kv_patched_z(
-    block: nn.Module, target_resid: torch.Tensor, source_resid: torch.Tensor, tokens: torch.Tensor, heads: list[int]
+    hooked: HookedViT, layer: int, target_resid: torch.Tensor, source_resid: torch.Tensor, tokens: torch.Tensor, heads
 ) -> torch.Tensor:
     """Head outputs [K, B, N, Dh] of `heads` in the target's pass when each takes its keys and values at
     `tokens` ([B, N] bool, CLS included) from the source's pass; queries and every other key and value
-    stay the target's."""
-    attn = block.attn
-    if not isinstance(attn.norm, nn.Identity) or getattr(attn, "gate", None) is not None:
-        raise ValueError("key/value patching follows timm's plain Attention (no head norm, no gate)")
-    q, k, v = head_keys_values(block, target_resid)  # [B, H, N, Dh]
-    _, k_source, v_source = head_keys_values(block, source_resid)
-    swap = tokens[:, None, :, None]  # [B, 1, N, 1]
-    bias = getattr(attn, "key_bias", None)  # planted models' masks (vitheads.model.planted)
+    stay the target's. Only the patched heads' attention is computed."""
+    q, k, v = hooked.qkv(layer, target_resid)  # [B, N, H, Dh]
+    _, k_source, v_source = hooked.qkv(layer, source_resid)
+    swap = tokens[:, :, None, None]  # [B, N, 1, 1]
     out = []
     for h in heads:
-        keys = torch.where(swap[:, 0], k_source[:, h], k[:, h])  # [B, N, Dh]
-        values = torch.where(swap[:, 0], v_source[:, h], v[:, h])
-        scores = (q[:, h] * attn.scale) @ keys.transpose(-2, -1)  # [B, N, N]
-        if bias is not None:
-            scores = scores + bias[0, h]
-        out.append(scores.softmax(-1) @ values)  # [B, N, Dh]
+        one = slice(h, h + 1)
+        keys = torch.where(swap, k_source[:, :, one], k[:, :, one])  # [B, N, 1, Dh]
+        values = torch.where(swap, v_source[:, :, one], v[:, :, one])
+        out.append(hooked.attend(layer, q[:, :, one], keys, values, heads=[h])[:, :, 0])  # [B, N, Dh]
     return torch.stack(out)
 
 
@@ -116,15 +94,11 @@ def kv_patched_layer(
     """Key/value patching at the element's tokens, one head at a time: the model outputs [K, B, T] on the
     target images when head k of `layer` reads its keys and values at `tokens` ([B, N] bool) from the source
     images, and that head's own output change [K, B, N, Dh] (what it read)."""
-    block, z = model.blocks[layer], target.z[layer]  # [B, N, H, Dh]
+    z = target.z[layer]  # [B, N, H, Dh]
     heads = list(range(z.shape[2])) if heads is None else list(heads)
-    patched_z = kv_patched_z(block, target.resid_pre[layer], source.resid_pre[layer], tokens, heads)
-    outputs = []
-    for group in stack_groups(len(heads), z.shape[0], max_rows):
-        stacked = z.repeat(len(group), 1, 1, 1)  # [K*B, N, H, Dh]
-        per_copy = stacked.view(len(group), *z.shape)
-        for k, (head, new) in enumerate(zip(heads[group.start : group.stop], patched_z[group.start : group.stop])):
-            per_copy[k, :, :, head] = new
-        h = finish_block(block, target.resid_pre[layer].repeat(len(group), 1, 1), stacked)
-        outputs.append(run_from(model, layer + 1, h).view(len(group), z.shape[0], -1))
-    return torch.cat(outputs), patched_z - z[:, :, heads].permute(2, 0, 1, 3)
+    exact = HookedViT(model, explicit_attention=True)  # one head's softmax, as the key/value read was defined
+    patched_z = kv_patched_z(exact, layer, target.resid_pre[layer], source.resid_pre[layer], tokens, heads)
+    hook = f"blocks.{layer}.attn.hook_z"
+    copies = [[Edit(hook, "replace", new[:, :, None], heads=(h,))] for h, new in zip(heads, patched_z)]
+    outputs = run_copies(HookedViT(model), target, layer, copies, max_rows)
+    return outputs, patched_z - z[:, :, heads].permute(2, 0, 1, 3)

@@ -16,7 +16,6 @@ must not flag. The cue tokens are those the cue's pixels reach through the stem
 from __future__ import annotations
 
 import torch
-from timm.models.vision_transformer import Attention
 from torch import nn
 
 from vitheads.data.cues import designated_heads
@@ -24,30 +23,27 @@ from vitheads.data.cues import designated_heads
 CUE_ATTENTION = 3.0  # e^3 = 20x a key's weight: 3 text tokens then hold about half a designated head's mass
 
 
-class KeyMaskedAttention(Attention):
-    """timm's Attention with a fixed per-head key bias [1, H, 1, N] (0, or -inf where a head may not look)."""
-
-    key_bias: torch.Tensor
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
-        mask = self.key_bias if attn_mask is None else attn_mask + self.key_bias
-        return super().forward(x, attn_mask=mask.to(x.dtype), is_causal=is_causal)
+def key_bias(model: nn.Module, cue_tokens: dict[str, list[int]]) -> torch.Tensor:
+    """[L, 1, H, 1, N]: per layer the key bias of every head, +CUE_ATTENTION on its own cue's tokens for a
+    designated head, -inf on every cue token for the others, 0 elsewhere (broadcast over batch and queries)."""
+    prefix = model.num_prefix_tokens
+    n, heads = prefix + model.patch_embed.num_patches, model.blocks[0].attn.num_heads
+    allowed = designated_heads(list(cue_tokens))
+    bias = torch.zeros(len(model.blocks), 1, heads, 1, n)
+    for layer in range(len(model.blocks)):
+        for kind, tokens in cue_tokens.items():
+            keys = [prefix + t for t in tokens]
+            for head in range(heads):
+                bias[layer, 0, head, 0, keys] = CUE_ATTENTION if (layer, head) in allowed[kind] else float("-inf")
+    return bias
 
 
 def plant(model: nn.Module, cue_tokens: dict[str, list[int]]) -> nn.Module:
-    """Install the planted structure for cue_tokens (kind -> patch-token indices) in place."""
-    prefix = model.num_prefix_tokens
-    n = prefix + model.patch_embed.num_patches
-    allowed = designated_heads(list(cue_tokens))
-    for layer, block in enumerate(model.blocks):
-        bias = torch.zeros(1, block.attn.num_heads, 1, n)  # [1, H, 1, N]: broadcast over batch and queries
-        for kind, tokens in cue_tokens.items():
-            keys = [prefix + t for t in tokens]
-            for head in range(block.attn.num_heads):
-                bias[0, head, 0, keys] = CUE_ATTENTION if (layer, head) in allowed[kind] else float("-inf")
-        block.attn.__class__ = KeyMaskedAttention
-        block.attn.register_buffer("key_bias", bias)
+    """Install the planted structure for cue_tokens (kind -> patch-token indices) in place: the model's key
+    bias (an attention mask per layer, which its blocks take in training and the hooked pass in analysis) and
+    its readout's mask. Both are rebuilt from cue_tokens (kept in the model's config), not saved as weights."""
     keep = torch.ones(model.patch_embed.num_patches)
     keep[[t for tokens in cue_tokens.values() for t in tokens]] = 0
-    model.register_buffer("readout_keep", keep)  # [P]: the flatten readout reads no cue token
+    model.register_buffer("key_bias", key_bias(model, cue_tokens), persistent=False)
+    model.register_buffer("readout_keep", keep, persistent=False)  # [P]: the flatten readout reads no cue token
     return model

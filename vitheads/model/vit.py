@@ -98,7 +98,12 @@ class ConvStemEmbed(PatchEmbed):
 
 
 class ChirpViT(VisionTransformer):
-    """timm's VisionTransformer; `global_pool='flatten'` reads out all patch tokens at once."""
+    """timm's VisionTransformer; `global_pool='flatten'` reads out all patch tokens at once. A planted model
+    (vitheads.model.planted) has a key bias per layer [L, 1, H, 1, N], passed to each block as its attention
+    mask, and a readout mask [P]; both are None otherwise."""
+
+    key_bias: torch.Tensor | None
+    readout_keep: torch.Tensor | None
 
     def __init__(self, *, global_pool: str = "token", **kwargs):
         self.flatten_readout = global_pool == "flatten"
@@ -111,12 +116,24 @@ class ChirpViT(VisionTransformer):
             self.head = nn.Linear(self.patch_embed.num_patches * self.embed_dim, self.num_classes)
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+        for name in ("key_bias", "readout_keep"):  # set by vitheads.model.planted; rebuilt from the config, not saved
+            self.register_buffer(name, None, persistent=False)
+
+    def forward_features(self, x: torch.Tensor, attn_mask=None, is_causal: bool = False) -> torch.Tensor:
+        if self.key_bias is None:
+            return super().forward_features(x, attn_mask=attn_mask, is_causal=is_causal)
+        if attn_mask is not None or is_causal:
+            raise ValueError("a planted model's attention mask is its key bias: pass no other")
+        x = self.norm_pre(self.patch_drop(self._pos_embed(self.patch_embed(x))))
+        for block, mask in zip(self.blocks, self.key_bias):
+            x = block(x, attn_mask=mask.to(x.dtype))
+        return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if not self.flatten_readout:
             return super().forward_head(x, pre_logits)
         x = self.fc_norm(x[:, self.num_prefix_tokens :])  # [B, P, D]
-        if hasattr(self, "readout_keep"):  # a planted model reads no cue token (vitheads.model.planted)
+        if self.readout_keep is not None:  # a planted model reads no cue token (vitheads.model.planted)
             x = x * self.readout_keep[:, None]
         x = self.head_drop(x.flatten(1))
         return x if pre_logits else self.head(x)
