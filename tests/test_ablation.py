@@ -10,9 +10,10 @@ from conftest import TINY_MODEL, make_tiny_model
 
 from vitheads.analysis.ablation import paper_comparison, summarise
 from vitheads.analysis.stats import bootstrap_weights
-from vitheads.interp.ablation import Ablation, all_heads, sweep
+from vitheads.interp.ablation import all_heads, sweep
 from vitheads.model.vit import predict
 from vitheads.names import TARGETS
+from vitheads.records import Ablation
 
 MODEL = {**TINY_MODEL, "depth": 4}
 N_IMAGES = 10

@@ -26,6 +26,7 @@ from vitheads.model.planted import plant
 from vitheads.model.vit import to_input
 
 REFERENCE = Path(__file__).parent / "data" / "interventions_reference.npz"
+RENAMED = {"kv_read": "kv_read_element", "kv_broadcast": "kv_read_elsewhere"}  # b1e2f13's field names
 TOKENS = {"text": [14, 15], "colorbar": [3, 7]}  # of the tiny model's 16 patch tokens
 
 
@@ -71,6 +72,7 @@ def model_results(model, prefix: str) -> dict[str, np.ndarray]:
     out["author"] = np.array([loss for *_, loss in author_sweep(model, images, z_true * 10 + 3)])
     measures = measure_variant(model, pairs(), z_true[:4], batch_size=2, n_patch=4, kv=True)
     for name, value in asdict(measures).items():
+        name = RENAMED.get(name, name)
         if isinstance(value, dict):
             out |= {f"measure_{name}_{k}": v for k, v in value.items()}
         elif value is not None:

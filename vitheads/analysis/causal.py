@@ -76,10 +76,10 @@ def head_stats(m, weights, patch_weights, targets: tuple[str, ...], c: dict) -> 
     if m.patch_prediction_change is not None:
         out["patch_squared_error_change"] = stat(m.patch_squared_error_change.mean((-2, -1)), patch_weights)
         out["patch_estimate"] = stat(np.abs(m.patch_estimate).mean((-2, -1)), patch_weights)
-    if m.kv_read_element is not None:
-        patched_typical = m.typical_norm[: len(m.kv_read_element)].mean(0)
-        out["kv_read"] = stat(m.kv_read_element.mean(-1) / patched_typical, patch_weights, c["min_response"])
-        out["kv_broadcast"] = stat(m.kv_read_elsewhere.mean(-1) / patched_typical, patch_weights)
+    if m.kv_read is not None:
+        patched_typical = m.typical_norm[: len(m.kv_read)].mean(0)
+        out["kv_read"] = stat(m.kv_read.mean(-1) / patched_typical, patch_weights, c["min_response"])
+        out["kv_broadcast"] = stat(m.kv_broadcast.mean(-1) / patched_typical, patch_weights)
     if m.baselines is not None:
         out |= baseline_stats(m, patch_weights, bars, targets, c)
     return out

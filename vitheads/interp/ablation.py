@@ -11,8 +11,6 @@ blocks l+1..L are recomputed, the ablations of one layer (heads x modes) stacked
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
@@ -22,24 +20,8 @@ from vitheads.interp.cache import run_with_cache
 from vitheads.interp.edits import STACK_ROWS, Edit, run_copies
 from vitheads.interp.hooked import HookedViT
 from vitheads.model.vit import device_of, to_input
+from vitheads.records import Ablation, SweepErrors
 from vitheads.threads import release_freed_memory
-
-
-@dataclass(frozen=True)
-class Ablation:
-    """Heads of one layer (0-based) replaced together: one head in a sweep, all for a layer."""
-
-    layer: int
-    heads: tuple[int, ...]
-    mode: str
-
-
-@dataclass
-class SweepErrors:
-    """Squared errors per image and target (z-scored): clean, and under each ablation."""
-
-    baseline: np.ndarray  # [n_images, n_targets]
-    ablated: dict[Ablation, np.ndarray]
 
 
 @torch.inference_mode()

@@ -16,8 +16,6 @@ stage's follow score reads it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
@@ -27,19 +25,9 @@ from vitheads.data.regions import region_indicators
 from vitheads.interp.hooked import HookedViT
 from vitheads.model.vit import device_of, to_input
 from vitheads.outputs import StageError
+from vitheads.records import AttentionCapture
 
 ROW_SUM_TOLERANCE = 1e-4
-
-
-@dataclass
-class AttentionCapture:
-    """Every view of every head per image, and the pattern statistics that need the full N x N rows."""
-
-    maps: dict[str, np.ndarray]  # view -> [n, L, H, P]
-    entropy: dict[str, np.ndarray]  # view -> [n, L, H] entropy / log(patches): 1 is uniform
-    distance: np.ndarray  # [n, L, H] mean attention distance of patch queries, in patches
-    uniform_distance: float  # the same for uniform attention over the patches
-    margin_valued: np.ndarray | None  # [n, L, H] received mass on margin patches, value-norm weighted
 
 
 def patterns(model: nn.Module, x: torch.Tensor, values: dict[int, torch.Tensor] | None = None) -> torch.Tensor:

@@ -16,8 +16,6 @@ read these measures are in vitheads.analysis.causal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
@@ -31,26 +29,7 @@ from vitheads.interp.cache import ActivationCache, run_with_cache
 from vitheads.interp.hooked import HookedViT
 from vitheads.interp.patching import attribution_patching, kv_patched_layer, patched_layer
 from vitheads.model.vit import device_of, to_input
-
-
-@dataclass
-class VariantMeasures:
-    """Per image (and layer, head) measures of one variant; see the module doc."""
-
-    sensitivity_element: np.ndarray  # [n, L, H] mean ||dz|| at the element's patch tokens
-    sensitivity_elsewhere: np.ndarray  # [n, L, H] the same at the other patch tokens
-    typical_norm: np.ndarray  # [n, L, H] mean ||z|| over member A's patch tokens
-    squared_error: np.ndarray  # [n, T] member A's
-    prediction_change: np.ndarray  # [n, T] member B minus member A (z units)
-    squared_error_change: np.ndarray  # [n, T]
-    follow: np.ndarray | None  # [n, L, H] in multiples of uniform attention (moved elements only)
-    patch_prediction_change: np.ndarray | None  # [n_patch, L, H, 2, T] |change|, per names.PATCH_DIRECTIONS
-    patch_squared_error_change: np.ndarray | None  # [n_patch, L, H, 2, T]
-    patch_estimate: np.ndarray | None  # [n_patch, L, H, 2, T] attribution patching's signed estimate, every head
-    kv_prediction_change: np.ndarray | None = None  # [n_patch, L, H, 2, T] |change|, keys/values patched
-    kv_read_element: np.ndarray | None = None  # [n_patch, L, H, 2] ||dz_h|| at the element's token queries
-    kv_read_elsewhere: np.ndarray | None = None  # [n_patch, L, H, 2] ||dz_h|| at the other patch queries
-    baselines: dict[str, np.ndarray] | None = None  # vitheads.interp.baselines, on the patched pairs
+from vitheads.records import VariantMeasures
 
 
 def head_norm_change(
@@ -131,7 +110,7 @@ def kv_both_ways(model: nn.Module, a: ActivationCache, b: ActivationCache) -> di
     as_array = lambda xs: (
         torch.stack(xs).transpose(0, 2).transpose(1, 2).cpu().numpy()
     )  # [L, H, B, ...] -> [B, L, H, ...]
-    return {"kv_abs": as_array(changes), "kv_read": as_array(reads), "kv_broadcast": as_array(broadcasts)}
+    return {"kv_prediction_change": as_array(changes), "kv_read": as_array(reads), "kv_broadcast": as_array(broadcasts)}
 
 
 def baseline_measures(model: nn.Module, xa, xb, a: ActivationCache, b: ActivationCache) -> dict[str, np.ndarray]:
@@ -173,10 +152,11 @@ def measure_variant(
         element = torch.from_numpy(pairs.element[rows]).to(device)
         y = torch.from_numpy(z_true[rows]).to(device)
         a, b = (run_with_cache(hooked, x, ATTRIBUTION_POINTS) for x in (xa, xb))
-        found = dict(zip(("at", "else", "norm"), head_norm_change(a, b, element, prefix)))
-        found["clean_err"] = ((a.output - y) ** 2).cpu().numpy()
-        found["pred"] = (b.output - a.output).cpu().numpy()
-        found["err"] = ((b.output - y) ** 2 - (a.output - y) ** 2).cpu().numpy()
+        sensitivity = head_norm_change(a, b, element, prefix)
+        found = dict(zip(("sensitivity_element", "sensitivity_elsewhere", "typical_norm"), sensitivity))
+        found["squared_error"] = ((a.output - y) ** 2).cpu().numpy()
+        found["prediction_change"] = (b.output - a.output).cpu().numpy()
+        found["squared_error_change"] = ((b.output - y) ** 2 - (a.output - y) ** 2).cpu().numpy()
         if pairs.moved:
             old, new = (torch.from_numpy(r[rows]).to(device) for r in (pairs.old, pairs.new))
             found["follow"] = follow_score(model, xa, xb, old, new)
@@ -194,20 +174,8 @@ def measure_variant(
         estimate = np.abs(joined["patch_estimate"]).mean((0, 3))  # [L, H, T]: the bars are per target
         patched = estimate.max(-1) >= screen  # [L, H]
         exact = [patch_both_ways(model, a, b, y, patched) for a, b, y in to_patch]
-        joined["patch_abs"], joined["patch_err"] = (np.concatenate(x) for x in zip(*exact))
-    return VariantMeasures(
-        joined["at"],
-        joined["else"],
-        joined["norm"],
-        joined["clean_err"],
-        joined["pred"],
-        joined["err"],
-        joined.get("follow"),
-        joined.get("patch_abs"),
-        joined.get("patch_err"),
-        joined.get("patch_estimate"),
-        joined.get("kv_abs"),
-        joined.get("kv_read"),
-        joined.get("kv_broadcast"),
-        {k.removeprefix("baseline_"): v for k, v in joined.items() if k.startswith("baseline_")} or None,
-    )
+        joined["patch_prediction_change"], joined["patch_squared_error_change"] = (
+            np.concatenate(x) for x in zip(*exact)
+        )
+    baselines = {k.removeprefix("baseline_"): joined.pop(k) for k in list(joined) if k.startswith("baseline_")}
+    return VariantMeasures(**joined, baselines=baselines or None)
