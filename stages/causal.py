@@ -6,6 +6,7 @@ from vitheads import params, threads
 from vitheads.analysis.attribution import attribution_summary, attribution_table
 from vitheads.analysis.benchmark import benchmark_metrics, flags
 from vitheads.analysis.causal import causal_metrics, head_evidence, head_rows, model_effect
+from vitheads.analysis.decomposition import claimed_variants, decomposition_rows, element_claims, ruler_test
 from vitheads.analysis.stats import bootstrap_weights
 from vitheads.analysis.tables import as_table, write_table
 from vitheads.data.dataset import cue_context, load_first, load_meta
@@ -21,7 +22,7 @@ from vitheads.timing import StageClock
 
 DATA = "data/generated"
 MODEL_DIR = "models"
-RESULTS = "results/causal"  # heads.csv (variant x head), evidence.csv (head), attribution.csv
+RESULTS = "results/causal"  # heads.csv (variant x head), evidence.csv (head), decomposition.csv, attribution.csv
 METRICS = "metrics/causal.json"
 TIMINGS = "timings/causal.json"
 
@@ -52,7 +53,8 @@ def main() -> None:
     started = time.perf_counter()
     weights = bootstrap_weights(len(z_true), c["bootstrap"], p["seed"])
     patch_weights = bootstrap_weights(c["patch_images"], c["bootstrap"], p["seed"]) if c["patch_images"] else None
-    rows, effects, outside = [], {}, 0
+    rows, effects, outside, routes, claims, ruler = [], {}, 0, [], {}, None
+    depth, cells = len(model.blocks), len(claimed_variants(variants)) * len(targets)
     rendered = render_variants(variants, p["seed"], size, patch, distortions, len(z_true), threads.budget(), cues)
     patched, screen = patched_variants(variants), c["patch_screen"] * c["min_prediction_change"]
     for variant, pairs in zip(variants, rendered):
@@ -62,9 +64,17 @@ def main() -> None:
         m = measure_variant(model, pairs, z_true, c["batch_size"], n_patch, screen, kv=c["kv_patching"])
         rows += head_rows(variant, m, weights, patch_weights, c, targets)
         effects[variant] = model_effect(variant, m, weights, targets)
+        routes += decomposition_rows(variant, m, weights, depth, targets)
+        if variant in claimed_variants(variants):
+            claims[variant] = element_claims(variant, m, weights, cells, depth, targets)
+        if variant == "frame_moved":
+            ruler = ruler_test(m, z_true, weights, targets)
     table = as_table(rows)
     evidence = head_evidence(table, c, targets)
     metrics = causal_metrics(table, evidence, effects, c, outside, targets)
+    metrics["decomposition"] = claims
+    if ruler is not None:
+        metrics["frame_ruler"] = ruler
     planted = flags(table, list(cues.plan.kinds), c["fdr"], targets) if cues and c["kv_patching"] else None
     if planted is not None:
         metrics["planted"] = benchmark_metrics(planted, list(cues.plan.kinds))
@@ -82,6 +92,7 @@ def main() -> None:
     with atomic_path(RESULTS, is_dir=True) as tmp:
         write_table(table, tmp / "heads.csv")
         write_table(evidence, tmp / "evidence.csv", float_format=None)
+        write_table(as_table(routes), tmp / "decomposition.csv")
         if planted is not None:
             write_table(planted, tmp / "benchmark.csv", float_format=None)
         if direct is not None:

@@ -89,9 +89,9 @@ def compute() -> dict[str, np.ndarray]:
 def test_every_intervention_equals_the_hand_written_forwards_it_replaced():
     reference = np.load(REFERENCE)
     now = compute()
-    assert set(now) == set(reference.files)
-    for name, value in now.items():
-        np.testing.assert_allclose(value, reference[name], rtol=0, atol=1e-6, err_msg=name)
+    assert set(reference.files) <= set(now)  # measures added since (the route split) have no reference
+    for name in reference.files:
+        np.testing.assert_allclose(now[name], reference[name], rtol=0, atol=1e-6, err_msg=name)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def test_a_planted_model_runs_its_key_bias_in_training_and_in_the_pass():
     x = images()
     with torch.no_grad():
         torch.testing.assert_close(HookedViT(model).run(x), model(x), atol=1e-6, rtol=0)
-        blocked = model.key_bias[:, 0, :, 0, 15] == float("-inf")  # [L, H]: heads that may not read token 14
+        blocked = model.key_bias[:, :, 0, 15] == float("-inf")  # [L, H]: heads that may not read token 14
         designated = [(l, h) for l, h in designated_heads(["text"])["text"] if h < 3]  # heads the tiny model has
         assert blocked.sum() == 4 * 3 - len(designated) and not any(blocked[l, h] for l, h in designated)
         patterns = {}
@@ -117,3 +117,66 @@ def test_key_value_patching_by_hooks_on_keys_and_values_equals_the_one_head_shor
             copies = [[swap("k", h), swap("v", h)] for h in range(H)]
             by_hooks = run_copies(hooked, target, layer, copies)
             torch.testing.assert_close(by_hooks, shortcut, atol=1e-6, rtol=0)
+
+
+def test_the_route_split_adds_up_to_the_whole_change_and_its_parts_are_the_writes():
+    """Forward and reverse patching each sum to B's output minus A's; the writes sum to the final stream; on
+    tokens the element cannot reach (nothing changed there) the embedding's share is zero."""
+    from vitheads.interp.decompose import POINTS, component_writes, route_changes
+
+    model = make_tiny_model()
+    hooked = HookedViT(model)
+    xa = images(seed=0)
+    xb = xa.clone()
+    xb[:, :, :8, 8:16] = -xb[:, :, :8, 8:16]  # one patch (token 2) changed
+    with torch.inference_mode():
+        a, b = (run_with_cache(hooked, x, (*POINTS, "hook_resid_post")) for x in (xa, xb))
+        torch.testing.assert_close(sum(component_writes(hooked, a)), a["blocks.2.hook_resid_post"], atol=1e-5, rtol=0)
+        changed = (a.resid_pre[0] - b.resid_pre[0]).abs().amax(-1) > 0  # [B, N]
+        assert changed[:, 1:].sum(1).tolist() == [1, 1] and changed[0, 2]
+        routes = route_changes(hooked, a, b, changed)  # [B, 2, K, 2, T]
+    assert routes.shape == (B, 2, 1 + 3 * (H + 1), 2, 3)
+    whole = b.output - a.output
+    for direction in (0, 1):
+        torch.testing.assert_close(routes[:, direction].sum((1, 2)), whole, atol=1e-6, rtol=0)
+    assert routes[:, :, 0, 1].abs().max() == 0  # the embedding changed only at the changed token
+    assert routes[:, :, 1:, 1].abs().max() > 0  # attention moved some of it elsewhere
+
+
+def test_on_a_linear_readout_each_route_is_the_readout_of_its_write_change():
+    """The linear toy: without the final LayerNorm the readout is linear in the stream, so forward and reverse
+    patching agree and each component's share is the readout weight times its write's change."""
+    from vitheads.interp.decompose import POINTS, component_writes, route_changes
+
+    model = make_tiny_model()
+    model.norm = torch.nn.Identity()
+    hooked = HookedViT(model)
+    with torch.inference_mode():
+        a, b = (run_with_cache(hooked, images(seed=s), POINTS) for s in (0, 1))
+        changed = torch.ones(B, N, dtype=torch.bool)
+        routes = route_changes(hooked, a, b, changed)[:, :, :, 0]  # [B, 2, K, T]: every token counted as changed
+        weight = model.head.weight.view(3, N - 1, D)  # [T, P, D]
+        direct = [
+            torch.einsum("bpd,tpd->bt", (wb - wa)[:, 1:], weight)
+            for wa, wb in zip(*(component_writes(hooked, c) for c in (a, b)))
+        ]
+    torch.testing.assert_close(routes[:, 0], torch.stack(direct, 1), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(routes[:, 1], routes[:, 0], atol=1e-6, rtol=1e-5)
+
+
+def test_frozen_attention_is_member_bs_pass_with_member_as_attention_writes():
+    """The reference runs timm's blocks by hand: B's embedding, each block adding A's attention write and then
+    its own MLP's."""
+    from vitheads.interp.decompose import POINTS, frozen_attention_change
+
+    model = make_tiny_model()
+    hooked = HookedViT(model)
+    with torch.inference_mode():
+        a, b = (run_with_cache(hooked, images(seed=s), POINTS) for s in (0, 1))
+        change = frozen_attention_change(hooked, a, b)
+        h = b.resid_pre[0]
+        for block, attn_out in zip(model.blocks, a.per_layer("hook_attn_out")):
+            h = h + attn_out
+            h = h + block.mlp(block.norm2(h))
+        expected = model.forward_head(model.norm(h)) - a.output
+    torch.testing.assert_close(change, expected, atol=1e-6, rtol=0)

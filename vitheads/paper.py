@@ -14,6 +14,12 @@ EARLY_MEAN_PCT, EARLY_SD_PCT = 0.11, 0.09
 MIDDLE_LAYER = 6
 MIDDLE_MEAN_PCT, MIDDLE_SD_PCT = 0.34, 0.02
 MIDDLE_OVER_EARLY = 3.0
+# The bound under which a plot element "does not move the output" (vitheads.analysis.decomposition), fixed
+# before the decomposition's runs: the rms prediction change (z units) that, uncorrelated with the error,
+# raises a test MSE of REFERENCE_MSE_Z2 by the paper's smallest per-head effect (layers 1-3, 0.11%). An
+# element under it moves the output less than the paper says a single early head does. 0.0088 z.
+REFERENCE_MSE_Z2 = 0.07  # the default model's test MSE in z units (R² about 0.93 over the targets)
+ELEMENT_EQUIVALENCE_Z = (EARLY_MEAN_PCT / 100 * REFERENCE_MSE_Z2) ** 0.5
 # Head types: chirp-tracking heads in the middle-to-late layers, distractor detectors early.
 CHIRP_LAYERS = (6, 11)
 DISTRACTOR_LAYERS = (1, 4)

@@ -54,3 +54,7 @@ class VariantMeasures:
     kv_read: np.ndarray | None = None  # [n_patch, L, H, 2] ||dz_h|| at the element's token queries
     kv_broadcast: np.ndarray | None = None  # [n_patch, L, H, 2] ||dz_h|| at the other patch queries
     baselines: dict[str, np.ndarray] | None = None  # vitheads.interp.baselines, on the patched pairs
+    route_changes: np.ndarray | None = None  # [n, 2, K, 2, T] vitheads.interp.decompose: direction, component, tokens
+    frozen_attention_change: np.ndarray | None = None  # [n, T] member B with member A's attention writes, minus A
+    resampled_change: np.ndarray | None = None  # [n, T] the element's tokens from another image, minus A
+    resampled_route_changes: np.ndarray | None = None  # [n, 2, K, 2, T] the same split for the resampled tokens

@@ -46,13 +46,15 @@ class ActivationCache:
 
 def run_with_cache(
     model_or_pass,
-    x: torch.Tensor,
+    x: torch.Tensor | None,
     points: Sequence[str] = DEFAULT_POINTS,
     readout: bool = False,
     hooks: Mapping[str, HookFn] | None = None,
+    resid: torch.Tensor | None = None,
 ) -> ActivationCache:
-    """The pass on images x, keeping `points` (names within a block) in every block, and the readout's
-    input if asked; with `hooks`, the pass they change, each point kept as they leave it."""
+    """The pass on images x (or from the embedded stream `resid`), keeping `points` (names within a block)
+    in every block, and the readout's input if asked; with `hooks`, the pass they change, each point kept
+    as they leave it."""
     hooked = model_or_pass if isinstance(model_or_pass, HookedViT) else HookedViT(model_or_pass)
     store: dict[str, torch.Tensor] = {}
     names = [f"blocks.{l}.{p}" for l in range(hooked.depth) for p in points] + (["hook_readout_in"] * readout)
@@ -68,5 +70,5 @@ def run_with_cache(
 
         return fn
 
-    output = hooked.run(x, hooks={**hooks, **{name: keep(name) for name in names}})
+    output = hooked.run(x, hooks={**hooks, **{name: keep(name) for name in names}}, resid=resid)
     return ActivationCache(store, output)

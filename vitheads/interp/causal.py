@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vitheads.data.variants import PairSet
+from vitheads.interp import decompose
 from vitheads.interp.attention import patterns, received, received_attention
 from vitheads.interp.attribution import ATTRIBUTION_POINTS
 from vitheads.interp.baselines import direct_change, linearised_change, rollout_mass
@@ -30,6 +31,8 @@ from vitheads.interp.hooked import HookedViT
 from vitheads.interp.patching import attribution_patching, kv_patched_layer, patched_layer
 from vitheads.model.vit import device_of, to_input
 from vitheads.records import VariantMeasures
+
+CACHED = tuple(dict.fromkeys((*ATTRIBUTION_POINTS, *decompose.POINTS)))  # what every measure reads
 
 
 def head_norm_change(
@@ -113,6 +116,19 @@ def kv_both_ways(model: nn.Module, a: ActivationCache, b: ActivationCache) -> di
     return {"kv_prediction_change": as_array(changes), "kv_read": as_array(reads), "kv_broadcast": as_array(broadcasts)}
 
 
+def route_measures(hooked: HookedViT, a: ActivationCache, b: ActivationCache) -> dict[str, np.ndarray]:
+    """The exact route split of the pair's change, its frozen-attention counterpart, and the same split with the
+    changed tokens resampled from another image of the batch (vitheads.interp.decompose)."""
+    changed = changed_tokens(a, b)
+    other = decompose.resampled(hooked, a, changed)
+    return {
+        "route_changes": decompose.route_changes(hooked, a, b, changed).cpu().numpy(),
+        "frozen_attention_change": decompose.frozen_attention_change(hooked, a, b).cpu().numpy(),
+        "resampled_change": (other.output - a.output).cpu().numpy(),
+        "resampled_route_changes": decompose.route_changes(hooked, a, other, changed).cpu().numpy(),
+    }
+
+
 def baseline_measures(model: nn.Module, xa, xb, a: ActivationCache, b: ActivationCache) -> dict[str, np.ndarray]:
     """The baselines of vitheads.interp.baselines for a batch of pairs, and member A's received attention and
     the changed tokens, from which the analysis scores attention without a ceiling (AUROC)."""
@@ -151,12 +167,13 @@ def measure_variant(
         xa, xb = (to_input(pairs.images[rows, k], device) for k in (0, 1))
         element = torch.from_numpy(pairs.element[rows]).to(device)
         y = torch.from_numpy(z_true[rows]).to(device)
-        a, b = (run_with_cache(hooked, x, ATTRIBUTION_POINTS) for x in (xa, xb))
+        a, b = (run_with_cache(hooked, x, CACHED) for x in (xa, xb))
         sensitivity = head_norm_change(a, b, element, prefix)
         found = dict(zip(("sensitivity_element", "sensitivity_elsewhere", "typical_norm"), sensitivity))
         found["squared_error"] = ((a.output - y) ** 2).cpu().numpy()
         found["prediction_change"] = (b.output - a.output).cpu().numpy()
         found["squared_error_change"] = ((b.output - y) ** 2 - (a.output - y) ** 2).cpu().numpy()
+        found |= route_measures(hooked, a, b)
         if pairs.moved:
             old, new = (torch.from_numpy(r[rows]).to(device) for r in (pairs.old, pairs.new))
             found["follow"] = follow_score(model, xa, xb, old, new)

@@ -78,7 +78,7 @@ class HookedViT:
         self.num_heads = model.blocks[0].attn.num_heads
         self.prefix = model.num_prefix_tokens
         self.explicit_attention = explicit_attention
-        self.key_bias = model.key_bias  # [L, 1, H, 1, N] or None (vitheads.model.planted)
+        self.key_bias = model.key_bias  # [L, H, 1, N] or None (vitheads.model.planted)
         self.names = set(hook_names(self.depth))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,7 +147,9 @@ class HookedViT:
         """z [B, N, H', Dh] from queries, keys and values [B, N, H', Dh] of block l's `heads` (None: all):
         softmax(q k^T scale + key bias) v."""
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, H', N, Dh]
-        mask = None if self.key_bias is None else self.key_bias[l] if heads is None else self.key_bias[l][:, heads]
+        mask = None if self.key_bias is None else self.key_bias[l : l + 1]  # [1, H, 1, N]
+        if mask is not None and heads is not None:
+            mask = mask[:, heads]
         if pattern_hook is None and not self.explicit_attention:
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2)
         scores = (q * self.blocks[l].attn.scale) @ k.transpose(-2, -1)  # [B, H', N, N]

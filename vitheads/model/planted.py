@@ -24,17 +24,17 @@ CUE_ATTENTION = 3.0  # e^3 = 20x a key's weight: 3 text tokens then hold about h
 
 
 def key_bias(model: nn.Module, cue_tokens: dict[str, list[int]]) -> torch.Tensor:
-    """[L, 1, H, 1, N]: per layer the key bias of every head, +CUE_ATTENTION on its own cue's tokens for a
+    """[L, H, 1, N]: per layer the key bias of every head, +CUE_ATTENTION on its own cue's tokens for a
     designated head, -inf on every cue token for the others, 0 elsewhere (broadcast over batch and queries)."""
     prefix = model.num_prefix_tokens
     n, heads = prefix + model.patch_embed.num_patches, model.blocks[0].attn.num_heads
     allowed = designated_heads(list(cue_tokens))
-    bias = torch.zeros(len(model.blocks), 1, heads, 1, n)
+    bias = torch.zeros(len(model.blocks), heads, 1, n)  # rank 4: channels-last training converts buffers
     for layer in range(len(model.blocks)):
         for kind, tokens in cue_tokens.items():
             keys = [prefix + t for t in tokens]
             for head in range(heads):
-                bias[layer, 0, head, 0, keys] = CUE_ATTENTION if (layer, head) in allowed[kind] else float("-inf")
+                bias[layer, head, 0, keys] = CUE_ATTENTION if (layer, head) in allowed[kind] else float("-inf")
     return bias
 
 

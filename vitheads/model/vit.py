@@ -99,7 +99,7 @@ class ConvStemEmbed(PatchEmbed):
 
 class ChirpViT(VisionTransformer):
     """timm's VisionTransformer; `global_pool='flatten'` reads out all patch tokens at once. A planted model
-    (vitheads.model.planted) has a key bias per layer [L, 1, H, 1, N], passed to each block as its attention
+    (vitheads.model.planted) has a key bias per layer [L, H, 1, N], passed to each block as its attention
     mask, and a readout mask [P]; both are None otherwise."""
 
     key_bias: torch.Tensor | None
@@ -125,8 +125,8 @@ class ChirpViT(VisionTransformer):
         if attn_mask is not None or is_causal:
             raise ValueError("a planted model's attention mask is its key bias: pass no other")
         x = self.norm_pre(self.patch_drop(self._pos_embed(self.patch_embed(x))))
-        for block, mask in zip(self.blocks, self.key_bias):
-            x = block(x, attn_mask=mask.to(x.dtype))
+        for layer, block in enumerate(self.blocks):
+            x = block(x, attn_mask=self.key_bias[layer : layer + 1].to(x.dtype))  # [1, H, 1, N]
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -1,0 +1,75 @@
+"""The route analysis: routes add up, claims follow the equivalence bound of paper.py, the ruler test reads a
+slope it was given."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from vitheads import paper
+from vitheads.analysis import decomposition as d
+from vitheads.analysis.stats import bootstrap_weights
+
+DEPTH, HEADS, T = 2, 3, 3
+K = 1 + DEPTH * (HEADS + 1)
+TARGETS = ("start_time", "start_frequency", "end_frequency")
+
+
+def measures(change: np.ndarray, seed: int = 0) -> SimpleNamespace:
+    """Measures of n pairs whose change is split evenly over the components, half at the changed tokens."""
+    split = np.repeat((change / (2 * K))[:, None, None, None, :], 2, 1).repeat(K, 2).repeat(2, 3)  # [n, 2, K, 2, T]
+    split[:, :, 0, 1] = 0  # the embedding changes only at the changed tokens
+    split[:, :, 0, 0] = change[:, None] / K
+    return SimpleNamespace(
+        prediction_change=change,
+        route_changes=split,
+        frozen_attention_change=3 * change,
+        resampled_change=change,
+        resampled_route_changes=split,
+    )
+
+
+def test_the_routes_add_up_to_the_whole_and_layers_to_their_route():
+    rng = np.random.default_rng(0)
+    change = rng.normal(0.05, 0.01, (40, T))
+    routes = d.routes_of(measures(change).route_changes.mean(1), DEPTH)
+    total = sum(routes[name] for name in (*d.ROUTES, "embedding_at_other"))
+    np.testing.assert_allclose(total, change, atol=1e-12)
+    np.testing.assert_allclose(routes["moved L1"] + routes["moved L2"], routes["moved"], atol=1e-12)
+    np.testing.assert_allclose(sum(routes[f"moved L2H{h}"] for h in (1, 2, 3)), routes["moved L2"], atol=1e-12)
+    with pytest.raises(ValueError, match="do not fit"):
+        d.layout(K + 1, DEPTH)
+
+
+def test_claims_follow_the_equivalence_bound_read_from_the_paper(monkeypatch):
+    rng = np.random.default_rng(1)
+    weights = bootstrap_weights(60, 400, 0)
+    big = d.element_claims("frame_grey", measures(rng.normal(0.05, 0.01, (60, T))), weights, 6, DEPTH, TARGETS)
+    tiny = d.element_claims("frame_grey", measures(rng.normal(0, 0.001, (60, T))), weights, 6, DEPTH, TARGETS)
+    assert {big[t]["claim"] for t in TARGETS} == {"changes the output"}
+    assert {tiny[t]["claim"] for t in TARGETS} == {"insensitive"}
+    assert tiny["equivalence_bound_z"] == round(paper.ELEMENT_EQUIVALENCE_Z, 5)
+    assert tiny["start_time"]["abs_change_simultaneous"][1] < paper.ELEMENT_EQUIVALENCE_Z
+    monkeypatch.setattr(d, "ELEMENT_EQUIVALENCE_Z", 1e-5)  # a bound below what the bootstrap can exclude
+    stricter = d.element_claims("frame_grey", measures(rng.normal(0, 0.001, (60, T))), weights, 6, DEPTH, TARGETS)
+    assert "insensitive" not in {stricter[t]["claim"] for t in TARGETS}
+
+
+def test_a_simultaneous_bound_is_wider_than_a_single_one():
+    change = np.random.default_rng(2).normal(0, 0.01, (50, T))
+    weights = bootstrap_weights(50, 1000, 0)
+    one, many = (d.simultaneous_interval(np.abs(change), weights, cells) for cells in (1, 30))
+    assert (many[1] > one[1]).all() and (many[0] < one[0]).all()
+
+
+def test_the_ruler_test_reads_the_slope_of_the_change_on_the_truth():
+    rng = np.random.default_rng(3)
+    truth = rng.normal(0, 1, (80, T))
+    weights = bootstrap_weights(80, 400, 0)
+    ruler = d.ruler_test(
+        SimpleNamespace(prediction_change=0.2 * truth + rng.normal(0, 0.01, (80, T))), truth, weights, TARGETS
+    )
+    assert all(ruler[t]["ruler_like"] for t in TARGETS)
+    assert ruler["start_time"]["slope_on_truth_ci"][0] < 0.2 < ruler["start_time"]["slope_on_truth_ci"][1]
+    flat = d.ruler_test(SimpleNamespace(prediction_change=np.zeros((80, T))), truth, weights, TARGETS)
+    assert not any(flat[t]["ruler_like"] for t in TARGETS)
