@@ -73,3 +73,66 @@ def test_the_ruler_test_reads_the_slope_of_the_change_on_the_truth():
     assert ruler["start_time"]["slope_on_truth_ci"][0] < 0.2 < ruler["start_time"]["slope_on_truth_ci"][1]
     flat = d.ruler_test(SimpleNamespace(prediction_change=np.zeros((80, T))), truth, weights, TARGETS)
     assert not any(flat[t]["ruler_like"] for t in TARGETS)
+
+
+def planted_pair():
+    """A planted tiny model (its cue tokens read only by designated heads, the readout reads none of them) and
+    two passes that differ only in the text cue's token embeddings."""
+    import torch
+    from conftest import make_tiny_model
+
+    from vitheads.interp.cache import run_with_cache
+    from vitheads.interp.decompose import POINTS
+    from vitheads.interp.hooked import HookedViT
+    from vitheads.model.planted import plant
+    from vitheads.model.vit import to_input
+
+    model = plant(make_tiny_model(depth=4), {"text": [14, 15]}).eval()
+    hooked = HookedViT(model)
+    x = to_input(np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
+    changed = torch.zeros(3, 17, dtype=torch.bool)
+    changed[:, [15, 16]] = True
+    bump = {"blocks.0.hook_resid_pre": lambda h: h + torch.randn_like(h) * changed[..., None]}
+    with torch.inference_mode():
+        a = run_with_cache(hooked, x, POINTS)
+        b = run_with_cache(hooked, x, POINTS, hooks=bump)
+    return model, hooked, a, b, changed
+
+
+def test_the_route_split_puts_a_planted_cue_on_its_designated_heads():
+    """Nothing is read where the cue is (the readout is masked there), and in the first layer only the
+    designated heads move it: the split finds what the construction guarantees and nothing else."""
+    import torch
+
+    from vitheads.data.cues import designated_heads
+    from vitheads.interp.decompose import route_changes
+
+    _, hooked, a, b, changed = planted_pair()
+    with torch.inference_mode():
+        split = route_changes(hooked, a, b, changed).numpy()  # [B, 2, K, 2, T]
+    routes = d.routes_of(split.mean(1), 4)
+    whole = (b.output - a.output).numpy()
+    assert np.abs(whole).mean() > 1e-3
+    assert np.abs(routes["stay"]).max() < 1e-7 and np.abs(routes["attention_at_changed"]).max() < 1e-7
+    np.testing.assert_allclose(routes["moved"] + routes["mlp_on_moved"], whole, atol=1e-6)
+    first = min(layer for layer, head in designated_heads(["text"])["text"] if head < 3)
+    carriers = {h for h in range(3) if np.abs(routes[f"moved L{first + 1}H{h + 1}"]).max() > 1e-7}
+    assert carriers == {h for layer, h in designated_heads(["text"])["text"] if layer == first and h < 3}
+
+
+def test_the_route_split_puts_a_direct_implant_on_the_stay_route():
+    """An implant on the direct route: the readout made to read the changed tokens' stream. The change it adds
+    lands on the stay route (the embedding read where it is), on no head."""
+    import torch
+
+    from vitheads.interp.decompose import route_changes
+
+    model, hooked, a, b, changed = planted_pair()
+    with torch.inference_mode():
+        before = d.routes_of(route_changes(hooked, a, b, changed).numpy().mean(1), 4)
+        model.readout_keep[[14, 15]] = 1  # the readout now reads the cue tokens too
+        after = d.routes_of(route_changes(hooked, a, b, changed).numpy().mean(1), 4)
+    added = {name: after[name] - before[name] for name in after}
+    assert np.abs(added["stay"]).mean() > 1e-3
+    heads = [name for name in added if name.startswith("moved L") and "H" in name]
+    assert max(np.abs(added[name]).max() for name in heads) < 1e-7
