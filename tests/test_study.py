@@ -10,6 +10,7 @@ import pytest
 from vitheads import paper
 from vitheads.analysis.benchmark import METHODS, RULE
 from vitheads.analysis.pooling import random_effects
+from vitheads.analysis.stats import proportion_interval
 from vitheads.names import CUE_TARGETS, TARGETS
 from vitheads.report.blocks import Table
 from vitheads.report.studies import planted_section
@@ -85,6 +86,22 @@ def test_a_pooled_claim_recomputes_from_the_per_seed_values_it_keeps():
     assert held["middle"]["outside"] == 1
 
 
+def test_a_pooled_claim_takes_each_runs_bootstrap_sd_and_calls_a_verdict_fragile_when_the_estimators_differ():
+    """Runs that kept their bootstrap's sd are pooled with it (older runs with their interval's width). On these
+    three seeds REML's tau^2 is smaller than DL's: its interval excludes the paper's 0.34, DL's holds it."""
+    runs = [fake_run(s, m, 0.2) for s, m in zip(range(3), [-0.26, -0.09, 0.44])]
+    for run, se in zip(runs, [0.18, 0.06, 0.29]):
+        run["metrics"]["ablate"]["mean"][paper.SE_KEYS["middle"]] = se
+    entry = summaries.pooled_claim(runs, "middle", "mean")
+    assert entry["se"] == [0.18, 0.06, 0.29] and entry["se_from"] == ["bootstrap sd"] * 3
+    assert entry["pooled"]["estimator"] == "dl" and entry["pooled_reml"]["estimator"] == "reml"
+    assert entry["verdict"]["kind"] == paper.INCONCLUSIVE and entry["verdict_reml"]["kind"] == paper.NOT_REPRODUCED
+    assert entry["fragile"]
+    old = summaries.pooled_claim([fake_run(s, 0.1 * s, 0.2) for s in range(3)], "middle", "mean")
+    assert old["se_from"] == ["95% interval / 3.92"] * 3 and old["se"][0] == pytest.approx(0.4 / 3.919928, abs=1e-6)
+    assert not old["fragile"]
+
+
 @pytest.mark.parametrize(
     "ci, ci90, verdict",
     [
@@ -98,10 +115,10 @@ def test_pooled_verdicts_are_equivalence_tests_not_votes(ci, ci90, verdict):
 
 
 def test_wilson_interval_on_known_values():
-    assert summaries.wilson(0, 6)[0] == 0 and summaries.wilson(6, 6)[1] == pytest.approx(1.0, abs=1e-4)
-    low, high = summaries.wilson(3, 6)
+    assert proportion_interval(0, 6)[0] == 0 and proportion_interval(6, 6)[1] == pytest.approx(1.0, abs=1e-4)
+    low, high = proportion_interval(3, 6)
     assert low == pytest.approx(0.1876, abs=1e-3) and high == pytest.approx(0.8124, abs=1e-3)
-    assert summaries.wilson(0, 0) is None
+    assert proportion_interval(0, 0) is None
     assert asdict(paper.Verdict("x"))["kind"] == "x"
 
 
