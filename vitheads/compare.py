@@ -26,13 +26,12 @@ import numpy as np
 from scipy import stats
 
 from vitheads import paper
+from vitheads.analysis.factorial import PRIMARY, R2_MEAN
 from vitheads.analysis.stats import benjamini_hochberg, holm
 from vitheads.names import TARGETS
 
 STAGES = ("generate", "finetune", "ablate", "classify", "causal")
 STUDY = Path("study/estimates.json")
-R2_MEAN = "R2 mean over targets"
-PRIMARY = (R2_MEAN, "mean ablation: layers 1-3 (%)", "mean ablation: layer 6 (%)", "heads labelled chirp, layers_6-11")
 POWER = 0.80
 
 
@@ -128,7 +127,7 @@ def compare(
     sds: dict[str, float],
     alpha: float = 0.05,
     noise_df: int | None = None,
-    primary: tuple[str, ...] = PRIMARY,
+    primary: tuple[str, ...] = tuple(PRIMARY),
 ) -> list[dict]:
     """One row per metric both sides have: means, difference, its standard error, df and source, p, its family
     (primary, exploratory or constant) and whether it differs after its family's correction (Holm over the
