@@ -4,13 +4,16 @@ the docs quote. Every number is recomputable from the per-run values the study f
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from vitheads import paper
+from vitheads.analysis import factorial as factorial_analysis
 from vitheads.analysis.benchmark import METHODS, RELIANCE_SD
 from vitheads.analysis.pooling import ESTIMATORS, random_effects, se_from_ci, seed_interval
 from vitheads.analysis.stats import proportion_interval
 from vitheads.compare import comparable, compare, spread
 from vitheads.names import CUE_TARGETS, DISTRACTOR_KINDS, TARGETS
+from vitheads.study.studies import FACTORIAL_ADAPTING, FACTORIAL_CELLS
 
 CLAIM_KEYS = {
     "early": (paper.FIGURE_KEYS["early"], paper.CI_KEYS["early"]),
@@ -319,5 +322,41 @@ def head_matching(runs: list[dict]) -> dict:
     }
 
 
+def factorial(records: list[dict], simulations: int = 200) -> dict:
+    """The factorial study as pre-registered (vitheads.analysis.factorial.analyse): every metric that
+    vitheads.compare.comparable reads from every run (the primary ones among them), fitted over the 8 cells with a
+    random intercept per seed, and the layout's contrast against the all-off-adapting cell; metrics some run
+    lacks are listed, not fitted. With the runs, a power check of the pipeline: `simulations` synthetic studies
+    of the same seeds, every primary outcome given a text effect of the detectable size (in residual sds; the
+    within-seed tests do not depend on the outcome's scale), none for colorbar and frame."""
+    rows = [
+        {"seed": r["seed"], "arm": r["arm"], **FACTORIAL_CELLS.get(r["arm"], {}), **comparable(r["metrics"])}
+        for r in records
+    ]
+    data = pd.DataFrame(rows)
+    cells, layout = data[data["arm"].isin(list(FACTORIAL_CELLS))], data[data["arm"] == FACTORIAL_ADAPTING]
+    if cells["seed"].nunique() < 2:
+        return {"runs": len(records), "note": "fewer than 2 seeds with a factorial cell: nothing fitted"}
+    metrics = [c for c in data.columns if c not in ("seed", "arm", *factorial_analysis.FACTORS)]
+    complete = [m for m in metrics if cells[m].notna().all()]
+    outcomes = [m for m in factorial_analysis.PRIMARY if m in complete] + [
+        m for m in complete if m not in factorial_analysis.PRIMARY
+    ]
+    out = factorial_analysis.analyse(cells, outcomes, layout)
+    seeds = int(cells["seed"].nunique())
+    df = len(cells) - seeds - len(factorial_analysis.TERMS)
+    family = max(1, len(out["primary_family"]))
+    size = factorial_analysis.detectable(2 / np.sqrt(len(cells)), df, factorial_analysis.ALPHA / family)
+    effects = {o: {"text": size} for o in factorial_analysis.PRIMARY}
+    return out | {
+        "runs": len(records),
+        "seeds": sorted(int(s) for s in cells["seed"].unique()),
+        "cells_run": {arm: int((cells["arm"] == arm).sum()) for arm in FACTORIAL_CELLS},
+        "not_in_every_run": [m for m in metrics if m not in complete],
+        "power_check": factorial_analysis.simulate_power(effects, seeds=seeds, simulations=simulations)
+        | {"planted_text_effect_in_residual_sds": size},
+    }
+
+
 # distortion also needs the default runs: vitheads.study.gather.summarise
-SUMMARIES = {"estimates": estimates, "planted": planted, "frame-band": planted}
+SUMMARIES = {"estimates": estimates, "planted": planted, "frame-band": planted, "factorial": factorial}
