@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vitheads.analysis.factorial import FACTORS, PRIMARY, R2_MEAN, analyse, simulate_power, synthetic
+from vitheads.analysis.factorial import FACTORS, PRIMARY, R2_MEAN, analyse, pilot, simulate_power, synthetic
 
 OUTCOMES = list(PRIMARY)
 
@@ -48,6 +48,19 @@ def test_the_detectable_difference_is_the_t_tests_own_and_a_constant_outcome_is_
     assert main["detectable"] == pytest.approx((t(1 - 0.05 / 24) + t(0.80)) * main["se"])
     assert pair["detectable"] == pytest.approx((t(0.975) + t(0.80)) * pair["se"])
     assert result["constant"] == {"always 3": 3.0} and "always 3" not in result["fits"]
+
+
+def test_the_pilot_rule_reads_the_residual_variance_only():
+    """Residual sd 0.1 on every outcome: at 8 seeds (df 50, se = 2 x 0.1 / 8) the detectable difference is 0.097,
+    inside layer 6's bound (0.17) but not R2's (0.02): 12 seeds."""
+    fits = {o: {"residual_variance": 0.01} for o in OUTCOMES}
+    rule = pilot(fits)
+    expected = (stats.t.ppf(1 - 0.05 / 24, 50) + stats.t.ppf(0.80, 50)) * 2 * 0.1 / 8
+    assert rule["mean ablation: layer 6 (%)"]["detectable_at"]["8"] == pytest.approx(expected)
+    assert rule["mean ablation: layer 6 (%)"]["within_bound_at_8"] and not rule[R2_MEAN]["within_bound_at_8"]
+    assert rule["run_12_seeds"]
+    small = {o: {"residual_variance": 1e-6} for o in OUTCOMES}
+    assert not pilot(small)["run_12_seeds"]
 
 
 def test_the_layout_contrast_is_paired_by_seed():

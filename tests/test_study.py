@@ -335,5 +335,5 @@ def test_the_factorial_summary_fits_the_primary_outcomes_and_flags_the_planted_c
     assert not out["fits"]["mean ablation: layer 6 (%)"]["terms"]["text"]["flagged"]
     assert "heads labelled chirp, layers_6-11" in out["constant"] and out["seeds"] == list(FACTORIAL_SEEDS[:3])
     assert out["fits"][R2_MEAN]["df"] == 24 - 3 - 6 and out["cells_run"]["text0-colorbar0-frame0"] == 3
-    assert R2_MEAN in out["layout"] and out["power_check"]["simulations"] == 5
+    assert R2_MEAN in out["layout"] and out["power_check"]["simulations"] == 5 and "run_12_seeds" in out["pilot"]
     assert summaries.factorial(records[:9], simulations=5)["note"].startswith("fewer than 2 seeds")

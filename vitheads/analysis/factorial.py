@@ -156,6 +156,24 @@ def verdict(entry: dict, bound: float) -> str:
     return "no effect" if -bound <= low and high <= bound else "inconclusive"
 
 
+def pilot(fits: dict[str, dict], seeds: tuple[int, ...] = (8, 12), family: int = 12) -> dict:
+    """The pilot rule (pre-registration): from each primary outcome's residual variance alone (never an effect),
+    the main effect's difference detectable at 80% power, level alpha / family, with 8 and with 12 complete seed
+    blocks, against the outcome's equivalence bound; 12 seeds when it exceeds the bound at 8 for any of the first
+    three primary outcomes (the head count is expected to be underpowered either way)."""
+    out = {}
+    for outcome, bound in PRIMARY.items():
+        if outcome not in fits:
+            continue
+        residual = fits[outcome]["residual_variance"]
+        sizes = {
+            str(k): detectable(2 * np.sqrt(residual / (8 * k)), 8 * k - k - len(TERMS), ALPHA / family) for k in seeds
+        }
+        out[outcome] = {"bound": bound, "detectable_at": sizes, "within_bound_at_8": sizes["8"] <= bound}
+    rule = [o for o in list(PRIMARY)[:3] if o in out]
+    return out | {"run_12_seeds": any(not out[o]["within_bound_at_8"] for o in rule)}
+
+
 def synthetic(
     effects: dict[str, dict[str, float]], seeds: int, seed_sd: float, residual_sd: float, rng: np.random.Generator
 ) -> pd.DataFrame:

@@ -326,9 +326,10 @@ def factorial(records: list[dict], simulations: int = 200) -> dict:
     """The factorial study as pre-registered (vitheads.analysis.factorial.analyse): every metric that
     vitheads.compare.comparable reads from every run (the primary ones among them), fitted over the 8 cells with a
     random intercept per seed, and the layout's contrast against the all-off-adapting cell; metrics some run
-    lacks are listed, not fitted. With the runs, a power check of the pipeline: `simulations` synthetic studies
-    of the same seeds, every primary outcome given a text effect of the detectable size (in residual sds; the
-    within-seed tests do not depend on the outcome's scale), none for colorbar and frame."""
+    lacks are listed, not fitted. With them the pilot rule's reading (from the residual variances only) and a
+    power check of the pipeline: `simulations` synthetic studies of the same seeds, every primary outcome given a
+    text effect of the detectable size (in residual sds; the within-seed tests do not depend on the outcome's
+    scale), none for colorbar and frame."""
     rows = [
         {"seed": r["seed"], "arm": r["arm"], **FACTORIAL_CELLS.get(r["arm"], {}), **comparable(r["metrics"])}
         for r in records
@@ -353,6 +354,7 @@ def factorial(records: list[dict], simulations: int = 200) -> dict:
         "seeds": sorted(int(s) for s in cells["seed"].unique()),
         "cells_run": {arm: int((cells["arm"] == arm).sum()) for arm in FACTORIAL_CELLS},
         "not_in_every_run": [m for m in metrics if m not in complete],
+        "pilot": factorial_analysis.pilot(out["fits"]),
         "power_check": factorial_analysis.simulate_power(effects, seeds=seeds, simulations=simulations)
         | {"planted_text_effect_in_residual_sds": size},
     }
