@@ -162,6 +162,8 @@ def test_paper_comparison_needs_six_layers_and_brackets_its_means(setup):
     assert c["layer_6_sd_pct"] == pytest.approx(six.std(), abs=1e-5)
     assert c["layer_6_over_early_ratio"] == pytest.approx(six.mean() / early.mean(), rel=1e-3)
     assert c["early_layers_1_3_ci_pct"][0] <= early.mean() <= c["early_layers_1_3_ci_pct"][1]
+    six_boot = boot[:, (heads["mode"] == "zero").to_numpy() & (heads["layer"] == 6).to_numpy()].mean(1)
+    assert c["layer_6_se_pct"] == pytest.approx(six_boot.std(ddof=1), abs=1e-5)  # the bootstrap's sd, not a width
     assert paper_comparison(heads[heads["layer"] <= 4], boot[:, :12], "zero") == {}
 
 

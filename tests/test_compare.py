@@ -6,8 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from vitheads.compare import compare, holm
+from vitheads.analysis.stats import holm
+from vitheads.compare import compare
 
 
 def run_generate(project, name, *overrides):
@@ -47,3 +49,30 @@ def test_runs_without_spread_take_the_studys_noise_and_small_samples_use_welch()
     rows = compare([{"x": 0.0}, {"x": 1.0}], [{"x": 2.0}, {"x": 3.0}], {})
     assert abs(rows[0]["p"] - 0.1056) < 1e-3  # Welch: t = 2.83 on 2 df; the normal tail would say 0.0047
     assert rows[0]["ci"] == pytest.approx([2 - 3.0426, 2 + 3.0426], abs=1e-3)  # 2 +- t(0.975, 2) x 0.7071
+
+
+def test_the_detectable_difference_is_the_tests_own_t_at_80_percent_power():
+    """By hand: Welch on 2 + 2 runs with equal spreads has 2 df; an exploratory metric faces alpha, a primary one
+    alpha / the primary metrics compared (Holm's strictest step)."""
+    a, b = [{"x": 0.0, "y": 0.0}, {"x": 1.0, "y": 2.0}], [{"x": 2.0, "y": 0.0}, {"x": 3.0, "y": 2.0}]
+    se = np.sqrt(0.5 / 2 + 0.5 / 2)
+    row = compare(a, b, {}, primary=())[0]
+    assert row["df"] == pytest.approx(2.0) and row["family"] == "exploratory"
+    assert row["detectable"] == pytest.approx((stats.t.ppf(0.975, 2) + stats.t.ppf(0.80, 2)) * se)
+    assert row["detectable"] > 1.8 * (stats.norm.ppf(0.975) + stats.norm.ppf(0.80)) * se  # the normal understates it
+    rows = {r["metric"]: r for r in compare(a, b, {}, primary=("x", "y"))}
+    assert rows["x"]["family"] == "primary" and rows["x"]["correction"] == "holm"
+    assert rows["x"]["detectable"] == pytest.approx((stats.t.ppf(1 - 0.05 / 4, 2) + stats.t.ppf(0.80, 2)) * se)
+    sd_row = compare([{"x": 1.0}], [{"x": 1.5}], {"x": 0.1}, noise_df=4, primary=())[0]
+    assert sd_row["df"] == 4 and sd_row["p"] == pytest.approx(2 * stats.t.sf(0.5 / (np.sqrt(2) * 0.1), 4))
+
+
+def test_constant_metrics_are_listed_and_left_out_of_both_corrections():
+    """A metric with one value in every run tests nothing: with it in, Holm over 2 would miss the primary metric
+    at p = 0.04; primary and exploratory metrics are corrected apart."""
+    a = [{"p": 0.0, "c": 3.0, "e": 0.0}, {"p": 1.0, "c": 3.0, "e": 1.0}, {"p": 0.5, "c": 3.0, "e": 0.5}]
+    b = [{"p": 1.4, "c": 3.0, "e": 1.4}, {"p": 2.4, "c": 3.0, "e": 2.4}, {"p": 1.9, "c": 3.0, "e": 1.9}]
+    rows = {r["metric"]: r for r in compare(a, b, {}, primary=("p", "c"))}
+    assert rows["c"]["family"] == "constant" and rows["c"]["correction"] is None and not rows["c"]["differs"]
+    assert 0.025 < rows["p"]["p"] < 0.05 and rows["p"]["differs"]  # alone in its family: Holm at 0.05
+    assert rows["e"]["family"] == "exploratory" and rows["e"]["correction"] == "benjamini-hochberg"

@@ -5,16 +5,29 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vitheads import paper
 from vitheads.analysis.benchmark import METHODS, RULE
+from vitheads.analysis.factorial import R2_MEAN
 from vitheads.analysis.pooling import random_effects
+from vitheads.analysis.stats import proportion_interval
 from vitheads.names import CUE_TARGETS, TARGETS
 from vitheads.report.blocks import Table
 from vitheads.report.studies import planted_section
 from vitheads.study import gather, runner, summaries
-from vitheads.study.studies import DISTORTION_ARMS, STUDIES, distortion, estimates, planted
+from vitheads.study.studies import (
+    DISTORTION_ARMS,
+    FACTORIAL_CELLS,
+    FACTORIAL_ORDER_SEED,
+    FACTORIAL_SEEDS,
+    STUDIES,
+    distortion,
+    estimates,
+    factorial,
+    planted,
+)
 
 
 def test_the_runner_reads_finished_experiments_only_and_records_a_run(project, monkeypatch):
@@ -85,6 +98,22 @@ def test_a_pooled_claim_recomputes_from_the_per_seed_values_it_keeps():
     assert held["middle"]["outside"] == 1
 
 
+def test_a_pooled_claim_takes_each_runs_bootstrap_sd_and_calls_a_verdict_fragile_when_the_estimators_differ():
+    """Runs that kept their bootstrap's sd are pooled with it (older runs with their interval's width). On these
+    three seeds REML's tau^2 is smaller than DL's: its interval excludes the paper's 0.34, DL's holds it."""
+    runs = [fake_run(s, m, 0.2) for s, m in zip(range(3), [-0.26, -0.09, 0.44])]
+    for run, se in zip(runs, [0.18, 0.06, 0.29]):
+        run["metrics"]["ablate"]["mean"][paper.SE_KEYS["middle"]] = se
+    entry = summaries.pooled_claim(runs, "middle", "mean")
+    assert entry["se"] == [0.18, 0.06, 0.29] and entry["se_from"] == ["bootstrap sd"] * 3
+    assert entry["pooled"]["estimator"] == "dl" and entry["pooled_reml"]["estimator"] == "reml"
+    assert entry["verdict"]["kind"] == paper.INCONCLUSIVE and entry["verdict_reml"]["kind"] == paper.NOT_REPRODUCED
+    assert entry["fragile"]
+    old = summaries.pooled_claim([fake_run(s, 0.1 * s, 0.2) for s in range(3)], "middle", "mean")
+    assert old["se_from"] == ["95% interval / 3.92"] * 3 and old["se"][0] == pytest.approx(0.4 / 3.919928, abs=1e-6)
+    assert not old["fragile"]
+
+
 @pytest.mark.parametrize(
     "ci, ci90, verdict",
     [
@@ -98,10 +127,10 @@ def test_pooled_verdicts_are_equivalence_tests_not_votes(ci, ci90, verdict):
 
 
 def test_wilson_interval_on_known_values():
-    assert summaries.wilson(0, 6)[0] == 0 and summaries.wilson(6, 6)[1] == pytest.approx(1.0, abs=1e-4)
-    low, high = summaries.wilson(3, 6)
+    assert proportion_interval(0, 6)[0] == 0 and proportion_interval(6, 6)[1] == pytest.approx(1.0, abs=1e-4)
+    low, high = proportion_interval(3, 6)
     assert low == pytest.approx(0.1876, abs=1e-3) and high == pytest.approx(0.8124, abs=1e-3)
-    assert summaries.wilson(0, 0) is None
+    assert proportion_interval(0, 0) is None
     assert asdict(paper.Verdict("x"))["kind"] == "x"
 
 
@@ -250,3 +279,61 @@ def test_the_report_reads_the_distortion_comparison_from_the_study_file(tmp_path
     r2_row = next(line for line in text.splitlines() if line.startswith(f"| R2 {TARGETS[0]}"))
     assert r2_row.count("**differs**") == 1 and "-0.201 [" in r2_row and "| layout: adapting - kept" in text
     assert f"text-off: R2 {TARGETS[0]}" in text and "No default-configuration run shares an arm's commit" in text
+
+
+def test_the_factorial_queues_each_seeds_block_together_in_a_reproducible_drawn_order():
+    """Every seed's 9 runs together, seeds in order; within a block an order drawn from (order seed, seed), the
+    same on every call and kept for the runs a resumed block has left."""
+    runs = factorial()
+    order = runner.seed_blocked(runs, runs, FACTORIAL_ORDER_SEED)
+    blocks = [order[i : i + 9] for i in range(0, len(order), 9)]
+    assert [{r.seed for r in b} for b in blocks] == [{s} for s in FACTORIAL_SEEDS] and len(FACTORIAL_SEEDS) == 8
+    first = [r.arm for r in blocks[0]]
+    assert first == runner.block_order(runs, FACTORIAL_SEEDS[0], FACTORIAL_ORDER_SEED)
+    assert first != [r.arm for r in runs[:9]] and first != [r.arm for r in blocks[1]]  # drawn, per seed
+    assert sorted(first) == sorted([*FACTORIAL_CELLS, "all-off-adapting"])
+    left = [r for r in runs if r.name != blocks[0][0].name]  # resumed after the block's first run
+    assert runner.seed_blocked(left, runs, FACTORIAL_ORDER_SEED) == order[1:]
+    cells = {r.arm: r.overrides for r in runs if r.seed == FACTORIAL_SEEDS[0]}
+    assert cells["text1-colorbar1-frame1"] == () and "distortion.keep_layout=true" in cells["text0-colorbar1-frame1"]
+    assert "distortion.keep_layout=true" not in cells["all-off-adapting"]
+
+
+def test_the_queue_log_and_the_record_say_where_and_when_a_run_ran(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runs = factorial()
+    runner.log_queued("factorial", runs[3], FACTORIAL_ORDER_SEED, runs)
+    runner.log_queued("factorial", runs[3], FACTORIAL_ORDER_SEED, runs)  # queued again after a failure
+    log = runner.queue_log("factorial")
+    entry = log[runs[3].name]
+    assert len(log) == 1 and entry["machine"] == runner.machine() and entry["queued"].endswith("+00:00")
+    assert entry["block_position"] == runner.block_order(runs, runs[3].seed, FACTORIAL_ORDER_SEED).index(runs[3].arm)
+    monkeypatch.setattr(gather, "committed_file", lambda rev, path: "stages: {}\n")
+    monkeypatch.setattr(gather, "committed_json", lambda rev, path: {})
+    exp = {"rev": "abc", "baseline": "base", "timestamp": "2026-12-06T09:00:00"}
+    record = gather.run_record(runs[3], exp, with_heads=False, queued=entry)
+    assert record["machine"] == entry["machine"] and record["finished"] == "2026-12-06T09:00:00"
+    assert record["queued"] == entry["queued"] and record["block_position"] == entry["block_position"]
+    assert gather.run_record(runs[4], exp, with_heads=False)["machine"] is None  # queued before the log
+
+
+def factorial_record(arm: str, seed: int, rng) -> dict:
+    """A factorial run as gathered: the distortion record's metrics, R2 lowered by 0.05 where text is off."""
+    levels = FACTORIAL_CELLS.get(arm, {"text": 0, "colorbar": 0, "frame": 0})
+    record = distortion_record(arm, seed, 0.9 - 0.05 * (1 - levels["text"]) + rng.normal(0, 0.005), 5)
+    record["metrics"]["ablate"]["mean"][paper.FIGURE_KEYS["middle"]] = 0.2 + rng.normal(0, 0.1)
+    return record | {"name": f"factorial-{arm}-{seed}"}
+
+
+def test_the_factorial_summary_fits_the_primary_outcomes_and_flags_the_planted_change():
+    rng = np.random.default_rng(0)
+    records = [factorial_record(r.arm, r.seed, rng) for r in factorial() if r.seed in FACTORIAL_SEEDS[:3]]
+    out = summaries.factorial(records, simulations=5)
+    json.dumps(out, allow_nan=False)
+    text = out["fits"][R2_MEAN]["terms"]["text"]
+    assert text["flagged"] and text["estimate"] == pytest.approx(0.05, abs=0.01) and text["verdict"] == "changes"
+    assert not out["fits"]["mean ablation: layer 6 (%)"]["terms"]["text"]["flagged"]
+    assert "heads labelled chirp, layers_6-11" in out["constant"] and out["seeds"] == list(FACTORIAL_SEEDS[:3])
+    assert out["fits"][R2_MEAN]["df"] == 24 - 3 - 6 and out["cells_run"]["text0-colorbar0-frame0"] == 3
+    assert R2_MEAN in out["layout"] and out["power_check"]["simulations"] == 5 and "run_12_seeds" in out["pilot"]
+    assert summaries.factorial(records[:9], simulations=5)["note"].startswith("fewer than 2 seeds")

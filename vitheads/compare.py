@@ -4,10 +4,14 @@ A and B are each a comma-separated list of experiment names, git revisions or `w
 metrics). For every science metric that is comparable across training runs (accuracy, the data's area shares,
 band effects of the ablation, label and causal head counts; not per-head values, whose heads do not correspond
 across runs) it prints both means, the difference, and whether the difference exceeds the noise between
-training runs after a Holm-Bonferroni correction over the metrics compared. The noise is the arms' own spread
-over their runs when both have at least two (Welch), else the between-run sd of the estimates study's pooled
-default runs (study/estimates.json); the table says which, and the smallest difference it could detect.
-Metrics are read from the runs' commits (`dvc exp show --json` drops every list).
+training runs. The noise is the arms' own spread over their runs when both have at least two (Welch's t), else the
+between-run sd of the estimates study's pooled default runs (study/estimates.json; t with their runs - 1 df); the
+table says which, and the difference detectable with 80% power at the level the test faces, from the same t.
+The primary metrics (study/factorial-preregistration.md) are corrected by Holm among themselves, the others
+(exploratory) by Benjamini-Hochberg apart; a metric with one value in every run of both sides tests nothing and is
+left out of both corrections and listed as constant (filtering on the pooled spread, blind to the sides, keeps
+the corrections valid: Bourgon et al. 2010). Metrics are read from the runs' commits (`dvc exp show --json`
+drops every list).
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ import numpy as np
 from scipy import stats
 
 from vitheads import paper
+from vitheads.analysis.factorial import PRIMARY, R2_MEAN
+from vitheads.analysis.stats import benjamini_hochberg, holm
+from vitheads.names import TARGETS
 
 STAGES = ("generate", "finetune", "ablate", "classify", "causal")
 STUDY = Path("study/estimates.json")
+POWER = 0.80
 
 
 def comparable(metrics: dict[str, dict]) -> dict[str, float]:
@@ -34,6 +42,8 @@ def comparable(metrics: dict[str, dict]) -> dict[str, float]:
         out[f"area share: {cls}"] = share
     fine = metrics.get("finetune", {})
     out |= {f"R2 {t}": fine[t]["r2"] for t in fine if isinstance(fine[t], dict) and "r2" in fine[t]}
+    if all(f"R2 {t}" in out for t in TARGETS):
+        out[R2_MEAN] = float(np.mean([out[f"R2 {t}"] for t in TARGETS]))
     for mode in ("mean", "zero"):
         m = metrics.get("ablate", {}).get(mode, {})
         for name, key in (
@@ -90,12 +100,13 @@ def read_metrics(name: str) -> dict[str, dict]:
     return out
 
 
-def study_sds() -> dict[str, float]:
-    """Each comparable metric's sd over the estimates study's pooled default runs (the noise between runs)."""
+def study_sds() -> tuple[dict[str, float], int | None]:
+    """Each comparable metric's sd over the estimates study's pooled default runs (the noise between runs), and
+    its degrees of freedom (runs - 1)."""
     if not STUDY.is_file():
-        return {}
+        return {}, None
     runs = [r for r in json.loads(STUDY.read_text())["runs"] if r["arm"] == "conv" and not r["held_out"]]
-    return spread([comparable({**r["metrics"]}) for r in runs])
+    return spread([comparable({**r["metrics"]}) for r in runs]), len(runs) - 1
 
 
 def spread(values: list[dict[str, float]]) -> dict[str, float]:
@@ -103,41 +114,48 @@ def spread(values: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.std([v[k] for v in values], ddof=1)) for k in values[0] if all(k in v for v in values)}
 
 
-def holm(p: np.ndarray, alpha: float) -> np.ndarray:
-    """Holm-Bonferroni: which of m p-values are rejected at family-wise level alpha."""
-    order = np.argsort(p)
-    rejected = np.zeros(len(p), bool)
-    for rank, i in enumerate(order):
-        if p[i] > alpha / (len(p) - rank):
-            break
-        rejected[i] = True
-    return rejected
+def detectable(se: float, df: float | None, level: float, power: float = POWER) -> float:
+    """The difference a two-sided test at `level` detects with probability `power`: (t(1 - level/2) + t(power))
+    x se, from the test's own t (df None: the normal)."""
+    dist = stats.norm if df is None else stats.t(df)
+    return float((dist.ppf(1 - level / 2) + dist.ppf(power)) * se)
 
 
 def compare(
-    a: list[dict[str, float]], b: list[dict[str, float]], sds: dict[str, float], alpha: float = 0.05
+    a: list[dict[str, float]],
+    b: list[dict[str, float]],
+    sds: dict[str, float],
+    alpha: float = 0.05,
+    noise_df: int | None = None,
+    primary: tuple[str, ...] = tuple(PRIMARY),
 ) -> list[dict]:
-    """One row per metric both sides have: means, difference, its standard error and source, p, and whether it
-    differs after Holm's correction; with the smallest difference detectable at the corrected level."""
+    """One row per metric both sides have: means, difference, its standard error, df and source, p, its family
+    (primary, exploratory or constant) and whether it differs after its family's correction (Holm over the
+    primary metrics, Benjamini-Hochberg over the exploratory ones, none for a constant one); with the difference
+    detectable at 80% power at the level the test faces (alpha / the primary metrics compared for a primary
+    metric, Holm's strictest step; alpha for an exploratory one). noise_df: the df of `sds` (None: normal)."""
     names = [k for k in a[0] if all(k in r for r in a + b)]
     rows = []
     for name in names:
         x, y = np.array([r[name] for r in a], float), np.array([r[name] for r in b], float)
         diff = float(y.mean() - x.mean())
         several = len(x) >= 2 and len(y) >= 2
+        df = None
         if several and (x.var() > 0 or y.var() > 0):
             vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
             se, source = float(np.sqrt(vx + vy)), "the arms' own runs"
-            df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))  # Welch-Satterthwaite
-            p, half = float(2 * stats.t.sf(abs(diff) / se, df)), float(stats.t.ppf(0.975, df) * se)
+            df = float((vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1)))  # Welch-Satterthwaite
         elif name in sds:  # one run a side, or no spread in 2-3 runs: the study's spread is the better estimate
-            se, source = sds[name] * float(np.sqrt(1 / len(x) + 1 / len(y))), "the estimates study's runs"
-            p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else float(diff == 0)
-            half = float(stats.norm.ppf(0.975) * se)
+            se, source, df = sds[name] * float(np.sqrt(1 / len(x) + 1 / len(y))), "the estimates study's runs", noise_df
         elif several:
-            se, source, p, half = 0.0, "no spread in either arm's runs: taken as fixed", float(diff == 0), 0.0
+            se, source = 0.0, "no spread in either arm's runs: taken as fixed"
         else:
             continue  # one run a side and no study: no estimate of the noise
+        dist = stats.norm if df is None else stats.t(df)
+        p = float(2 * dist.sf(abs(diff) / se)) if se > 0 else float(diff == 0)
+        half = float(dist.ppf(0.975) * se)
+        constant = bool(np.all(np.concatenate([x, y]) == x[0]))
+        family = "constant" if constant else "primary" if name in primary else "exploratory"
         rows.append(
             {
                 "metric": name,
@@ -145,43 +163,60 @@ def compare(
                 "b": float(y.mean()),
                 "difference": diff,
                 "se": se,
+                "df": df,  # None: the normal
                 "ci": [diff - half, diff + half],  # 95%, uncorrected
                 "noise_from": source,
                 "p": p,
+                "family": family,
             }
         )
-    if rows:
-        flagged = holm(np.array([r["p"] for r in rows]), alpha)
-        z = stats.norm.ppf(1 - alpha / (2 * len(rows)))  # the Bonferroni bound Holm starts from
-        for row, f in zip(rows, flagged):
-            row |= {"differs": bool(f), "detectable": z * row["se"]}
+    corrections = {"primary": ("holm", holm), "exploratory": ("benjamini-hochberg", benjamini_hochberg)}
+    for family, (correction, method) in corrections.items():
+        chosen = [r for r in rows if r["family"] == family]
+        flagged = method(np.array([r["p"] for r in chosen]), alpha)
+        level = alpha / max(1, len(chosen)) if family == "primary" else alpha
+        for row, f in zip(chosen, flagged):
+            row |= {"differs": bool(f), "correction": correction, "detectable": detectable(row["se"], row["df"], level)}
+    for row in rows:
+        if row["family"] == "constant":
+            row |= {"differs": False, "correction": None, "detectable": 0.0}
     return rows
 
 
 def render(rows: list[dict], fmt: str) -> str:
+    """The rows, primary metrics first, then exploratory; the constant ones named on a line below."""
     if fmt == "json":
         return json.dumps(rows, indent=1)
-    header = ["metric", "A", "B", "B - A", "noise (se)", "smallest detectable", "differs", "noise from"]
+    header = ["metric", "family", "A", "B", "B - A", "noise (se)", "df", "detectable (80%)", "differs", "noise from"]
+    tested = sorted((r for r in rows if r["family"] != "constant"), key=lambda r: r["family"] != "primary")
     lines = [
         [
             r["metric"],
+            r["family"],
             f"{r['a']:.4g}",
             f"{r['b']:.4g}",
             f"{r['difference']:+.4g}",
             f"{r['se']:.3g}",
+            "normal" if r["df"] is None else f"{r['df']:.3g}",
             f"{r['detectable']:.3g}",
             "YES" if r["differs"] else "no",
             r["noise_from"],
         ]
-        for r in rows
+        for r in tested
     ]
+    constant = ", ".join(f"{r['metric']} ({r['a']:.4g})" for r in rows if r["family"] == "constant")
+    footer = f"\nconstant in every run of both sides, not tested: {constant or 'none'}"
     if fmt == "markdown":
-        return "\n".join(
-            ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            + ["| " + " | ".join(line) + " |" for line in lines]
+        return (
+            "\n".join(
+                ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                + ["| " + " | ".join(line) + " |" for line in lines]
+            )
+            + "\n"
+            + footer
         )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
-    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in [header, *lines])
+    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in [header, *lines]) + footer
 
 
 def main(argv: list[str]) -> None:
@@ -189,20 +224,23 @@ def main(argv: list[str]) -> None:
     parser.add_argument("a", help="comma-separated experiment names, git revisions or `workspace`")
     parser.add_argument("b")
     parser.add_argument("--format", choices=["table", "markdown", "json"], default="table")
-    parser.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate over the metrics")
+    parser.add_argument("--alpha", type=float, default=0.05, help="error rate of each family's correction")
     args = parser.parse_args(argv)
     a, b = ([comparable(read_metrics(n)) for n in side.split(",")] for side in (args.a, args.b))
-    rows = compare(a, b, study_sds(), args.alpha)
+    sds, noise_df = study_sds()
+    rows = compare(a, b, sds, args.alpha, noise_df)
     if not rows:
         raise SystemExit(
             "no metric to compare: the two sides share none, or no noise estimate (give each side "
             "two runs or more, or gather the estimates study)"
         )
     print(render(rows, args.format))
-    flagged = sum(r["differs"] for r in rows)
+    counts = {f: [r["differs"] for r in rows if r["family"] == f] for f in ("primary", "exploratory", "constant")}
     print(
-        f"{flagged} of {len(rows)} metrics differ beyond the noise between training runs "
-        f"(Holm, family-wise {args.alpha:g}).",
+        f"{sum(counts['primary'])} of {len(counts['primary'])} primary metrics differ beyond the noise between "
+        f"training runs (Holm, family-wise {args.alpha:g}); {sum(counts['exploratory'])} of "
+        f"{len(counts['exploratory'])} exploratory (Benjamini-Hochberg, false-discovery rate {args.alpha:g}); "
+        f"{len(counts['constant'])} constant, not tested.",
         file=sys.stderr if args.format == "json" else sys.stdout,  # the JSON on stdout stays parseable
     )
 

@@ -146,6 +146,8 @@ SD_KEYS = {"early": f"{EARLY_KEY}_sd_pct", "middle": f"{MIDDLE_KEY}_sd_pct"}
 # The well-posed form of the ratio claim: layer 6 minus 3 x layers 1-3 (about 0 if the paper is right: its own
 # figures give PAPER_DIFFERENCE), not a ratio whose denominator's interval straddles zero.
 DIFFERENCE_KEY = f"{MIDDLE_KEY}_minus_{MIDDLE_OVER_EARLY:g}x_early_pct"
+# The bootstrap's sd of each figure (its standard error over test images), for pooling over runs.
+SE_KEYS = {"early": f"{EARLY_KEY}_se_pct", "middle": f"{MIDDLE_KEY}_se_pct", "difference": f"{DIFFERENCE_KEY}_se"}
 # The smallest effects of interest for the equivalence tests, fixed before the estimates study ran: half the
 # paper's figure (an effect half or one and a half times as large would change its story), and for the
 # difference half the paper's layer-6 figure.

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from vitheads import paper
-from vitheads.analysis.stats import bootstrap_weights, percentile_interval
+from vitheads.analysis.stats import bootstrap_se, bootstrap_weights, percentile_interval
 from vitheads.names import TARGETS, head_name
 
 TOP_HEADS = 5  # the most damaging heads named in metrics/ablate.json
@@ -80,7 +80,8 @@ def rounded_interval(resampled: np.ndarray) -> list[float]:
 
 def paper_comparison(heads: pd.DataFrame, boot: np.ndarray, mode: str) -> dict[str, float]:
     """The paper's figures, measured: its early band vs its middle layer (mean, sd over heads, bootstrap
-    95% CI of the mean over images) and their ratio. Rows of `heads` match columns of `boot`."""
+    95% CI of the mean over images and the bootstrap's sd, its standard error) and their ratio. Rows of `heads`
+    match columns of `boot`."""
     early = ((heads["mode"] == mode) & heads["layer"].between(*paper.EARLY_LAYERS)).to_numpy()
     middle = ((heads["mode"] == mode) & (heads["layer"] == paper.MIDDLE_LAYER)).to_numpy()
     if not early.any() or not middle.any():
@@ -92,13 +93,16 @@ def paper_comparison(heads: pd.DataFrame, boot: np.ndarray, mode: str) -> dict[s
         paper.FIGURE_KEYS["early"]: round(float(early_mean), 5),
         paper.SD_KEYS["early"]: round(float(heads["increase_pct"][early].std()), 5),
         paper.CI_KEYS["early"]: rounded_interval(early_boot),
+        paper.SE_KEYS["early"]: round(float(bootstrap_se(early_boot)), 5),
         paper.FIGURE_KEYS["middle"]: round(float(middle_mean), 5),
         paper.SD_KEYS["middle"]: round(float(heads["increase_pct"][middle].std()), 5),
         paper.CI_KEYS["middle"]: rounded_interval(middle_boot),
+        paper.SE_KEYS["middle"]: round(float(bootstrap_se(middle_boot)), 5),
         paper.FIGURE_KEYS["ratio"]: round(float(middle_mean / early_mean), 4) if early_mean else float("nan"),
         paper.CI_KEYS["ratio"]: rounded_interval(ratio_boot),
         paper.DIFFERENCE_KEY: round(float(middle_mean - paper.MIDDLE_OVER_EARLY * early_mean), 5),
         f"{paper.DIFFERENCE_KEY}_ci": rounded_interval(middle_boot - paper.MIDDLE_OVER_EARLY * early_boot),
+        paper.SE_KEYS["difference"]: round(float(bootstrap_se(middle_boot - paper.MIDDLE_OVER_EARLY * early_boot)), 5),
     }
 
 

@@ -1,11 +1,14 @@
-"""Estimates over training runs: each seed gives an estimate with its within-seed standard error (from
-its bootstrap CI over test images); random-effects pooling treats seeds as draws from the distribution of
-training runs, which is the estimand (a trained model is one draw).
+"""Estimates over training runs: each seed gives an estimate with its within-seed standard error (the sd of its
+bootstrap over test images); random-effects pooling treats seeds as draws from the distribution of training runs,
+which is the estimand (a trained model is one draw).
 
-  random_effects   DerSimonian-Laird between-run variance tau^2, the pooled mean with the modified
-                   Hartung-Knapp interval (t with k-1 df, the spread factor at least 1: never narrower
-                   than the fixed-effect interval), Cochran's Q and its p, tau^2's Q-profile interval, and
-                   the prediction interval for a new run (Higgins et al. 2009; reported from 5 seeds on)
+  random_effects   the between-run variance tau^2 by a named estimator (DerSimonian-Laird or REML), the pooled
+                   mean with the modified Hartung-Knapp interval (t with k-1 df, the spread factor at least 1:
+                   never narrower than the fixed-effect interval), Cochran's Q and its p, tau^2's Q-profile
+                   interval, and the prediction interval for a new run (Higgins et al. 2009; from 5 seeds on).
+                   The pooling itself is statsmodels' combine_effects; statsmodels 0.15 has no REML, no Q-profile
+                   interval and no modified Hartung-Knapp floor (its DL tau^2 is also not truncated at 0): those
+                   few lines are here.
   seed_interval    for a quantity without a within-seed error (a count of heads): the t interval of the
                    seeds' mean and the prediction interval of a new seed
   equivalence      two one-sided tests at 5% (the 90% interval inside the paper's value +- the smallest
@@ -14,21 +17,26 @@ training runs, which is the estimand (a trained model is one draw).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import optimize, stats
+from statsmodels.stats.meta_analysis import combine_effects
 
 Z95 = stats.norm.ppf(0.975)
+ESTIMATORS = ("dl", "reml")  # DerSimonian-Laird (moments), restricted maximum likelihood
 
 
 def se_from_ci(low: float, high: float) -> float:
-    """The standard error behind a 95% interval, read as normal."""
+    """The standard error behind a 95% interval, read as normal: only for runs gathered before their metrics
+    kept the bootstrap's sd (it misreads an asymmetric interval)."""
     return (high - low) / (2 * Z95)
 
 
 @dataclass(frozen=True)
 class Pooled:
+    estimator: str  # of tau^2: ESTIMATORS
     k: int
     estimate: float
     se: float
@@ -72,29 +80,50 @@ def tau2_interval(y: np.ndarray, v: np.ndarray) -> tuple[float, float]:
     return root(upper_q), root(lower_q)
 
 
-def random_effects(y, se) -> Pooled:
-    """Pool per-seed estimates y with their within-seed standard errors se (module doc)."""
-    y, v = np.asarray(y, float), np.asarray(se, float) ** 2
+def tau2_reml(y: np.ndarray, v: np.ndarray) -> float:
+    """REML estimate of tau^2: the maximum of the restricted log-likelihood over [0, a bound far above the
+    spread of y] (statsmodels' combine_effects offers DL and Paule-Mandel only)."""
+
+    def minus_loglik(t: float) -> float:
+        w = 1 / (v + t)
+        mu = (w * y).sum() / w.sum()
+        return 0.5 * (np.log(v + t).sum() + np.log(w.sum()) + (w * (y - mu) ** 2).sum())
+
+    top = 10 * (np.var(y, ddof=1) + v.max())
+    found = optimize.minimize_scalar(minus_loglik, bounds=(0.0, top), method="bounded", options={"xatol": 1e-12})
+    return 0.0 if minus_loglik(0.0) <= found.fun else float(found.x)
+
+
+def fixed_effect(y: np.ndarray, v: np.ndarray):
+    """statsmodels' combine_effects, read for its fixed-effect part and DL's tau^2. Where Q < k - 1 its own
+    random-effects part takes the untruncated tau^2 < 0 and warns about a NaN sd: that part is not read."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return combine_effects(y, v, method_re="dl")
+
+
+def random_effects(y, se, estimator: str = "dl") -> Pooled:
+    """Pool per-seed estimates y with their within-seed standard errors se, tau^2 by `estimator` (module doc)."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator={estimator!r}: one of {ESTIMATORS}")
+    y, v = np.asarray(y, float), np.maximum(np.asarray(se, float) ** 2, 1e-12)
     k = len(y)
     if k < 2:
         raise ValueError("pooling needs at least 2 training runs")
-    v = np.maximum(v, 1e-12)
-    w = 1 / v
-    fixed = (w * y).sum() / w.sum()
-    q = float((w * (y - fixed) ** 2).sum())
-    c = w.sum() - (w**2).sum() / w.sum()
-    tau2 = max(0.0, (q - (k - 1)) / c)
-    ws = 1 / (v + tau2)
-    mu = float((ws * y).sum() / ws.sum())
-    spread = max(1.0, float((ws * (y - mu) ** 2).sum() / (k - 1)))  # modified Hartung-Knapp
-    se_mu = float(np.sqrt(spread / ws.sum()))
+    plain = fixed_effect(y, v)  # Q, I^2, the fixed-effect pool and DL's tau^2
+    tau2 = max(0.0, float(plain.tau2)) if estimator == "dl" else tau2_reml(y, v)
+    pool = fixed_effect(y, v + tau2)  # the fixed-effect pool on v + tau^2 is the random-effects pool
+    mu = float(pool.mean_effect_fe)
+    se_mu = float(np.sqrt(max(1.0, pool.scale_hksj_fe) * pool.var_eff_w_fe))  # modified Hartung-Knapp
     t95, t90 = stats.t.ppf(0.975, k - 1), stats.t.ppf(0.95, k - 1)
-    fixed_se = float(np.sqrt(1 / w.sum()))
+    fixed, fixed_se = float(plain.mean_effect_fe), float(np.sqrt(plain.var_eff_w_fe))
     prediction = None
     if k >= 5:
         half = stats.t.ppf(0.975, k - 2) * np.sqrt(tau2 + se_mu**2)
         prediction = (mu - half, mu + half)
+    q = float(plain.q)
     return Pooled(
+        estimator=estimator,
         k=k,
         estimate=mu,
         se=se_mu,

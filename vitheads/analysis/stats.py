@@ -1,6 +1,7 @@
 """The one place for resampling, intervals and tests: paired bootstrap over test images, 95% percentile
-intervals, p-values from the bootstrap standard error (normal tail) and the Benjamini-Hochberg correction.
-Every CI in metrics/ and results/ comes from here."""
+intervals, p-values from the bootstrap standard error (normal tail), the multiplicity corrections (Holm,
+Benjamini-Hochberg) and intervals of a proportion (Wilson, Clopper-Pearson). Corrections and proportion intervals
+are statsmodels' (a well-kept library, not hand-written). Every CI in metrics/ and results/ comes from here."""
 
 from __future__ import annotations
 
@@ -65,12 +66,41 @@ def normal_tail(z):
 
 def benjamini_hochberg(p: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     """Which of the p-values (any shape) are discoveries at false-discovery rate alpha (Benjamini and
-    Hochberg 1995): the largest k with p_(k) <= k alpha / m, and every p at or below p_(k)."""
+    Hochberg 1995: the largest k with p_(k) <= k alpha / m, and every p at or below p_(k))."""
+    return corrected(p, alpha, "fdr_bh")
+
+
+def holm(p: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """Which of the p-values (any shape) are rejected at family-wise level alpha (Holm-Bonferroni)."""
+    return corrected(p, alpha, "holm")
+
+
+def corrected(p: np.ndarray, alpha: float, method: str) -> np.ndarray:
+    from statsmodels.stats.multitest import multipletests
+
     flat = np.asarray(p, dtype=float).ravel()
-    order = np.argsort(flat)
-    m = len(flat)
-    passing = flat[order] <= alpha * np.arange(1, m + 1) / m
-    k = np.flatnonzero(passing).max() + 1 if passing.any() else 0
-    found = np.zeros(m, bool)
-    found[order[:k]] = True
-    return found.reshape(np.shape(p))
+    if flat.size == 0:
+        return np.zeros(np.shape(p), bool)
+    return multipletests(flat, alpha=alpha, method=method)[0].reshape(np.shape(p))
+
+
+def proportion_interval(k: int, n: int, method: str = "wilson") -> list[float] | None:
+    """95% interval of a proportion k / n, "wilson" or "clopper-pearson" (exact); None when nothing was counted
+    (NaN is not JSON)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    methods = {"wilson": "wilson", "clopper-pearson": "beta"}
+    if method not in methods:
+        raise ValueError(f"method={method!r}: one of {sorted(methods)}")
+    if n == 0:
+        return None
+    low, high = proportion_confint(k, n, alpha=0.05, method=methods[method])
+    return [round(max(float(low), 0.0), 4), round(min(float(high), 1.0), 4)]  # not -0.0 from rounding
+
+
+def bootstrap_se(resampled: np.ndarray) -> np.ndarray:
+    """The standard error of a statistic from its bootstrap resamples (axis 0): their sd, not the width of a
+    percentile interval read as normal (which is wrong when the interval is asymmetric)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column
+        return np.nanstd(resampled, axis=0, ddof=1)

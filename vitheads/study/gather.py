@@ -1,7 +1,8 @@
 """Gathering a study's finished runs into study/<study>.json: one compact record per run, read from the
 experiment's own commit (metrics, timings, tables and dvc.lock are in git), and the study's summary
 (vitheads.study.summaries). The file records the commit every run was queued on and the md5 of every code
-file its stages ran, so that the report can flag a study whose analysis code is not the checkout's."""
+file its stages ran, so that the report can flag a study whose analysis code is not the checkout's; and where and
+when each run ran (the machine and time of its queue entry, the time its experiment was committed)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ import numpy as np
 import pandas as pd
 from ruamel.yaml import YAML
 
-from vitheads.study.runner import committed_file, committed_json, committed_study, finished, show, study_path
-from vitheads.study.studies import STUDIES, Run
+from vitheads.study.runner import (
+    committed_file,
+    committed_json,
+    committed_study,
+    finished,
+    queue_log,
+    show,
+    study_path,
+)
+from vitheads.study.studies import ORDER_SEEDS, STUDIES, Run
 from vitheads.study.summaries import SUMMARIES, distortion
 
 STAGES = ("generate", "finetune", "ablate", "attention", "causal")
@@ -44,10 +53,12 @@ def committed_arrays(rev: str, path: str) -> dict[str, np.ndarray]:
         return dict(arrays)
 
 
-def run_record(run: Run, exp: dict, with_heads: bool) -> dict:
-    """One run: identity, code, cost, and the metrics every summary reads; with_heads, the per-head table and
-    the attention fingerprints on the shared images (for matching heads across runs)."""
+def run_record(run: Run, exp: dict, with_heads: bool, queued: dict | None = None) -> dict:
+    """One run: identity, where and when it ran (queued: its queue log entry; None for a run queued before the
+    log was kept), code, cost, and the metrics every summary reads; with_heads, the per-head table and the
+    attention fingerprints on the shared images (for matching heads across runs)."""
     rev = exp["rev"]
+    queued = queued or {}
     record = {
         "name": run.name,
         "arm": run.arm,
@@ -56,6 +67,10 @@ def run_record(run: Run, exp: dict, with_heads: bool) -> dict:
         "overrides": list(run.overrides),
         "rev": rev,
         "baseline": exp["baseline"],
+        "machine": queued.get("machine"),  # host (CPU model), of the queue that ran it
+        "queued": queued.get("queued"),  # UTC
+        "finished": exp["timestamp"],  # the experiment's commit
+        "block_position": queued.get("block_position"),  # in its seed's queue order (seed-blocked studies)
         "code": code_hashes(committed_file(rev, "dvc.lock")),
         "timings": {s: committed_json(rev, f"timings/{s}.json") for s in STAGES},
         "metrics": {s: committed_json(rev, f"metrics/{s}.json") for s in METRICS},
@@ -77,8 +92,9 @@ def gather(study: str, shown: list[dict]) -> dict:
     previous = committed_study(study)
     kept = {r["name"]: r for r in (previous or {}).get("runs", []) if r["name"] not in done}
     runs = STUDIES[study]()
+    log = queue_log(study)
     records = [
-        run_record(r, done[r.name], study == "estimates") if r.name in done else kept[r.name]
+        run_record(r, done[r.name], study == "estimates", log.get(r.name)) if r.name in done else kept[r.name]
         for r in runs
         if r.name in done or r.name in kept
     ]
@@ -89,6 +105,7 @@ def gather(study: str, shown: list[dict]) -> dict:
         "study": study,
         "gathered": datetime.date.today().isoformat(),
         "command": f"python -m vitheads.study run {study}; python -m vitheads.study gather {study}",
+        "order_seed": ORDER_SEEDS.get(study),  # each seed block's queue order is drawn from it (runner.block_order)
         "missing": [r.name for r in runs if r.name not in done and r.name not in kept],
         "kept_from_committed_file": sorted(kept.keys() & {r.name for r in runs}),
         "runs": records,

@@ -1,18 +1,25 @@
 """Queueing a study's runs as DVC experiments, and finding the finished ones. Resumable: `run` queues only
 the runs that have neither finished (as an experiment, or gathered into the committed study file) nor been
 queued, so after an interruption (a stopped session kills the queue's workers; finished experiments are kept
-as local git refs, and on a new machine only in the study file) the same command picks up where it stopped."""
+as local git refs, and on a new machine only in the study file) the same command picks up where it stopped.
+A study with an order seed (studies.ORDER_SEEDS) is queued seed-blocked: each seed's runs together, in an order
+drawn from the order seed and the seed. Every run queued is logged (study/<study>-queue.jsonl: its place in the
+queue, the machine whose queue runs it, the time) so that gathering can record where and when each run ran."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import platform
 import re
 import subprocess
 import time
 from pathlib import Path
 
-from vitheads.study.studies import STUDIES, Run
+import numpy as np
+
+from vitheads.study.studies import ORDER_SEEDS, STUDIES, Run
 from vitheads.threads import ENV as THREADS_ENV
 from vitheads.threads import all_cores
 
@@ -74,9 +81,11 @@ def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | Non
     gathered = {r["name"] for r in (committed_study(study) or {}).get("runs", [])}
     todo = [r for r in runs if r.held_out == held_out and (not arms or r.arm in arms) and r.name not in gathered]
     todo = [r for r in todo if known.get(r.name, {}).get("state") not in ("success", "queued", "running")]
-    todo = seed_major(todo)
+    order_seed = ORDER_SEEDS.get(study)
+    todo = seed_major(todo) if order_seed is None else seed_blocked(todo, runs, order_seed)
     for run in todo:
         subprocess.run(exp_run_command(run), check=True)
+        log_queued(study, run, order_seed, runs)
     if running_workers():
         return [r.name for r in todo]  # the queue's workers take them in turn: no more runs side by side
     env = {**os.environ, THREADS_ENV: str(max(1, all_cores() // jobs))}
@@ -95,6 +104,58 @@ def seed_major(runs: list[Run]) -> list[Run]:
     with a run (the queue takes tasks in the order queued)."""
     position = {run: [r for r in runs if r.arm == run.arm].index(run) for run in runs}  # within its arm
     return sorted(runs, key=position.__getitem__)
+
+
+def block_order(runs: list[Run], seed: int, order_seed: int) -> list[str]:
+    """The arms of one seed's block in their queue order: a permutation drawn from (order_seed, seed), over the
+    study's whole block, so that a resumed block keeps the order of the runs it has left."""
+    arms = [r.arm for r in runs if r.seed == seed]
+    return [arms[i] for i in np.random.default_rng([order_seed, seed]).permutation(len(arms))]
+
+
+def seed_blocked(todo: list[Run], runs: list[Run], order_seed: int) -> list[Run]:
+    """The runs to queue, one seed's block after another (the study's seed order), each in its drawn order."""
+    seeds = list(dict.fromkeys(r.seed for r in runs))
+    orders = {s: block_order(runs, s, order_seed) for s in seeds}
+    return sorted(todo, key=lambda r: (seeds.index(r.seed), orders[r.seed].index(r.arm)))
+
+
+def machine() -> str:
+    """This machine: its host name and CPU model (machines of one kind train differently)."""
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        cpu = models[0] if models else cpu
+    return f"{platform.node()} ({cpu})"
+
+
+def queue_log_path(study: str) -> Path:
+    return Path(f"study/{study}-queue.jsonl")
+
+
+def log_queued(study: str, run: Run, order_seed: int | None, runs: list[Run]) -> None:
+    """Append a queued run to the study's queue log: its position in its seed's block (when the study is
+    seed-blocked), the order seed, this machine (the queue's workers run here) and the time."""
+    position = block_order(runs, run.seed, order_seed).index(run.arm) if order_seed is not None else None
+    entry = {
+        "name": run.name,
+        "block_position": position,
+        "order_seed": order_seed,
+        "machine": machine(),
+        "queued": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    path = queue_log_path(study)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as log:
+        log.write(json.dumps(entry) + "\n")
+
+
+def queue_log(study: str) -> dict[str, dict]:
+    """Each run's last queue entry (a run queued again after a failure: its last), by name."""
+    path = queue_log_path(study)
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return {entry["name"]: entry for entry in map(json.loads, lines)}
 
 
 def study_path(study: str) -> Path:

@@ -7,11 +7,15 @@ frame-band  the frame cue's second form (a band under the bottom spine, planted 
             tokens), in the planted study's arms and seeds
 distortion  what each distractor changes: text, colorbar, frame and all of them off with the layout kept,
             and all off with the layout adapting, on 3 seeds each (the default arm is the estimates study's)
+factorial   what each distractor changes, answered: text x colorbar x frame on/off with the layout kept, and
+            all off with the layout adapting, every cell on every seed, each seed's cells queued together in a
+            recorded random order (pre-registered in study/factorial-preregistration.md before any run)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import product
 
 POOLED_SEEDS = (20250324, 20250325, 20250326, 20250327, 20250328)  # the first is params.yaml's
 HELD_OUT_SEEDS = (20250329, 20250330)
@@ -28,6 +32,17 @@ DISTORTION_ARMS = {
     "all-off": (*TEXT_OFF, "distortion.colorbar=false", "distortion.frame=false", "distortion.keep_layout=true"),
     "all-off-adapting": (*TEXT_OFF, "distortion.colorbar=false", "distortion.frame=false"),
 }
+
+FACTORIAL_SEEDS = tuple(range(20250324, 20250332))  # 8 (study/factorial-preregistration.md: 12 by the pilot rule)
+FACTORIAL_ORDER_SEED = 39  # draws each seed block's queue order (issue 39)
+ORDER_SEEDS = {"factorial": FACTORIAL_ORDER_SEED}  # the studies queued seed-blocked in a random order
+FACTOR_OFF = {"text": TEXT_OFF, "colorbar": ("distortion.colorbar=false",), "frame": ("distortion.frame=false",)}
+# arm -> each factor on (1) or off (0): "text1-colorbar0-frame1"; the all-on cell is the default configuration
+FACTORIAL_CELLS = {
+    "-".join(f"{f}{on}" for f, on in zip(FACTOR_OFF, levels)): dict(zip(FACTOR_OFF, levels))
+    for levels in product((1, 0), repeat=3)
+}
+FACTORIAL_ADAPTING = "all-off-adapting"
 
 
 @dataclass(frozen=True)
@@ -67,4 +82,23 @@ def distortion() -> list[Run]:
     ]
 
 
-STUDIES = {"estimates": estimates, "planted": planted, "frame-band": frame_band, "distortion": distortion}
+def cell_overrides(levels: dict[str, int]) -> tuple[str, ...]:
+    """A factorial cell's params: the elements switched off, with the layout kept (nothing for the all-on cell:
+    keeping the layout hides nothing there)."""
+    off = tuple(o for f, on in levels.items() if not on for o in FACTOR_OFF[f])
+    return (*off, "distortion.keep_layout=true") if off else ()
+
+
+def factorial() -> list[Run]:
+    arms = {arm: cell_overrides(levels) for arm, levels in FACTORIAL_CELLS.items()}
+    arms[FACTORIAL_ADAPTING] = DISTORTION_ARMS["all-off-adapting"]
+    return [Run("factorial", arm, s, overrides) for s in FACTORIAL_SEEDS for arm, overrides in arms.items()]
+
+
+STUDIES = {
+    "estimates": estimates,
+    "planted": planted,
+    "frame-band": frame_band,
+    "distortion": distortion,
+    "factorial": factorial,
+}

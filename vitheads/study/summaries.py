@@ -4,12 +4,16 @@ the docs quote. Every number is recomputable from the per-run values the study f
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from vitheads import paper
+from vitheads.analysis import factorial as factorial_analysis
 from vitheads.analysis.benchmark import METHODS, RELIANCE_SD
-from vitheads.analysis.pooling import random_effects, se_from_ci, seed_interval
+from vitheads.analysis.pooling import ESTIMATORS, random_effects, se_from_ci, seed_interval
+from vitheads.analysis.stats import proportion_interval
 from vitheads.compare import comparable, compare, spread
 from vitheads.names import CUE_TARGETS, DISTRACTOR_KINDS, TARGETS
+from vitheads.study.studies import FACTORIAL_ADAPTING, FACTORIAL_CELLS
 
 CLAIM_KEYS = {
     "early": (paper.FIGURE_KEYS["early"], paper.CI_KEYS["early"]),
@@ -20,19 +24,29 @@ LABEL_BANDS = ("layers_1-3", "layers_4-5", "layers_6-11", "layers_12")
 
 
 def pooled_claim(runs: list[dict], claim: str, mode: str) -> dict | None:
-    """A claim's per-seed estimates and standard errors under one ablation mode, pooled with random effects."""
+    """A claim's per-seed estimates and standard errors under one ablation mode, pooled with random effects under
+    DerSimonian-Laird ("pooled", "verdict") and REML ("pooled_reml", "verdict_reml"); a verdict that changes with
+    the estimator is fragile. A run's standard error is its bootstrap's sd; runs gathered before their metrics
+    kept it fall back on their interval's width ("se_from" says which)."""
     key, ci_key = CLAIM_KEYS[claim]
     found = [r["metrics"]["ablate"].get(mode, {}) for r in runs]
     if len(runs) < 2 or any(key not in m for m in found):
         return None
-    y, se = [m[key] for m in found], [se_from_ci(*m[ci_key]) for m in found]
-    pooled = random_effects(y, se).as_dict()
+    se_key = paper.SE_KEYS[claim]
+    y = [m[key] for m in found]
+    se = [m[se_key] if se_key in m else se_from_ci(*m[ci_key]) for m in found]
+    pooled = {e: random_effects(y, se, e).as_dict() for e in ESTIMATORS}
+    verdicts = {e: paper.pooled_verdict(claim, pooled[e]).__dict__ for e in ESTIMATORS}
     return {
         "seeds": [r["seed"] for r in runs],
         "values": y,
         "se": [round(s, 6) for s in se],
-        "pooled": pooled,
-        "verdict": paper.pooled_verdict(claim, pooled).__dict__,
+        "se_from": ["bootstrap sd" if se_key in m else "95% interval / 3.92" for m in found],
+        "pooled": pooled["dl"],
+        "verdict": verdicts["dl"],
+        "pooled_reml": pooled["reml"],
+        "verdict_reml": verdicts["reml"],
+        "fragile": verdicts["dl"]["kind"] != verdicts["reml"]["kind"],
     }
 
 
@@ -122,22 +136,11 @@ def estimates(records: list[dict]) -> dict:
     return out
 
 
-def wilson(k: int, n: int) -> list[float] | None:
-    """95% Wilson interval of a proportion k / n; None when nothing was counted (NaN is not JSON)."""
-    if n == 0:
-        return None
-    z, p = 1.959964, k / n
-    centre, half = (
-        (p + z * z / (2 * n)) / (1 + z * z / n),
-        z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
-    )
-    return [round(max(centre - half, 0.0), 4), round(min(centre + half, 1.0), 4)]  # not -0.0 from rounding
-
-
 def planted(records: list[dict]) -> dict:
     """The benchmark (held-out seeds): per method and kind, the share of designated heads flagged on the planted
     arm, over the runs whose model relies on that kind's cue (a run that did not learn a cue has no truth for
-    it), and the heads flagged on the control arm, with 95% Wilson intervals; and the reliance checks."""
+    it), and the heads flagged on the control arm, with 95% Wilson and Clopper-Pearson (exact) intervals; and the
+    reliance checks."""
     arms = {arm: [r for r in records if r["arm"] == arm and r["held_out"]] for arm in ("planted", "control")}
     fit = {arm: [r for r in records if r["arm"] == arm and not r["held_out"]] for arm in ("planted", "control")}
     kinds = planted_kinds(records)
@@ -154,12 +157,14 @@ def planted(records: list[dict]) -> dict:
             flagged_control = sum(f["designated_flagged"] + f["others_flagged"] for f in false)
             table.setdefault(method, {})[kind] = {
                 "hit_rate": round(found / designated, 4) if designated else None,
-                "hit_ci": wilson(found, designated),
+                "hit_ci": proportion_interval(found, designated),
+                "hit_ci_exact": proportion_interval(found, designated, "clopper-pearson"),
                 "seeds_with_a_hit": sum(h["designated_flagged"] > 0 for h in hits),
                 "seeds": len(hits),
                 "others_flagged_planted": sum(h["others_flagged"] for h in hits),
                 "false_rate_control": round(flagged_control / tested, 5) if tested else None,
-                "false_ci_control": wilson(flagged_control, tested),
+                "false_ci_control": proportion_interval(flagged_control, tested),
+                "false_ci_control_exact": proportion_interval(flagged_control, tested, "clopper-pearson"),
                 "control_seeds_with_a_false_detection": sum(
                     (f["designated_flagged"] + f["others_flagged"]) > 0 for f in false
                 ),
@@ -232,6 +237,7 @@ def distortion(records: list[dict], defaults: list[dict]) -> dict:
     defaults: the estimates study's default-model runs, pooled and held out."""
     pooled = [r for r in defaults if not r["held_out"]]
     noise = spread([comparable(r["metrics"]) for r in pooled]) if len(pooled) > 1 else {}
+    noise_df = len(pooled) - 1 if len(pooled) > 1 else None
     by_arm = {arm: [r for r in records if r["arm"] == arm] for arm in dict.fromkeys(r["arm"] for r in records)}
     out = {}
     for arm, runs in by_arm.items():
@@ -246,14 +252,14 @@ def distortion(records: list[dict], defaults: list[dict]) -> dict:
             "labels": label_counts(runs),
             "causal": causal_counts(runs),
             "seconds": seed_interval([sum(t.get("stage_seconds", 0) for t in r["timings"].values()) for r in runs]),
-            "against_default": compared(pooled, runs, noise),
-            "against_default_same_commit": compared(same, runs, noise),
+            "against_default": compared(pooled, runs, noise, noise_df),
+            "against_default_same_commit": compared(same, runs, noise, noise_df),
             "same_commit_default_seeds": [r["seed"] for r in same],
         }
     if {"all-off", "all-off-adapting"} <= by_arm.keys():
-        out["layout"] = compared(by_arm["all-off"], by_arm["all-off-adapting"], noise)
+        out["layout"] = compared(by_arm["all-off"], by_arm["all-off-adapting"], noise, noise_df)
     out["default_seeds"] = [r["seed"] for r in pooled]
-    out["default_across_commits"] = compared(pooled, same_commit(defaults, records), noise)
+    out["default_across_commits"] = compared(pooled, same_commit(defaults, records), noise, noise_df)
     return out
 
 
@@ -262,12 +268,12 @@ def same_commit(defaults: list[dict], runs: list[dict]) -> list[dict]:
     return [r for r in defaults if r["baseline"] in {run["baseline"] for run in runs}]
 
 
-def compared(a: list[dict], b: list[dict], noise: dict[str, float]) -> list[dict]:
+def compared(a: list[dict], b: list[dict], noise: dict[str, float], noise_df: int | None = None) -> list[dict]:
     """vitheads.compare's rows for B - A over two sets of run records; `noise` (sds over the default's pooled
-    runs) serves where neither side's runs vary, as in the command."""
+    runs, noise_df degrees of freedom) serves where neither side's runs vary, as in the command."""
     if len(a) < 2 or len(b) < 2:
         return []
-    return compare([comparable(r["metrics"]) for r in a], [comparable(r["metrics"]) for r in b], noise)
+    return compare([comparable(r["metrics"]) for r in a], [comparable(r["metrics"]) for r in b], noise, 0.05, noise_df)
 
 
 def head_matching(runs: list[dict]) -> dict:
@@ -316,5 +322,43 @@ def head_matching(runs: list[dict]) -> dict:
     }
 
 
+def factorial(records: list[dict], simulations: int = 200) -> dict:
+    """The factorial study as pre-registered (vitheads.analysis.factorial.analyse): every metric that
+    vitheads.compare.comparable reads from every run (the primary ones among them), fitted over the 8 cells with a
+    random intercept per seed, and the layout's contrast against the all-off-adapting cell; metrics some run
+    lacks are listed, not fitted. With them the pilot rule's reading (from the residual variances only) and a
+    power check of the pipeline: `simulations` synthetic studies of the same seeds, every primary outcome given a
+    text effect of the detectable size (in residual sds; the within-seed tests do not depend on the outcome's
+    scale), none for colorbar and frame."""
+    rows = [
+        {"seed": r["seed"], "arm": r["arm"], **FACTORIAL_CELLS.get(r["arm"], {}), **comparable(r["metrics"])}
+        for r in records
+    ]
+    data = pd.DataFrame(rows)
+    cells, layout = data[data["arm"].isin(list(FACTORIAL_CELLS))], data[data["arm"] == FACTORIAL_ADAPTING]
+    if cells["seed"].nunique() < 2:
+        return {"runs": len(records), "note": "fewer than 2 seeds with a factorial cell: nothing fitted"}
+    metrics = [c for c in data.columns if c not in ("seed", "arm", *factorial_analysis.FACTORS)]
+    complete = [m for m in metrics if cells[m].notna().all()]
+    outcomes = [m for m in factorial_analysis.PRIMARY if m in complete] + [
+        m for m in complete if m not in factorial_analysis.PRIMARY
+    ]
+    out = factorial_analysis.analyse(cells, outcomes, layout)
+    seeds = int(cells["seed"].nunique())
+    df = len(cells) - seeds - len(factorial_analysis.TERMS)
+    family = max(1, len(out["primary_family"]))
+    size = factorial_analysis.detectable(2 / np.sqrt(len(cells)), df, factorial_analysis.ALPHA / family)
+    effects = {o: {"text": size} for o in factorial_analysis.PRIMARY}
+    return out | {
+        "runs": len(records),
+        "seeds": sorted(int(s) for s in cells["seed"].unique()),
+        "cells_run": {arm: int((cells["arm"] == arm).sum()) for arm in FACTORIAL_CELLS},
+        "not_in_every_run": [m for m in metrics if m not in complete],
+        "pilot": factorial_analysis.pilot(out["fits"]),
+        "power_check": factorial_analysis.simulate_power(effects, seeds=seeds, simulations=simulations)
+        | {"planted_text_effect_in_residual_sds": size},
+    }
+
+
 # distortion also needs the default runs: vitheads.study.gather.summarise
-SUMMARIES = {"estimates": estimates, "planted": planted, "frame-band": planted}
+SUMMARIES = {"estimates": estimates, "planted": planted, "frame-band": planted, "factorial": factorial}
