@@ -73,7 +73,7 @@ def route_rows(
         if level == "head" and int(name.split("L")[1].split("H")[0]) not in split:
             continue
         mean, low, high = mean_ci(values, weights)
-        interaction = np.abs(both[0][name] - both[1][name]).mean(0) / 2
+        interaction = np.nanmean(np.abs(both[0][name] - both[1][name]), 0) / 2
         for t, target in enumerate(targets):
             rows.append(
                 {
@@ -85,8 +85,8 @@ def route_rows(
                     "mean": mean[t],
                     "ci_low": low[t],
                     "ci_high": high[t],
-                    "mean_abs": np.abs(values[:, t]).mean(),
-                    "share_of_whole_abs": np.abs(values[:, t]).mean() / whole_abs[t] if whole_abs[t] else np.nan,
+                    "mean_abs": np.nanmean(np.abs(values[:, t])),
+                    "share_of_whole_abs": np.nanmean(np.abs(values[:, t])) / whole_abs[t] if whole_abs[t] else np.nan,
                     "order_interaction": interaction[t],
                 }
             )
@@ -141,7 +141,7 @@ def element_claims(variant: str, m, weights: np.ndarray, cells: int, depth: int,
             **{f"route_{name}": r(routes[name][:, t].mean()) for name in ROUTES},
             "frozen_attention_change": r(frozen[t]),
             "frozen_attention_change_ci": [r(frozen_low[t]), r(frozen_high[t])],
-            "resampled_abs_change": r(np.abs(m.resampled_change[:, t]).mean()),
+            "resampled_abs_change": r(np.nanmean(np.abs(m.resampled_change[:, t]))),
         }
     return out
 

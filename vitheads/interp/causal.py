@@ -121,11 +121,12 @@ def route_measures(hooked: HookedViT, a: ActivationCache, b: ActivationCache) ->
     changed tokens resampled from another image of the batch (vitheads.interp.decompose)."""
     changed = changed_tokens(a, b)
     other = decompose.resampled(hooked, a, changed)
+    alone = float("nan") if len(changed) < 2 else 1.0  # a batch of one image has no other image to resample from
     return {
         "route_changes": decompose.route_changes(hooked, a, b, changed).cpu().numpy(),
         "frozen_attention_change": decompose.frozen_attention_change(hooked, a, b).cpu().numpy(),
-        "resampled_change": (other.output - a.output).cpu().numpy(),
-        "resampled_route_changes": decompose.route_changes(hooked, a, other, changed).cpu().numpy(),
+        "resampled_change": (other.output - a.output).cpu().numpy() * alone,
+        "resampled_route_changes": decompose.route_changes(hooked, a, other, changed).cpu().numpy() * alone,
     }
 
 

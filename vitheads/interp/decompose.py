@@ -92,7 +92,8 @@ def frozen_attention_change(hooked: HookedViT, a: ActivationCache, b: Activation
 @torch.inference_mode()
 def resampled(hooked: HookedViT, a: ActivationCache, changed: torch.Tensor) -> ActivationCache:
     """A's pass with the changed tokens' embeddings taken from another image of the batch (image i from
-    image i + 1): the element's tokens resampled, a second baseline beside the paired render."""
+    image i - 1): the element's tokens resampled, a second baseline beside the paired render. A batch of one
+    image has no other: vitheads.interp.causal marks its resampled measures NaN."""
     embedding = a.resid_pre[0]  # [B, N, D]
     other = torch.where(changed[..., None], embedding.roll(1, 0), embedding)
     return run_with_cache(hooked, None, POINTS, resid=other)
