@@ -136,3 +136,24 @@ def test_the_route_split_puts_a_direct_implant_on_the_stay_route():
     assert np.abs(added["stay"]).mean() > 1e-3
     heads = [name for name in added if name.startswith("moved L") and "H" in name]
     assert max(np.abs(added[name]).max() for name in heads) < 1e-7
+
+
+def test_routes_pool_over_runs_with_the_run_as_unit():
+    """Three runs' route means pooled (both estimators): the pooled change sits among the runs', the interval
+    is over runs (k = 3), and an element some run lacks is left out."""
+    from vitheads.study.summaries import pooled_routes
+
+    def run(shift: float, extra: bool = False) -> dict:
+        cell = {"claim": "changes the output", "change": 0.05 + shift, "change_se": 0.005}
+        cell |= {f"route_{r}": 0.01 + shift for r in d.ROUTES} | {f"route_{r}_se": 0.002 for r in d.ROUTES}
+        out = {"frame_grey": {"distractor": "frame", "start_time": cell}}
+        return out | ({"title_text": out["frame_grey"]} if extra else {})
+
+    pooled = pooled_routes([run(0.0, True), run(0.01), run(-0.01)])
+    assert set(pooled) == {"frame_grey"}
+    change = pooled["frame_grey"]["start_time"]["change"]
+    for estimator in ("dl", "reml"):
+        assert change[estimator]["k"] == 3 and abs(change[estimator]["estimate"] - 0.05) < 1e-9
+        assert change[estimator]["ci"][0] < 0.04 and change[estimator]["ci"][1] > 0.06  # the runs' spread
+    assert pooled["frame_grey"]["start_time"]["claims"] == ["changes the output"] * 3
+    assert pooled_routes([run(0.0)]) == {}

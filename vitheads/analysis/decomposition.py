@@ -128,6 +128,8 @@ def element_claims(variant: str, m, weights: np.ndarray, cells: int, depth: int,
     low, high = simultaneous_interval(change, weights, cells)
     abs_low, abs_high = simultaneous_interval(np.abs(change), weights, cells)
     routes = routes_of(m.route_changes.mean(1), depth)
+    route_se = {name: resampled_means(routes[name], weights).std(0, ddof=1) for name in ROUTES}  # [T] each
+    change_se = resampled_means(change, weights).std(0, ddof=1)
     frozen, frozen_low, frozen_high = mean_ci(m.frozen_attention_change, weights)
     r = lambda v: round(float(v), 5)
     out = {"distractor": variant_spec(variant).kind, "equivalence_bound_z": r(ELEMENT_EQUIVALENCE_Z)}
@@ -135,10 +137,12 @@ def element_claims(variant: str, m, weights: np.ndarray, cells: int, depth: int,
         out[target] = {
             "claim": claim(low[t], high[t], abs_low[t], abs_high[t]),
             "change": r(change[:, t].mean()),
+            "change_se": r(change_se[t]),
             "change_simultaneous": [r(low[t]), r(high[t])],
             "abs_change": r(np.abs(change[:, t]).mean()),
             "abs_change_simultaneous": [r(abs_low[t]), r(abs_high[t])],
             **{f"route_{name}": r(routes[name][:, t].mean()) for name in ROUTES},
+            **{f"route_{name}_se": r(route_se[name][t]) for name in ROUTES},
             "frozen_attention_change": r(frozen[t]),
             "frozen_attention_change_ci": [r(frozen_low[t]), r(frozen_high[t])],
             "resampled_abs_change": r(np.nanmean(np.abs(m.resampled_change[:, t]))),

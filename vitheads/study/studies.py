@@ -43,6 +43,7 @@ FACTORIAL_CELLS = {
     for levels in product((1, 0), repeat=3)
 }
 FACTORIAL_ADAPTING = "all-off-adapting"
+FACTORIAL_ALL_ON = "text1-colorbar1-frame1"  # the default configuration: its runs carry every element's route split
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ import numpy as np
 import pandas as pd
 
 from vitheads import paper
+from vitheads.analysis import decomposition
 from vitheads.analysis import factorial as factorial_analysis
 from vitheads.analysis.benchmark import METHODS, RELIANCE_SD
 from vitheads.analysis.pooling import ESTIMATORS, random_effects, se_from_ci, seed_interval
 from vitheads.analysis.stats import proportion_interval
 from vitheads.compare import comparable, compare, spread
 from vitheads.names import CUE_TARGETS, DISTRACTOR_KINDS, TARGETS
-from vitheads.study.studies import FACTORIAL_ADAPTING, FACTORIAL_CELLS
+from vitheads.study.studies import FACTORIAL_ADAPTING, FACTORIAL_ALL_ON, FACTORIAL_CELLS
 
 CLAIM_KEYS = {
     "early": (paper.FIGURE_KEYS["early"], paper.CI_KEYS["early"]),
@@ -130,6 +131,7 @@ def estimates(records: list[dict]) -> dict:
         runs = [r for r in records if r["arm"] == arm and not r["held_out"]]
         if len(runs) >= 2:
             out[arm] = model_summary(runs, [r for r in records if r["arm"] == arm and r["held_out"]])
+            out[arm]["routes"] = pooled_routes(run_decompositions(runs))
     conv = [r for r in records if r["arm"] == "conv"]
     if len(conv) >= 3 and all("fingerprints" in r for r in conv):
         out["matching"] = head_matching(conv)
@@ -351,6 +353,7 @@ def factorial(records: list[dict], simulations: int = 200) -> dict:
     effects = {o: {"text": size} for o in factorial_analysis.PRIMARY}
     return out | {
         "runs": len(records),
+        "routes_all_on": pooled_routes(run_decompositions([r for r in records if r["arm"] == FACTORIAL_ALL_ON])),
         "seeds": sorted(int(s) for s in cells["seed"].unique()),
         "cells_run": {arm: int((cells["arm"] == arm).sum()) for arm in FACTORIAL_CELLS},
         "not_in_every_run": [m for m in metrics if m not in complete],
@@ -362,3 +365,32 @@ def factorial(records: list[dict], simulations: int = 200) -> dict:
 
 # distortion also needs the default runs: vitheads.study.gather.summarise
 SUMMARIES = {"estimates": estimates, "planted": planted, "frame-band": planted, "factorial": factorial}
+
+
+def run_decompositions(runs: list[dict]) -> list[dict]:
+    """The route split's per-element metrics of the runs that have them (runs gathered before it have none)."""
+    return [r["metrics"]["causal"]["decomposition"] for r in runs if "decomposition" in r["metrics"].get("causal", {})]
+
+
+def pooled_routes(decompositions: list[dict]) -> dict:
+    """Per element (variant) and target, the whole change and each route's mean pooled over training runs
+    (random effects, both estimators: vitheads.analysis.pooling), from each run's metrics `decomposition`; the
+    unit is the run. Only elements every run has; needs 2 runs."""
+    if len(decompositions) < 2:
+        return {}
+    variants = set.intersection(*(set(d) for d in decompositions))
+    out = {}
+    for variant in sorted(variants):
+        targets = [t for t, v in decompositions[0][variant].items() if isinstance(v, dict)]
+        out[variant] = {}
+        for target in targets:
+            cells = [d[variant][target] for d in decompositions]
+            quantities = {"change": "change_se"} | {f"route_{r}": f"route_{r}_se" for r in decomposition.ROUTES}
+            out[variant][target] = {
+                name: {
+                    e: random_effects([c[name] for c in cells], [c[se] for c in cells], e).as_dict() for e in ESTIMATORS
+                }
+                for name, se in quantities.items()
+                if all(se in c for c in cells)
+            } | {"claims": [c["claim"] for c in cells]}
+    return out
