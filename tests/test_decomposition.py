@@ -157,3 +157,22 @@ def test_routes_pool_over_runs_with_the_run_as_unit():
         assert change[estimator]["ci"][0] < 0.04 and change[estimator]["ci"][1] > 0.06  # the runs' spread
     assert pooled["frame_grey"]["start_time"]["claims"] == ["changes the output"] * 3
     assert pooled_routes([run(0.0)]) == {}
+
+
+def test_the_routes_figure_draws_every_element_on_one_scale(tmp_path):
+    import matplotlib.image
+    import pandas as pd
+
+    from vitheads.report.routes import routes_figure
+
+    rng = np.random.default_rng(4)
+    weights = bootstrap_weights(30, 200, 0)
+    rows = []
+    for variant, size in (("title_text", 0.001), ("frame_grey", 0.06)):
+        m = measures(rng.normal(size, size / 5, (30, T)))
+        rows += d.decomposition_rows(variant, m, weights, DEPTH, TARGETS)
+    table = pd.DataFrame(rows)
+    assert set(table["route"]) >= {"whole", *d.ROUTES, "moved L1", "moved L2H3"}
+    routes_figure(table, tmp_path / "routes.png")
+    image = matplotlib.image.imread(tmp_path / "routes.png")
+    assert image.shape[1] > 1000 and image.shape[0] > 200

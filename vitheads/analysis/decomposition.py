@@ -61,8 +61,8 @@ def route_rows(
 ) -> list:
     """Rows (one per route and target) of the route table: signed mean with CI, mean |route|, its share of
     the whole's mean |change|, and the order interaction (mean |forward - reverse| / 2)."""
-    both = [routes_of(routes[:, d], depth) for d in (0, 1)]
-    mean_split = routes_of(routes.mean(1), depth)
+    both = [routes_of(routes[:, d], depth) | {"whole": whole} for d in (0, 1)]
+    mean_split = {"whole": whole} | routes_of(routes.mean(1), depth)
     whole_abs = np.abs(whole).mean(0)  # [T]
     split = {
         l for l in range(1, depth + 1) if (np.abs(mean_split[f"moved L{l}"]).mean(0) >= HEAD_SPLIT * whole_abs).any()
@@ -94,7 +94,7 @@ def route_rows(
 
 
 def level_of(route: str) -> str:
-    """'route' (stay, moved, ...), 'layer' (moved L6) or 'head' (moved L6H3)."""
+    """'route' (whole, stay, moved, ...), 'layer' (moved L6) or 'head' (moved L6H3)."""
     if " " not in route:
         return "route"
     return "head" if "H" in route.split(" ")[1] else "layer"
