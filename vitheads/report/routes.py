@@ -17,7 +17,8 @@ SHOWN = ("whole", *ROUTES)
 
 def routes_figure(table: pd.DataFrame, out: Path) -> None:
     """One panel per target, one row per element: the signed whole change and each route's share of it, with
-    95% CIs over test images; one x-scale for all panels, the equivalence bound shaded."""
+    95% CIs over test images; one x-scale for all panels, linear inside the equivalence bound (shaded) and
+    logarithmic beyond it, since elements' effects span three orders of magnitude."""
     paired = table[(table["baseline"] == "paired") & table["route"].isin(SHOWN)]
     variants = list(dict.fromkeys(paired["variant"]))
     targets = list(dict.fromkeys(paired["target"]))
@@ -28,7 +29,10 @@ def routes_figure(table: pd.DataFrame, out: Path) -> None:
     limit = max(np.abs(paired[["ci_low", "ci_high"]].to_numpy()).max(), 2 * ELEMENT_EQUIVALENCE_Z) * 1.05
     for ax, target in zip(axes, targets):
         route_panel(ax, paired[paired["target"] == target], variants, colours)
-        ax.set(title=target, xlim=(-limit, limit), xlabel="mean change, member B - A (z units)")
+        ax.set_xscale("symlog", linthresh=ELEMENT_EQUIVALENCE_Z, linscale=0.5)
+        ticks = [0.0] + [sign * 10.0**k for k in range(-2, 2) for sign in (-1, 1) if 10.0**k <= limit]
+        ax.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
+        ax.set(title=target, xlim=(-limit, limit), xlabel="mean change, B - A (z units)")
     axes[0].set_yticks(range(len(variants)), variants)
     axes[0].invert_yaxis()
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=r.replace("_", " ")) for r, c in colours.items()]
@@ -43,9 +47,10 @@ def routes_figure(table: pd.DataFrame, out: Path) -> None:
     )
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.suptitle(
-        "Where each element's change enters the output: route split, signed (routes cancel), 95% CI over test images"
+        "Where each element's change enters the output: route split, signed (routes cancel), 95% CI over test images\n"
+        f"x linear within ±{ELEMENT_EQUIVALENCE_Z:.4f} z (shaded), logarithmic beyond"
     )
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.92))
     fig.savefig(out, dpi=120)
     plt.close(fig)
     sns.reset_orig()
