@@ -111,9 +111,7 @@ def test_key_value_patching_by_hooks_on_keys_and_values_equals_the_one_head_shor
         target, source = (run_with_cache(model, images(seed=s), points) for s in (0, 1))
         for layer in range(4):
             shortcut, _ = kv_patched_layer(model, target, source, layer, tokens)
-            swap = lambda p, h, l=layer: Edit(
-                f"blocks.{l}.attn.hook_{p}", "replace", source[f"blocks.{l}.attn.hook_{p}"], (h,), tokens
-            )
+            swap = lambda p, h, l=layer: Edit.patch(f"blocks.{l}.attn.hook_{p}", source, (h,), tokens)
             copies = [[swap("k", h), swap("v", h)] for h in range(H)]
             by_hooks = run_copies(hooked, target, layer, copies)
             torch.testing.assert_close(by_hooks, shortcut, atol=1e-6, rtol=0)

@@ -38,6 +38,11 @@ class Edit:
         if (self.value is None) != (self.op == "zero"):
             raise ValueError(f"Edit '{self.op}' at {self.hook}: a value is needed for replace and add, none for zero")
 
+    @classmethod
+    def patch(cls, hook: str, source: ActivationCache, heads=None, tokens=None) -> Edit:
+        """The point's value taken from another run's cache (where heads and tokens reach)."""
+        return cls(hook, "replace", source[hook], None if heads is None else tuple(heads), tokens)
+
     def apply(self, t: torch.Tensor) -> torch.Tensor:
         """t with the edit applied where it reaches."""
         if self.op == "zero":

@@ -18,7 +18,7 @@ from vitheads.interp.hooked import HookedViT
 
 def head_patch(layer: int, heads: Sequence[int], source: ActivationCache) -> Edit:
     """The edit putting `heads` of block `layer` at their output on the source images."""
-    return Edit(f"blocks.{layer}.attn.hook_z", "replace", source.z[layer], heads=tuple(heads))
+    return Edit.patch(f"blocks.{layer}.attn.hook_z", source, heads)
 
 
 @torch.inference_mode()
