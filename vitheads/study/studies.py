@@ -7,6 +7,8 @@ frame-band  the frame cue's second form (a band under the bottom spine, planted 
             tokens), in the planted study's arms and seeds
 distortion  what each distractor changes: text, colorbar, frame and all of them off with the layout kept,
             and all off with the layout adapting, on 3 seeds each (the default arm is the estimates study's)
+graded      the graded benchmark's trained default models on 3 fresh seeds, trained only (generate and
+            finetune); implants are measured on them by `measure graded` (vitheads.study.graded)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ HELD_OUT_SEEDS = (20250329, 20250330)
 VIT_SEEDS = (20250324, 20250325, 20250326)
 PLANTED_FIT_SEED, PLANTED_HELD_OUT_SEEDS = 20250324, (20250325, 20250326, 20250327)
 DISTORTION_SEEDS = (20250324, 20250325, 20250326)
+GRADED_SEEDS = (20250331, 20250332, 20250333)  # fresh: the rules' thresholds were set on 20250324
 PLANT_ALL = ("plant.cues=[text,colorbar,frame]", "causal.kv_patching=true")  # the benchmark needs key/value patching
 PLANT_BAND = ("plant.cues=[frame]", "plant.frame_cue=band", "causal.kv_patching=true")
 TEXT_OFF = ("distortion.title=false", "distortion.axis_labels=false", "distortion.tick_labels=false")
@@ -67,4 +70,15 @@ def distortion() -> list[Run]:
     ]
 
 
-STUDIES = {"estimates": estimates, "planted": planted, "frame-band": frame_band, "distortion": distortion}
+def graded() -> list[Run]:
+    return [Run("graded", "default", s) for s in GRADED_SEEDS]
+
+
+STUDIES = {
+    "estimates": estimates,
+    "planted": planted,
+    "frame-band": frame_band,
+    "distortion": distortion,
+    "graded": graded,
+}
+STAGE_TARGETS = {"graded": "finetune"}  # the pipeline stage a study's runs reproduce (default: runner.TARGET)
