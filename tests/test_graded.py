@@ -61,6 +61,16 @@ def test_the_power_curve_counts_implants_with_wilson_intervals():
     assert curve[-1]["ci"] == [0.7225, 1.0]
 
 
+def test_an_implant_whose_truth_is_flagged_at_gain_0_leaves_the_levels_above():
+    rows = table([0, 1, 3, 6, 9, 10])
+    rows["layer"], rows["heads"] = 2, "1"
+    rows.loc[(rows["level"] == 0) & (rows["seed"] == 0) & (rows.index % 10 == 0), "detected"] = 1.0  # implant 0
+    curve = power_curve(rows)
+    assert curve[0]["detected"] == 1 and curve[0]["implants"] == 10
+    # implant 0 shares its key (seed, band, ...) with implants 6 (seed 0, late): both leave the levels above
+    assert all(c["implants"] == 8 and c["left_out_flagged_at_gain_0"] == 2 for c in curve[1:])
+
+
 def test_the_minimum_detectable_effect_is_interpolated_in_log_effect():
     mde = minimum_detectable(power_curve(table([0, 1, 3, 6, 9, 10])))
     expected = np.exp(np.log(0.03) + (0.8 - 0.6) / (0.9 - 0.6) * (np.log(0.1) - np.log(0.03)))

@@ -130,12 +130,27 @@ def detection_rows(implant: dict, level: dict, flags: dict, zero: dict) -> list[
     return rows
 
 
+IMPLANT_KEY = ("seed", "variant", "site", "band", "layer", "heads", "target")
+
+
 def power_curve(rows: pd.DataFrame, column: str = "detected") -> list[dict]:
     """Per level (the control, level 0, first): implants, detected, rate and Wilson 95% (unit: the implant),
-    and the achieved effects (median, min, max)."""
+    and the achieved effects (median, min, max). An implant whose truth the method already flags at gain 0
+    (the trained model's own reading) counts in the control row and is left out of the levels above it, where
+    its detection would not be the implant's; how many were left out is in each level's row."""
     out = []
     usable = rows.dropna(subset=[column])
+    key = [k for k in IMPLANT_KEY if k in usable]
+    zero = usable[(usable["level"] == 0) & (usable[column] > 0)]
+    flagged_at_zero = set(map(tuple, zero[key].to_numpy().tolist())) if key else set()
     for level, group in usable.groupby("level", sort=True):
+        excluded = 0
+        if level > 0 and flagged_at_zero:
+            keep = [tuple(r) not in flagged_at_zero for r in group[key].to_numpy().tolist()]
+            excluded = len(keep) - sum(keep)
+            group = group[keep]
+        if not len(group):
+            continue
         k, n = int(group[column].sum()), len(group)
         out.append(
             {
@@ -146,6 +161,7 @@ def power_curve(rows: pd.DataFrame, column: str = "detected") -> list[dict]:
                 "ci": wilson(k, n),
                 "effect_median": float(group["effect"].median()),
                 "effect_range": [float(group["effect"].min()), float(group["effect"].max())],
+                "left_out_flagged_at_gain_0": excluded,
             }
         )
     return out
