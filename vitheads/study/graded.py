@@ -50,6 +50,19 @@ BANDS = {"early": (0, 1, 2, 3), "late": (6, 7, 8, 9, 10)}  # 0-based blocks: lay
 PER_BAND = {"head": 2, "redundant": 1, "mlp": 1}  # implants per element and band; plus one direct per element
 DIR = Path("study/graded")
 HEADER = DIR / "header.json"
+RULE_KEYS = (  # params.yaml causal keys that decide a flag: the rules' thresholds and the samples they see
+    "fdr",
+    "min_response",
+    "min_follow",
+    "min_prediction_change",
+    "relative_change",
+    "patch_screen",
+    "min_auroc",
+    "min_rollout",
+    "images",
+    "patch_images",
+    "bootstrap",
+)
 
 
 def grid(seed: int, element: str, depth: int, n_heads: int) -> list[dict]:
@@ -88,7 +101,7 @@ def header(p: dict) -> dict:
         "study": STUDY,
         "fixed": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commit": commit,
-        "thresholds": {k: p["causal"][k] for k in sorted(p["causal"])},
+        "thresholds": {k: p["causal"][k] for k in RULE_KEYS},
         "thresholds_set_on_seeds": [20250324],
         "seeds": list(GRADED_SEEDS),
         "levels_z": list(LEVELS_Z),
