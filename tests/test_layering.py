@@ -19,6 +19,7 @@ RENDERER_USERS = {
     "vitheads.data.generation",
     "stages.generate",
     "stages.causal",
+    "vitheads.study.graded",  # renders the graded benchmark's pairs
 }
 REPORT_STAGES = {"stages.figures", "stages.report"}
 

@@ -1,22 +1,30 @@
-"""python -m vitheads.study run|status|gather STUDY: queue a study's runs as DVC experiments (resumable),
-say which have finished, and gather the finished ones into study/<STUDY>.json (vitheads.study.gather)."""
+"""python -m vitheads.study run|status|gather|measure STUDY: queue a study's runs as DVC experiments (resumable),
+say which have finished, and gather the finished ones into study/<STUDY>.json (vitheads.study.gather); for the
+graded study, `measure` implants, calibrates and measures on its finished runs (vitheads.study.graded)."""
 
 import argparse
 import sys
 
 from vitheads.study.gather import write_gathered
-from vitheads.study.runner import committed_study, experiments, queue_study, show
+from vitheads.study.runner import committed_study, experiments, finished, queue_study, show
 from vitheads.study.studies import STUDIES
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m vitheads.study", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run", "status", "gather"])
+    parser.add_argument("command", choices=["run", "status", "gather", "measure"])
     parser.add_argument("study", choices=list(STUDIES))
     parser.add_argument("--held-out", action="store_true", help="run: queue the study's held-out runs")
     parser.add_argument("--jobs", type=int, default=1, help="run: experiments side by side (they share the cores)")
     parser.add_argument("--arm", action="append", help="run: only this arm (repeatable; default: every arm)")
+    parser.add_argument("--model-dir", help="measure graded: a trained model directory instead of the experiments")
+    parser.add_argument("--seed", type=int, help="measure graded: the seed of --model-dir's run (its test images)")
     args = parser.parse_args(argv)
+    if args.study == "graded" and args.command in ("measure", "gather"):
+        graded_command(args)  # imports torch and the renderer: only this study's own commands pay for them
+        return
+    if args.command == "measure":
+        raise SystemExit("measure is the graded study's command: python -m vitheads.study measure graded")
     if args.command == "run":
         names = queue_study(args.study, args.held_out, args.jobs, args.arm)
         print(
@@ -31,6 +39,25 @@ def main(argv: list[str]) -> None:
             print(f"{run.name}: {known.get(run.name, {}).get('state', state)}")
     else:
         write_gathered(args.study)
+
+
+def graded_command(args) -> None:
+    from vitheads.study import graded
+
+    if args.command == "gather":
+        graded.write_gathered()
+        return
+    if args.model_dir:
+        if args.seed is None:
+            raise SystemExit("--model-dir needs --seed (the run's seed: its test images)")
+        graded.measure([(f"graded-manual-{args.seed}", args.seed, args.model_dir)])
+        return
+    done = finished(show(), "graded-")
+    runs = [(r.name, r.seed, done[r.name]["rev"]) for r in STUDIES["graded"]() if r.name in done]
+    missing = [r.name for r in STUDIES["graded"]() if r.name not in done]
+    if missing:
+        print(f"not trained yet (python -m vitheads.study run graded): {', '.join(missing)}")
+    graded.measure(runs)
 
 
 main(sys.argv[1:])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitheads.study.studies import ORDER_SEEDS, STUDIES, Run
+from vitheads.study.studies import ORDER_SEEDS, STAGE_TARGETS, STUDIES, Run
 from vitheads.threads import ENV as THREADS_ENV
 from vitheads.threads import all_cores
 
@@ -28,7 +28,8 @@ TARGET = "classify"  # a study reads metrics and tables/: each run's figures and
 
 def exp_run_command(run: Run, queue: bool = True) -> list[str]:
     overrides = [arg for o in (f"seed={run.seed}", *run.overrides) for arg in ("-S", o)]
-    return ["dvc", "exp", "run", *(["--queue"] if queue else []), "-n", run.name, *overrides, TARGET]
+    target = STAGE_TARGETS.get(run.study, TARGET)
+    return ["dvc", "exp", "run", *(["--queue"] if queue else []), "-n", run.name, *overrides, target]
 
 
 def show(tries: int = 3) -> list[dict]:

@@ -10,6 +10,8 @@ distortion  what each distractor changes: text, colorbar, frame and all of them 
 factorial   what each distractor changes, answered: text x colorbar x frame on/off with the layout kept, and
             all off with the layout adapting, every cell on every seed, each seed's cells queued together in a
             recorded random order (pre-registered in study/factorial-preregistration.md before any run)
+graded      the graded benchmark's trained default models on 3 fresh seeds, trained only (generate and
+            finetune); implants are measured on them by `measure graded` (vitheads.study.graded)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ HELD_OUT_SEEDS = (20250329, 20250330)
 VIT_SEEDS = (20250324, 20250325, 20250326)
 PLANTED_FIT_SEED, PLANTED_HELD_OUT_SEEDS = 20250324, (20250325, 20250326, 20250327)
 DISTORTION_SEEDS = (20250324, 20250325, 20250326)
+GRADED_SEEDS = (20250331, 20250332, 20250333)  # fresh: the rules' thresholds were set on 20250324
 PLANT_ALL = ("plant.cues=[text,colorbar,frame]", "causal.kv_patching=true")  # the benchmark needs key/value patching
 PLANT_BAND = ("plant.cues=[frame]", "plant.frame_cue=band", "causal.kv_patching=true")
 TEXT_OFF = ("distortion.title=false", "distortion.axis_labels=false", "distortion.tick_labels=false")
@@ -96,10 +99,16 @@ def factorial() -> list[Run]:
     return [Run("factorial", arm, s, overrides) for s in FACTORIAL_SEEDS for arm, overrides in arms.items()]
 
 
+def graded() -> list[Run]:
+    return [Run("graded", "default", s) for s in GRADED_SEEDS]
+
+
 STUDIES = {
     "estimates": estimates,
     "planted": planted,
     "frame-band": frame_band,
     "distortion": distortion,
     "factorial": factorial,
+    "graded": graded,
 }
+STAGE_TARGETS = {"graded": "finetune"}  # the pipeline stage a study's runs reproduce (default: runner.TARGET)
