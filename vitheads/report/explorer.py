@@ -182,11 +182,15 @@ def payload(
         "images": [png_data_uri(image) for image in examples["images"]],
         "outlines": outline_layers(examples["masks"]) if "masks" in examples else {},
         "outlineColours": OUTLINE_COLOURS,
-        "causalRuleText": rule_text(p["causal"], causal_metrics["images"], causal_metrics["patch_images"]).replace(
-            "*", ""
-        ),
+        "causalRuleText": causal_rules(p["causal"], causal_metrics).replace("*", ""),
         "records": head_records(classified, regions, ablated, causal),
     }
+
+
+def causal_rules(c: dict[str, Any], causal_metrics: dict[str, Any]) -> str:
+    """The causal rules with today's thresholds and the pairs the run measured (its metrics): the report and the
+    explorer print this one text."""
+    return rule_text(c, causal_metrics["images"], causal_metrics["patch_images"])
 
 
 def run_payload(p: dict[str, Any]) -> dict[str, Any]:

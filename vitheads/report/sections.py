@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from vitheads import artifacts, paper
-from vitheads.analysis.causal import rule_text
 from vitheads.analysis.tables import read_table
 from vitheads.analysis.taxonomy import LABELS, RULE_SUMMARY
 from vitheads.artifacts import read_json
@@ -98,12 +97,11 @@ def this_run(p: dict, ab: dict, cl: dict) -> dict:
 
 
 def run_summary(p: dict) -> dict:
-    d, m = p["distortion"], p["model"]
     return {
-        "on": [k for k, v in d.items() if v],
+        "on": [k for k, v in p["distortion"].items() if v],
         "generate": p["generate"],
         "seed": p["seed"],
-        "model": m,
+        "model": p["model"],
         "method": p["finetune"]["method"],
     }
 
@@ -155,7 +153,7 @@ def causal(cz: dict, c: dict, fine: dict, gen: dict) -> dict:
     return {
         "cz": cz,
         "kinds": [k for k in ("text", "colorbar", "frame") if k in cz],
-        "rules": rule_text(c, cz["images"], cz["patch_images"]),
+        "rules": explorer.causal_rules(c, cz),
         "cls_note": CLS_NOTE,
         "targets": TARGETS,
         "test_rmse": fine["test_mse"] ** 0.5,
