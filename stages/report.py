@@ -15,13 +15,10 @@ def main() -> None:
     page = to_html(markdown, artifacts.REPORT, {NOTE: explorer_html(run_payload(p))})
     log.info("read params.yaml, metrics/, results/, plots/ and the studies")
     with atomic_path(artifacts.REPORT, is_dir=True) as tmp:
-        (tmp / "report.md").write_text(markdown)
-        (tmp / "report.html").write_text(page)
+        (tmp / artifacts.REPORT_MD.name).write_text(markdown)
+        (tmp / artifacts.REPORT_HTML.name).write_text(page)
     log.info(
-        "wrote %s/report.md and %s/report.html (%d figures embedded)",
-        artifacts.REPORT,
-        artifacts.REPORT,
-        page.count("<figure>"),
+        "wrote %s and %s (%d figures embedded)", artifacts.REPORT_MD, artifacts.REPORT_HTML, page.count("<figure>")
     )
 
 

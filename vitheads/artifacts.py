@@ -8,8 +8,12 @@ from pathlib import Path
 
 DATA = Path("data/generated")
 REPORT = Path("report")
+REPORT_MD = REPORT / "report.md"
+REPORT_HTML = REPORT / "report.html"
 TEMPLATES = Path("templates")
 REPORT_TEMPLATES = TEMPLATES / "report"
+EXPLORER_JS = TEMPLATES / "explorer.js"
+EXPLORER_CSS = TEMPLATES / "explorer.css"
 STUDY = Path("study")
 TIMINGS_FINETUNE = Path("timings/finetune.json")
 

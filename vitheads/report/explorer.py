@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -206,10 +205,9 @@ def run_payload(p: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def explorer_html(data: dict[str, Any], template_dir: Path = artifacts.TEMPLATES) -> str:
+def explorer_html(data: dict[str, Any]) -> str:
     """The explorer's markup, styles, data and script, inline: the page makes no request."""
-    script = (template_dir / "explorer.js").read_text()
-    style = (template_dir / "explorer.css").read_text()
+    script, style = artifacts.EXPLORER_JS.read_text(), artifacts.EXPLORER_CSS.read_text()
     blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     return (
         f"<style>{style}</style>\n"
