@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import os
 import re
 from pathlib import Path
 
 import jinja2
-import numpy as np
 
 from vitheads import artifacts
 
@@ -21,7 +21,7 @@ def interval(x: dict, digits: int = 3, unit: str = "") -> str:
     """An estimate (or mean) and its 95% interval, signed; a run alone has no interval."""
     low, high = x["ci"]
     value = x.get("estimate", x.get("mean"))
-    if not (np.isfinite(low) and np.isfinite(high)):
+    if not (math.isfinite(low) and math.isfinite(high)):
         return f"{value:+.{digits}f}{unit} (one run: no interval)"
     return f"{value:+.{digits}f}{unit} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
@@ -33,7 +33,7 @@ def share(rate: float, ci: list[float], digits: int) -> str:
 
 def from_report(path: Path) -> str:
     """A path as the Markdown in report/ links it."""
-    return (path if path.is_absolute() else Path("..") / path).as_posix()
+    return (path if path.is_absolute() else Path(os.path.relpath(path, artifacts.REPORT))).as_posix()
 
 
 FILTERS = {"f": format, "interval": interval, "share": share, "from_report": from_report}
