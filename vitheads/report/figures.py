@@ -68,6 +68,12 @@ def symmetric_top(grids: list[np.ndarray]) -> float:
     return max(max(float(np.nanmax(np.abs(g))) for g in grids), 1e-9)
 
 
+def symlog_ticks(top: float) -> list[float]:
+    """Plain numbers for a symmetric log colour bar up to `top` (0.1, 0.3, 1, ... either side of 0)."""
+    steps = [v for v in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000) if top / 30 <= v <= top]
+    return [-v for v in reversed(steps)] + [0] + steps
+
+
 def head_heatmap(values: np.ndarray, significant: np.ndarray, title: str, label: str, path, top: float) -> None:
     """Layers x heads of a signed effect on a symmetric log scale up to `top` (shared by the figures that
     compare; linear within a tenth of it, so one head cannot whiten every other cell), annotated, with the heads
@@ -83,8 +89,12 @@ def head_heatmap(values: np.ndarray, significant: np.ndarray, title: str, label:
         norm=norm,
         annot=True,
         fmt=".2f",
-        annot_kws={"fontsize": 5, "color": "black"},
-        cbar_kws={"label": f"{label}\n(symlog, one scale for every mode; framed: 95% CI excludes 0)"},
+        annot_kws={"fontsize": 5},  # seaborn picks black or white for each cell's contrast
+        cbar_kws={
+            "label": f"{label}\n(symlog, one scale for every mode; framed: 95% CI excludes 0)",
+            "ticks": symlog_ticks(top),
+            "format": "%g",
+        },
     )
     outline_cells(ax, significant)
     ax.tick_params(labelsize=7, rotation=0)
@@ -94,14 +104,19 @@ def head_heatmap(values: np.ndarray, significant: np.ndarray, title: str, label:
     save(figure, path)
 
 
+PAPER_COLOUR, POOLED_COLOUR, HELD_COLOUR = "#d62728", "#1f77b4", "#ff7f0e"
+
+
 def layer_means(per_mode: dict[str, dict], paper_marks: list[tuple], ylabel: str, path) -> None:
     """Per mode, each layer's mean effect over its heads with the 95% CI of that mean over test images, the
     heads' spread as faint dots, and the paper's figures (mean and sd over heads) where it gives them."""
     figure = new_figure(4.4 * len(per_mode), 3.4)
     axes = figure.subplots(1, len(per_mode), squeeze=False, sharey=True)[0]  # one scale: modes compare
+    top = max(float(np.abs(d["heads"]["increase_pct"]).max()) for d in per_mode.values())
     for ax, (mode, d) in zip(axes, per_mode.items()):
         layers = np.arange(1, len(d["mean"]) + 1)
-        sns.stripplot(data=d["heads"], x="layer", y="increase_pct", native_scale=True, ax=ax, size=2.5, color="#aaaaaa")
+        ax.set_yscale("symlog", linthresh=0.5)  # before the swarm, which lays its points out on this scale
+        sns.swarmplot(data=d["heads"], x="layer", y="increase_pct", native_scale=True, ax=ax, size=2.5, color="#aaaaaa")
         ax.errorbar(
             layers,
             d["mean"],
@@ -114,28 +129,17 @@ def layer_means(per_mode: dict[str, dict], paper_marks: list[tuple], ylabel: str
             zorder=3,
             label="layer mean, 95% CI over images",
         )
-        for i, (band, value, sd) in enumerate(paper_marks):
-            ax.errorbar(
-                np.mean(band) + 0.3,
-                value,
-                yerr=sd,
-                fmt="s",
-                ms=4,
-                color="#d62728",
-                capsize=3,
-                zorder=4,
-                label="the paper (mean, sd over heads)" if i == 0 else None,
-            )
+        x, values, sds = zip(*((np.mean(band) + 0.3, value, sd) for band, value, sd in paper_marks))
+        ax.errorbar(x, values, yerr=sds, fmt="s", ms=4, color=PAPER_COLOUR, capsize=3, zorder=4, ls="none",
+                    label="the paper (mean, sd over heads)")  # fmt: skip
         ax.axhline(0, color="grey", lw=0.6)
-        ax.set_yscale("symlog", linthresh=0.5)
+        ax.set_yticks([t for t in symlog_ticks(top) if abs(t) >= 0.3 or t == 0])
+        ax.yaxis.set_major_formatter("{x:g}")
         ax.set_xticks(layers, [str(l) for l in layers], fontsize=7)
         ax.set(xlabel="layer (grey: one head each)", ylabel=ylabel)
         ax.set_title(f"{mode} ablation", fontsize=9)
         ax.legend(fontsize=6, frameon=False)
     save(figure, path)
-
-
-PAPER_COLOUR, POOLED_COLOUR, HELD_COLOUR = "#d62728", "#1f77b4", "#ff7f0e"
 
 
 def forest_limits(panels: list[dict]) -> dict[str, tuple[float, float]]:
@@ -298,19 +302,18 @@ def overlays(images: np.ndarray, maps: np.ndarray, head_names: list[str], title:
 
 def attention_distance(distance: np.ndarray, uniform: float, path) -> None:
     """Mean attention distance of every head by layer (Dosovitskiy et al. 2021, Fig. 7), in patches."""
-    layers = distance.shape[0]
+    layers, heads = distance.shape
     figure = new_figure(5.0, 3.4)
     ax = figure.subplots()
     per_head = head_frame(distance).rename_axis(index="layer", columns="head").stack().rename("distance").reset_index()
-    sns.stripplot(
-        data=per_head, x="layer", y="distance", native_scale=True, ax=ax, size=3.5, color="#1f77b4", alpha=0.7
-    )
+    per_head["x"] = per_head["layer"] + (per_head["head"] - (heads + 1) / 2) * 0.6 / heads  # heads in order
+    sns.scatterplot(data=per_head, x="x", y="distance", ax=ax, s=12, color="#1f77b4", alpha=0.7, edgecolor="none")
     ax.axhline(uniform, color="grey", lw=0.8, ls="--", label=f"uniform attention ({uniform:.2f})")
     ax.set_xticks(range(1, layers + 1))
     ax.set_ylim(0, None)
-    ax.set_xlabel("layer")
+    ax.set_xlabel("layer (its heads 1 to H left to right)")
     ax.set_ylabel("mean attention distance (patches)")
-    ax.set_title("Attention distance per head, mean over patch queries and test images", fontsize=9)
+    ax.set_title("Attention distance per head, mean over patch queries and test images", fontsize=8)
     ax.legend(fontsize=7, frameon=False)
     save(figure, path)
 
@@ -322,7 +325,7 @@ def label_grid(labels: np.ndarray, order: tuple[str, ...], colours: dict[str, st
     figure = new_figure(0.5 * heads + 3.4, 0.4 * layers + 1.2)
     ax = figure.subplots()
     palette = ListedColormap([colours[o] for o in order])
-    sns.heatmap(codes, ax=ax, cmap=palette, vmin=-0.5, vmax=len(order) - 0.5, cbar=False, square=True)
+    sns.heatmap(codes, ax=ax, cmap=palette, vmin=-0.5, vmax=len(order) - 0.5, cbar=False, square=True, linewidths=0.5)
     ax.tick_params(labelsize=7, rotation=0)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
@@ -401,6 +404,7 @@ def head_panels(
     axes = figure.subplots(rows, min(columns, len(grids)), squeeze=False).ravel()
     for ax, (name, grid) in zip(axes, grids.items()):
         sns.heatmap(head_frame(grid), ax=ax, cmap=cmap, vmin=vmin, vmax=vmax, cbar=False, square=True)
+        ax.spines[:].set_visible(True)  # the panel's edge, where NaN (not measured) leaves cells blank
         reference = f"; whole model {references[name]:.3g}" if references and name in references else ""
         ax.set_title(f"{name}\nmin {np.nanmin(grid):.3g}, max {np.nanmax(grid):.3g}{reference}", fontsize=7)
         if passing and name in passing:
@@ -412,7 +416,7 @@ def head_panels(
         ax.set_axis_off()
     bar = figure.colorbar(axes[0].collections[0], ax=list(axes), shrink=0.8)
     bar.set_label(
-        f"{label}\n(one scale for every panel; red line: the rule's threshold; red frames: heads it passes)", fontsize=7
+        f"{label}\n(one scale for every panel)\nred line: the rule's threshold\nred frames: heads it passes", fontsize=7
     )
     bar.ax.axhline(threshold, color="red", lw=1.5)
     figure.suptitle(title, fontsize=8, wrap=True)
