@@ -45,3 +45,24 @@ def test_the_page_shows_the_markdowns_blocks(tmp_path):
     assert "<section>live</section>" in page and "the note" not in page
     with pytest.raises(ValueError, match="does not have 2 cells"):
         to_html("| a | b |\n|---|---|\n| 1 | 2 | 3 |\n", tmp_path, {})
+
+
+def forest_panel(unit: str, value: float, prediction: list[float] | None) -> dict:
+    seeds = [{"label": str(s), "value": value + s, "low": value + s - 1, "high": value + s + 1} for s in (1, 2, 3)]
+    pooled = {"estimate": value + 2, "ci": [value, value + 4], "prediction": prediction}
+    return {"title": unit, "unit": unit, "seeds": seeds, "pooled": pooled, "paper": (0.1, 0.05), "held_out": []}
+
+
+def test_forest_panels_in_one_unit_share_one_scale_and_show_a_next_run_only_where_predicted():
+    from vitheads.report import figures
+
+    panels = [forest_panel("%", 0, None), forest_panel("%", 10, [5.0, 20.0]), forest_panel("points", -50, None)]
+    limits = figures.forest_limits(panels)
+    assert -5 < limits["%"][0] < 0 < 20 < limits["%"][1] and limits["points"][0] < -49
+    figure = figures.new_figure(6, 3)
+    for ax, panel in zip(figure.subplots(1, 3), panels):
+        figures.forest_panel(ax, panel, limits[panel["unit"]])
+    left, middle, right = figure.axes
+    assert left.get_xlim() == middle.get_xlim() != right.get_xlim()
+    assert [t.get_text() for t in left.get_yticklabels()] == ["1", "2", "3", "pooled"]
+    assert [t.get_text() for t in middle.get_yticklabels()][-1] == "next run"
