@@ -16,7 +16,6 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import seaborn.objects as so
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PatchCollection
@@ -155,11 +154,11 @@ def forest_limits(panels: list[dict]) -> dict[str, tuple[float, float]]:
 
 
 def forest_panel(ax, panel: dict, limits: tuple[float, float]) -> None:
-    """Seeds as rows (seaborn: each run's estimate and its interval), the pooled diamond under them and, where
-    there is one, the prediction interval for a next run with the held-out runs on it."""
+    """Seeds as rows (each run's estimate, its interval), the pooled diamond under them and, where there is one,
+    the prediction interval for a next run with the held-out runs on it."""
     seeds = pd.DataFrame(panel["seeds"]).assign(y=lambda t: np.arange(len(t), 0, -1))
-    mark = so.Plot(seeds, x="value", xmin="low", xmax="high", y="y")
-    mark.add(so.Range(color="black"), orient="y").add(so.Dot(color="black", pointsize=4), orient="y").on(ax).plot()
+    ax.hlines(seeds["y"], seeds["low"], seeds["high"], color="black", lw=1.5)
+    sns.scatterplot(data=seeds, x="value", y="y", ax=ax, color="black", s=16, edgecolor="none", zorder=3)
     pooled, (value, sd) = panel["pooled"], panel["paper"]
     low, high = pooled["ci"]
     ax.fill([low, pooled["estimate"], high, pooled["estimate"]], [0, 0.25, 0, -0.25], color=POOLED_COLOUR)
