@@ -37,17 +37,21 @@ def test_outline_is_the_border_of_a_mask():
     assert outline(np.ones((3, 3), bool)).sum() == 8, "the image edge counts as outside"
 
 
-def test_the_report_and_the_explorer_count_the_runs_pairs_not_todays_params(reproduced):
-    """Params edited after the run do not change what the run measured: both say its pairs, from its metrics."""
+def test_the_report_and_the_explorer_say_what_the_run_did_not_todays_params(reproduced):
+    """Params edited after the run do not change what the run measured: both give its pairs and its labelling
+    view, from its metrics."""
     path = reproduced.path
     run = json.loads((path / "metrics/causal.json").read_text())
-    reproduced.set_params({"causal": {"images": run["images"] + 3, "patch_images": run["patch_images"] + 1}})
+    view = json.loads((path / "metrics/classify.json").read_text())["view"]
+    other = {"images": run["images"] + 3, "patch_images": run["patch_images"] + 1}
+    reproduced.set_params({"causal": other, "classify": {"view": "from_chirp" if view == "received" else "received"}})
     reproduced.run(sys.executable, "-m", "stages.report")
     counted = f"(first {run['patch_images']} of {run['images']} pairs)"
-    assert counted in (path / "report/report.md").read_text()
+    markdown = (path / "report/report.md").read_text()
+    assert counted in markdown and f"Labels from patch-level enrichment in the *{view}* view" in markdown
     page = (path / "report/report.html").read_text()
     data = json.loads(re.search(r'id="explorer-data">(.*?)</script>', page, re.S)[1])
-    assert counted in data["causalRuleText"]
+    assert counted in data["causalRuleText"] and data["labelView"] == view
 
 
 @pytest.fixture

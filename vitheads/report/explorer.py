@@ -154,11 +154,11 @@ def payload(
     ablated: pd.DataFrame,
     causal: pd.DataFrame,
     examples: dict[str, np.ndarray],
-    causal_metrics: dict[str, Any],
+    measured: dict[str, dict[str, Any]],
     p: dict[str, Any],
 ) -> dict[str, Any]:
-    """Everything the explorer shows, JSON-ready. The causal rule's image counts are the run's (its metrics), as
-    the report prints them, not today's params."""
+    """Everything the explorer shows, JSON-ready. What the run did (the labelling view, the causal pairs) comes
+    from its metrics (`measured`: classify and causal), as the report prints it, not from today's params."""
     views = [v for v in VIEWS if v in examples]
     grid = examples[views[0]].shape[-1]
     vmax = max(2.0, max(float(examples[v].max()) * grid * grid for v in views))
@@ -166,7 +166,7 @@ def payload(
         "layers": int(classified["layer"].max()),
         "heads": int(classified["head"].max()),
         "grid": grid,
-        "labelView": p["classify"]["view"],
+        "labelView": measured["classify"]["view"],
         "importanceMode": p["classify"]["importance_mode"],
         "labels": list(LABELS),
         "labelColours": LABEL_COLOURS,
@@ -181,7 +181,7 @@ def payload(
         "images": [png_data_uri(image) for image in examples["images"]],
         "outlines": outline_layers(examples["masks"]) if "masks" in examples else {},
         "outlineColours": OUTLINE_COLOURS,
-        "causalRuleText": causal_rules(p["causal"], causal_metrics).replace("*", ""),
+        "causalRuleText": causal_rules(p["causal"], measured["causal"]).replace("*", ""),
         "records": head_records(classified, regions, ablated, causal),
     }
 
@@ -200,7 +200,7 @@ def run_payload(p: dict[str, Any]) -> dict[str, Any]:
         read_table(artifacts.ABLATE_HEADS),
         read_table(artifacts.CAUSAL_HEADS),
         read_arrays(artifacts.ATTENTION_EXAMPLES),
-        artifacts.read_json(artifacts.metrics("causal")),
+        {stage: artifacts.read_json(artifacts.metrics(stage)) for stage in ("classify", "causal")},
         p,
     )
 
