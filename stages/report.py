@@ -1,29 +1,24 @@
 """report: Markdown and self-contained HTML report of the run (docs/pipeline.md)."""
 
-from pathlib import Path
-
-from vitheads import params
+from vitheads import artifacts, params
 from vitheads.outputs import atomic_path, run_stage, setup_logging
-from vitheads.report.blocks import Image, to_html, to_markdown
-from vitheads.report.sections import TITLE, report_blocks
-
-OUT = Path("report")
+from vitheads.report.explorer import NOTE, explorer_html, run_payload
+from vitheads.report.render import to_html
+from vitheads.report.sections import report_markdown
 
 log = setup_logging("report")
 
 
 def main() -> None:
     p = params.load()
-    blocks = report_blocks(p)
-    log.info("read params.yaml, metrics/, results/, plots/ and the seed study")
-    with atomic_path(OUT, is_dir=True) as tmp:
-        (tmp / "report.md").write_text(to_markdown(blocks, OUT))
-        (tmp / "report.html").write_text(to_html(blocks, TITLE))
+    markdown = report_markdown(p)
+    page = to_html(markdown, artifacts.REPORT, {NOTE: explorer_html(run_payload(p))})
+    log.info("read params.yaml, metrics/, results/, plots/ and the studies")
+    with atomic_path(artifacts.REPORT, is_dir=True) as tmp:
+        (tmp / artifacts.REPORT_MD.name).write_text(markdown)
+        (tmp / artifacts.REPORT_HTML.name).write_text(page)
     log.info(
-        "wrote %s/report.md and %s/report.html (%d figures embedded)",
-        OUT,
-        OUT,
-        sum(isinstance(b, Image) for b in blocks),
+        "wrote %s and %s (%d figures embedded)", artifacts.REPORT_MD, artifacts.REPORT_HTML, page.count("<figure>")
     )
 
 

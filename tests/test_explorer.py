@@ -3,7 +3,9 @@ chromium and chromedriver, driven by selenium)."""
 
 import base64
 import json
+import re
 import shutil
+import sys
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,23 @@ def test_outline_is_the_border_of_a_mask():
     edge = outline(mask)
     assert edge.sum() == 12 and not edge[2:4, 2:4].any() and edge[1, 1:5].all()
     assert outline(np.ones((3, 3), bool)).sum() == 8, "the image edge counts as outside"
+
+
+def test_the_report_and_the_explorer_say_what_the_run_did_not_todays_params(reproduced):
+    """Params edited after the run do not change what the run measured: both give its pairs and its labelling
+    view, from its metrics."""
+    path = reproduced.path
+    run = json.loads((path / "metrics/causal.json").read_text())
+    view = json.loads((path / "metrics/classify.json").read_text())["view"]
+    other = {"images": run["images"] + 3, "patch_images": run["patch_images"] + 1}
+    reproduced.set_params({"causal": other, "classify": {"view": "from_chirp" if view == "received" else "received"}})
+    reproduced.run(sys.executable, "-m", "stages.report")
+    counted = f"(first {run['patch_images']} of {run['images']} pairs)"
+    markdown = (path / "report/report.md").read_text()
+    assert counted in markdown and f"Labels from patch-level enrichment in the *{view}* view" in markdown
+    page = (path / "report/report.html").read_text()
+    data = json.loads(re.search(r'id="explorer-data">(.*?)</script>', page, re.S)[1])
+    assert counted in data["causalRuleText"] and data["labelView"] == view
 
 
 @pytest.fixture

@@ -135,20 +135,20 @@ def test_two_queued_experiments_run_side_by_side_with_the_metrics_of_a_sequentia
 def test_a_queued_experiment_runs_the_code_it_was_queued_with(reproduced):
     """Stages import the vitheads of the checkout they run in, not the editable install's."""
     project = reproduced
-    library = project.path / "vitheads/report/sections.py"
+    library = project.path / "vitheads/report/studies.py"
     original = library.read_text()
-    assert '"Claim (paper)"' in original
-    library.write_text(original.replace('"Claim (paper)"', '"Claim (paper, queued code)"'))
+    assert '"default model (conv stem)"' in original
+    library.write_text(original.replace('"default model (conv stem)"', '"default model (conv stem, queued code)"'))
     project.dvc("exp", "run", "--queue", "-n", "new-code")
-    library.write_text(original.replace('"Claim (paper)"', '"Claim (paper, workspace code)"'))
+    library.write_text(original.replace('"default model (conv stem)"', '"default model (conv stem, workspace code)"'))
     start_workers(project, 1)
     assert "Success" in finished_queue(project)[0]
 
     library.write_text(original)
     project.dvc("exp", "apply", "new-code")
-    assert "(paper, queued code)" in library.read_text()
+    assert "(conv stem, queued code)" in library.read_text()
     report = (project.path / "report/report.md").read_text()
-    assert "| Claim (paper, queued code) |" in report and "workspace code" not in report
+    assert "| default model (conv stem, queued code) |" in report and "workspace code" not in report
 
 
 @pytest.mark.skipif(not (Path(sys.prefix) / "bin/activate").exists(), reason="tests run outside a virtual environment")

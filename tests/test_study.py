@@ -14,8 +14,7 @@ from vitheads.analysis.factorial import R2_MEAN
 from vitheads.analysis.pooling import random_effects
 from vitheads.analysis.stats import proportion_interval
 from vitheads.names import CUE_TARGETS, TARGETS
-from vitheads.report.blocks import Table
-from vitheads.report.studies import planted_section
+from vitheads.report import studies as report
 from vitheads.study import gather, runner, summaries
 from vitheads.study.studies import (
     DISTORTION_ARMS,
@@ -183,11 +182,14 @@ def test_a_planted_study_gathered_before_its_control_arm_is_valid_json_and_repor
     summary = summaries.planted(records)
     json.dumps(summary, allow_nan=False)
     study = {"study": "frame-band", "gathered": "today", "command": "c", "runs": [], "missing": [], "summary": summary}
-    benchmark = next(b for b in planted_section("frame-band", study) if isinstance(b, Table))
-    assert benchmark.rows[0][1] == "100% [34%, 100%] hit; control: no held-out seed run yet"
+    first_row = lambda: report.section("planted", report.planted("frame-band", study)).split(
+        "| Method | frame |\n|---|---|\n"
+    )[1]
+    assert first_row().startswith(
+        f"| {next(iter(METHODS))} | 100% [34%, 100%] hit; control: no held-out seed run yet |\n"
+    )
     study["summary"] = summaries.planted(records + [planted_record("control", 2, True, 0, 0, planted=("frame",))])
-    benchmark = next(b for b in planted_section("frame-band", study) if isinstance(b, Table))
-    assert benchmark.rows[0][1].endswith("control: 0.00% [0.00%, 2.60%] flagged, 0/1 seeds with any")
+    assert first_row().split("\n")[0].endswith("control: 0.00% [0.00%, 2.60%] flagged, 0/1 seeds with any |")
 
 
 def test_the_committed_estimates_recompute_from_the_per_seed_values_they_keep():
@@ -264,9 +266,6 @@ def test_the_distortion_summary_flags_a_real_change_against_the_default_arm_and_
 
 def test_the_report_reads_the_distortion_comparison_from_the_study_file(tmp_path):
     """The report section shows each arm's difference from the default arm and marks the one that differs."""
-    from vitheads.report.blocks import to_markdown
-    from vitheads.report.studies import distortion_section
-
     default = [distortion_record("conv", s, 0.90, 5) for s in (1, 2, 3, 4, 5)]
     records = [
         distortion_record(arm, s, 0.70 if arm == "text-off" else 0.9, 5)
@@ -275,7 +274,7 @@ def test_the_report_reads_the_distortion_comparison_from_the_study_file(tmp_path
     ]
     records = [r | {"baseline": "now"} for r in records]  # no default run of their session
     study = {"study": "distortion", "gathered": "today", "command": "c", "missing": [], "runs": []}
-    text = to_markdown(distortion_section(study | {"summary": summaries.distortion(records, default)}), tmp_path)
+    text = report.section("distortion", report.distortion(study | {"summary": summaries.distortion(records, default)}))
     r2_row = next(line for line in text.splitlines() if line.startswith(f"| R2 {TARGETS[0]}"))
     assert r2_row.count("**differs**") == 1 and "-0.201 [" in r2_row and "| layout: adapting - kept" in text
     assert f"text-off: R2 {TARGETS[0]}" in text and "No default-configuration run shares an arm's commit" in text

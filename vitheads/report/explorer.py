@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,10 +19,13 @@ import pandas as pd
 from matplotlib import colormaps
 from PIL import Image as PILImage
 
+from vitheads import artifacts
 from vitheads.analysis.causal import rule_text
+from vitheads.analysis.tables import read_arrays, read_table
 from vitheads.analysis.taxonomy import LABEL_COLOURS, LABELS
 from vitheads.names import CLASSES, DISTRACTOR_KINDS, KINDS, TARGETS, VIEW_TITLES, VIEWS, view_reaches_output
 
+NOTE = "The interactive head explorer is in report.html (open it in a browser; it works offline)."
 OUTLINE_COLOURS = {"chirp": "#39ff14", "text": "#00bfff", "colorbar": "#ff9900", "frame": "#ffff00"}
 REGION_COLUMNS = ["enrichment", "ci_low", "ci_high", "null", "excess_ci_low", "excess_ci_high"]
 CAUSAL_MEASURES = [
@@ -78,6 +80,12 @@ def quantise(maps: np.ndarray, vmax: float) -> str:
     log_multiple = np.log(np.maximum(maps * tokens, 1e-12))
     codes = np.clip(np.rint((log_multiple + np.log(vmax)) / (2 * np.log(vmax)) * 255), 0, 255).astype(np.uint8)
     return base64.b64encode(codes.tobytes()).decode()
+
+
+def palette(name: str) -> list[str]:
+    """A matplotlib colour map as 256 hex colours, for the page's script."""
+    rgb = (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(int)
+    return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb]
 
 
 def number(x: float) -> float | None:
@@ -146,9 +154,11 @@ def payload(
     ablated: pd.DataFrame,
     causal: pd.DataFrame,
     examples: dict[str, np.ndarray],
+    measured: dict[str, dict[str, Any]],
     p: dict[str, Any],
 ) -> dict[str, Any]:
-    """Everything the explorer shows, JSON-ready."""
+    """Everything the explorer shows, JSON-ready. What the run did (the labelling view, the causal pairs) comes
+    from its metrics (`measured`: classify and causal), as the report prints it, not from today's params."""
     views = [v for v in VIEWS if v in examples]
     grid = examples[views[0]].shape[-1]
     vmax = max(2.0, max(float(examples[v].max()) * grid * grid for v in views))
@@ -156,7 +166,7 @@ def payload(
         "layers": int(classified["layer"].max()),
         "heads": int(classified["head"].max()),
         "grid": grid,
-        "labelView": p["classify"]["view"],
+        "labelView": measured["classify"]["view"],
         "importanceMode": p["classify"]["importance_mode"],
         "labels": list(LABELS),
         "labelColours": LABEL_COLOURS,
@@ -166,23 +176,38 @@ def payload(
             for v in views
         ],
         "vmax": vmax,
-        "magma": [
-            f"#{r:02x}{g:02x}{b:02x}"
-            for r, g, b in (colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(int)
-        ],
+        "magma": palette("magma"),
         "maps": {v: quantise(examples[v], vmax) for v in views},  # [images, layers, heads, G, G]
         "images": [png_data_uri(image) for image in examples["images"]],
         "outlines": outline_layers(examples["masks"]) if "masks" in examples else {},
         "outlineColours": OUTLINE_COLOURS,
-        "causalRuleText": rule_text(p["causal"], p["causal"]["images"], p["causal"]["patch_images"]).replace("*", ""),
+        "causalRuleText": causal_rules(p["causal"], measured["causal"]).replace("*", ""),
         "records": head_records(classified, regions, ablated, causal),
     }
 
 
-def explorer_html(data: dict[str, Any], template_dir: Path) -> str:
+def causal_rules(c: dict[str, Any], causal_metrics: dict[str, Any]) -> str:
+    """The causal rules with today's thresholds and the pairs the run measured (its metrics): the report and the
+    explorer print this one text."""
+    return rule_text(c, causal_metrics["images"], causal_metrics["patch_images"])
+
+
+def run_payload(p: dict[str, Any]) -> dict[str, Any]:
+    """The payload of the run in the working directory."""
+    return payload(
+        read_table(artifacts.CLASSIFY_HEADS),
+        read_table(artifacts.CLASSIFY_REGIONS),
+        read_table(artifacts.ABLATE_HEADS),
+        read_table(artifacts.CAUSAL_HEADS),
+        read_arrays(artifacts.ATTENTION_EXAMPLES),
+        {stage: artifacts.read_json(artifacts.metrics(stage)) for stage in ("classify", "causal")},
+        p,
+    )
+
+
+def explorer_html(data: dict[str, Any]) -> str:
     """The explorer's markup, styles, data and script, inline: the page makes no request."""
-    script = (template_dir / "explorer.js").read_text()
-    style = (template_dir / "explorer.css").read_text()
+    script, style = artifacts.EXPLORER_JS.read_text(), artifacts.EXPLORER_CSS.read_text()
     blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     return (
         f"<style>{style}</style>\n"

@@ -1,4 +1,5 @@
-"""Every static figure of the pipeline, drawn with matplotlib's object API (no pyplot state).
+"""Every static figure of the pipeline, drawn with matplotlib's object API (no pyplot state); seaborn draws the
+statistical ones (head-grid heatmaps, per-seed forest plots, distributions over heads).
 
 Only the figures stage imports this module: restyling a figure reruns figures and report, never
 a computation.
@@ -13,11 +14,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+import pandas as pd
+import seaborn as sns
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PatchCollection
 from matplotlib.colors import ListedColormap, LogNorm, SymLogNorm, to_rgb
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from vitheads.names import CLASSES
@@ -47,49 +51,71 @@ def pred_vs_true(pred: np.ndarray, true: np.ndarray, names: list[str], units: li
     save(figure, path)
 
 
-def layer_ticks(ax, layers: int, heads: int | None = None) -> None:
-    """Every layer labelled 1..L (and every head 1..H on x where given), as the paper numbers them."""
-    ax.set_yticks(range(1, layers + 1), [str(l) for l in range(1, layers + 1)], fontsize=7)
-    if heads is not None:
-        ax.set_xticks(range(1, heads + 1), [str(h) for h in range(1, heads + 1)], fontsize=7)
-
-
 def outline_cells(ax, cells: np.ndarray, colour: str = "black") -> None:
-    """Frame the cells of a [layers, heads] bool grid drawn with extent (0.5, H + 0.5, L + 0.5, 0.5)."""
-    boxes = [Rectangle((h + 0.5, l + 0.5), 1, 1) for l, h in np.argwhere(cells)]
+    """Frame the cells of a [layers, heads] bool grid drawn by sns.heatmap (cell (l, h) spans [h, h+1] x [l, l+1])."""
+    boxes = [Rectangle((h, l), 1, 1) for l, h in np.argwhere(cells)]
     ax.add_collection(PatchCollection(boxes, facecolor="none", edgecolor=colour, linewidth=1.2))
 
 
-def head_heatmap(values: np.ndarray, significant: np.ndarray, title: str, label: str, path) -> None:
-    """Layers x heads of a signed effect on a symmetric log scale (linear within a tenth of the largest
-    |value|, so one head cannot whiten every other cell), annotated, with the heads whose 95% CI excludes 0
-    framed."""
+def head_frame(grid: np.ndarray) -> pd.DataFrame:
+    """A [layers, heads] grid labelled 1..L and 1..H, as the paper numbers them."""
+    return pd.DataFrame(grid, index=range(1, grid.shape[0] + 1), columns=range(1, grid.shape[1] + 1))
+
+
+def symmetric_top(grids: list[np.ndarray]) -> float:
+    """The largest |value| over the grids that share one colour scale."""
+    return max(max(float(np.nanmax(np.abs(g))) for g in grids), 1e-9)
+
+
+def symlog_ticks(top: float) -> list[float]:
+    """Plain numbers for a symmetric log colour bar up to `top` (0.1, 0.3, 1, ... either side of 0)."""
+    steps = [v for v in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000) if top / 30 <= v <= top]
+    return [-v for v in reversed(steps)] + [0] + steps
+
+
+def head_heatmap(values: np.ndarray, significant: np.ndarray, title: str, label: str, path, top: float) -> None:
+    """Layers x heads of a signed effect on a symmetric log scale up to `top` (shared by the figures that
+    compare; linear within a tenth of it, so one head cannot whiten every other cell), annotated, with the heads
+    whose 95% CI excludes 0 framed."""
     layers, heads = values.shape
-    top = max(float(np.nanmax(np.abs(values))), 1e-9)
     norm = SymLogNorm(linthresh=max(top / 10, 1e-6), vmin=-top, vmax=top, base=10)
     figure = new_figure(0.55 * heads + 2.4, 0.42 * layers + 1.5)
     ax = figure.subplots()
-    image = ax.imshow(values, cmap="RdBu_r", norm=norm, extent=(0.5, heads + 0.5, layers + 0.5, 0.5), aspect="auto")
-    for (l, h), v in np.ndenumerate(values):
-        ax.text(h + 1, l + 1, f"{v:.2f}", ha="center", va="center", fontsize=5, color="black")
+    sns.heatmap(
+        head_frame(values),
+        ax=ax,
+        cmap="RdBu_r",
+        norm=norm,
+        annot=True,
+        fmt=".2f",
+        annot_kws={"fontsize": 5},  # seaborn picks black or white for each cell's contrast
+        cbar_kws={
+            "label": f"{label}\n(symlog, one scale for every mode; framed: 95% CI excludes 0)",
+            "ticks": symlog_ticks(top),
+            "format": "%g",
+        },
+    )
     outline_cells(ax, significant)
-    layer_ticks(ax, layers, heads)
+    ax.tick_params(labelsize=7, rotation=0)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=9)
-    figure.colorbar(image, ax=ax, label=f"{label}\n(symmetric log scale; framed: 95% CI excludes 0)")
     save(figure, path)
 
 
-def layer_means(per_mode: dict[str, dict[str, np.ndarray]], paper_marks: list[tuple], ylabel: str, path) -> None:
+PAPER_COLOUR, POOLED_COLOUR, HELD_COLOUR = "#d62728", "#1f77b4", "#ff7f0e"
+
+
+def layer_means(per_mode: dict[str, dict], paper_marks: list[tuple], ylabel: str, path) -> None:
     """Per mode, each layer's mean effect over its heads with the 95% CI of that mean over test images, the
     heads' spread as faint dots, and the paper's figures (mean and sd over heads) where it gives them."""
     figure = new_figure(4.4 * len(per_mode), 3.4)
     axes = figure.subplots(1, len(per_mode), squeeze=False, sharey=True)[0]  # one scale: modes compare
+    top = max(float(np.abs(d["heads"]["increase_pct"]).max()) for d in per_mode.values())
     for ax, (mode, d) in zip(axes, per_mode.items()):
         layers = np.arange(1, len(d["mean"]) + 1)
-        for l, values in zip(layers, d["heads"]):
-            ax.scatter(np.full(len(values), l), values, s=4, color="#bbbbbb", zorder=1)
+        ax.set_yscale("symlog", linthresh=0.5)  # before the swarm, which lays its points out on this scale
+        sns.swarmplot(data=d["heads"], x="layer", y="increase_pct", native_scale=True, ax=ax, size=2.5, color="#aaaaaa")
         ax.errorbar(
             layers,
             d["mean"],
@@ -97,60 +123,89 @@ def layer_means(per_mode: dict[str, dict[str, np.ndarray]], paper_marks: list[tu
             fmt="o",
             ms=3,
             lw=1,
-            color="#1f77b4",
             capsize=2,
+            color="#1f77b4",
             zorder=3,
             label="layer mean, 95% CI over images",
         )
-        for i, (band, value, sd) in enumerate(paper_marks):
-            ax.errorbar(
-                np.mean(band) + 0.3,
-                value,
-                yerr=sd,
-                fmt="s",
-                ms=4,
-                color="#d62728",
-                capsize=3,
-                zorder=4,
-                label="the paper (mean, sd over heads)" if i == 0 else None,
-            )
+        x, values, sds = zip(*((np.mean(band) + 0.3, value, sd) for band, value, sd in paper_marks))
+        ax.errorbar(x, values, yerr=sds, fmt="s", ms=4, color=PAPER_COLOUR, capsize=3, zorder=4, ls="none",
+                    label="the paper (mean, sd over heads)")  # fmt: skip
         ax.axhline(0, color="grey", lw=0.6)
-        ax.set_yscale("symlog", linthresh=0.5)
+        ax.set_yticks([t for t in symlog_ticks(top) if abs(t) >= 0.3 or t == 0])
+        ax.yaxis.set_major_formatter("{x:g}")
         ax.set_xticks(layers, [str(l) for l in layers], fontsize=7)
-        ax.set_xlabel("layer")
-        ax.set_ylabel(ylabel)
+        ax.set(xlabel="layer (grey: one head each)", ylabel=ylabel)
         ax.set_title(f"{mode} ablation", fontsize=9)
         ax.legend(fontsize=6, frameon=False)
     save(figure, path)
 
 
+def forest_limits(panels: list[dict]) -> dict[str, tuple[float, float]]:
+    """One x-range per unit: panels in the same unit share their scale, whatever each one's spread."""
+    values: dict[str, list[float]] = {}
+    for panel in panels:
+        pooled, (value, sd) = panel["pooled"], panel["paper"]
+        seen = [0.0, value - (sd or 0), value + (sd or 0), *pooled["ci"], *(pooled.get("prediction") or [])]
+        seen += [s[k] for s in panel["seeds"] for k in ("low", "high")] + list(panel.get("held_out") or [])
+        values.setdefault(panel["unit"], []).extend(seen)
+    pad = {u: 0.05 * (max(v) - min(v)) for u, v in values.items()}
+    return {u: (min(v) - pad[u], max(v) + pad[u]) for u, v in values.items()}
+
+
+def forest_panel(ax, panel: dict, limits: tuple[float, float]) -> None:
+    """Seeds as rows (each run's estimate, its interval), the pooled diamond under them and, where there is one,
+    the prediction interval for a next run with the held-out runs on it."""
+    seeds = pd.DataFrame(panel["seeds"]).assign(y=lambda t: np.arange(len(t), 0, -1))
+    ax.hlines(seeds["y"], seeds["low"], seeds["high"], color="black", lw=1.5)
+    sns.scatterplot(data=seeds, x="value", y="y", ax=ax, color="black", s=16, edgecolor="none", zorder=3)
+    pooled, (value, sd) = panel["pooled"], panel["paper"]
+    low, high = pooled["ci"]
+    ax.fill([low, pooled["estimate"], high, pooled["estimate"]], [0, 0.25, 0, -0.25], color=POOLED_COLOUR)
+    ticks, labels = [*seeds["y"], 0], [*seeds["label"], "pooled"]
+    held = panel.get("held_out") or []
+    if pooled.get("prediction") or held:
+        ax.plot(pooled.get("prediction") or [], [-0.6] * len(pooled.get("prediction") or []), color=POOLED_COLOUR, lw=1)
+        ax.plot(held, [-0.6] * len(held), "x", color=HELD_COLOUR, ms=7, mew=1.5)
+        ticks, labels = [*ticks, -0.6], [*labels, "next run"]
+    if sd:
+        ax.axvspan(value - sd, value + sd, color=PAPER_COLOUR, alpha=0.15, lw=0)
+    ax.axvline(value, color=PAPER_COLOUR, lw=1)
+    ax.axvline(0, color="grey", lw=0.6, ls="--")
+    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_ylim(min(ticks) - 0.5, max(ticks) + 0.5)
+    ax.set_xlim(*limits)
+    ax.set_xlabel(panel["unit"], fontsize=8)
+    ax.set_ylabel("")
+    ax.set_title(panel["title"], fontsize=8, wrap=True)
+
+
+def forest_legend(panels: list[dict]) -> list:
+    """A legend entry for each mark the panels draw."""
+    predicted = any(panel["pooled"].get("prediction") for panel in panels)
+    held = any(panel.get("held_out") for panel in panels)
+    spread = any(panel["paper"][1] for panel in panels)
+    entries = [
+        (True, Line2D([], [], color="black", marker="o", ms=3, label="one run: estimate +- 1.96 se over test images")),
+        (True, Patch(color=POOLED_COLOUR, label="pooled: random effects, 95% CI (Hartung-Knapp)")),
+        (predicted, Line2D([], [], color=POOLED_COLOUR, lw=1, label="prediction interval for a next run")),
+        (
+            held,
+            Line2D([], [], color=HELD_COLOUR, marker="x", ls="none", label="held-out run (made after the interval)"),
+        ),
+        (True, Line2D([], [], color=PAPER_COLOUR, lw=1, label="the paper's value")),
+        (spread, Patch(color=PAPER_COLOUR, alpha=0.15, label="the paper's sd over heads")),
+    ]
+    return [handle for shown, handle in entries if shown]
+
+
 def forest(panels: list[dict], title: str, path) -> None:
-    """A forest plot per claim: each seed's estimate +- 1.96 standard errors over test images, the random-effects
-    pooled estimate with its interval (diamond) and the prediction interval for a new run (thin line) with the
-    held-out runs' values on it (crosses: runs made after the interval was fixed), and the paper's value with its
-    sd over heads (red band)."""
-    figure = new_figure(4.0 * len(panels), 0.32 * max(len(panel["seeds"]) for panel in panels) + 2.0)
+    """A forest plot per claim, panels in one unit on one x-scale, the marks named in a legend."""
+    figure = new_figure(4.0 * len(panels), 0.32 * max(len(panel["seeds"]) for panel in panels) + 2.8)
+    limits = forest_limits(panels)
     for ax, panel in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
-        seeds = panel["seeds"]
-        y = np.arange(len(seeds), 0, -1)
-        values, lows, highs = (np.array([s[k] for s in seeds], float) for k in ("value", "low", "high"))
-        ax.errorbar(values, y, xerr=[values - lows, highs - values], fmt="o", ms=3, color="black", capsize=2)
-        pooled = panel["pooled"]
-        low, high = pooled["ci"]
-        ax.fill([low, pooled["estimate"], high, pooled["estimate"]], [0, 0.25, 0, -0.25], color="#1f77b4")
-        if pooled.get("prediction"):
-            ax.plot(pooled["prediction"], [-0.6, -0.6], color="#1f77b4", lw=1)
-        held = panel.get("held_out") or []
-        ax.plot(held, [-0.6] * len(held), "x", color="#ff7f0e", ms=7, mew=1.5)
-        if panel.get("paper") is not None:
-            value, sd = panel["paper"]
-            ax.axvspan(value - (sd or 0), value + (sd or 0), color="#d62728", alpha=0.15, lw=0)
-            ax.axvline(value, color="#d62728", lw=1)
-        ax.axvline(0, color="grey", lw=0.6, ls="--")
-        next_label = f"next run\n(x: {len(held)} held out)" if held else "next run"
-        ax.set_yticks([*y, 0, -0.6], [s["label"] for s in seeds] + ["pooled", next_label], fontsize=7)
-        ax.set_xlabel(panel["unit"], fontsize=8)
-        ax.set_title(panel["title"], fontsize=8, wrap=True)
+        forest_panel(ax, panel, limits[panel["unit"]])
+    figure.legend(handles=forest_legend(panels), loc="outside lower center", ncol=3, fontsize=7, frameon=False)
     figure.suptitle(title, fontsize=9)
     save(figure, path)
 
@@ -249,14 +304,15 @@ def attention_distance(distance: np.ndarray, uniform: float, path) -> None:
     layers, heads = distance.shape
     figure = new_figure(5.0, 3.4)
     ax = figure.subplots()
-    for l in range(layers):
-        ax.scatter(np.full(heads, l + 1), distance[l], s=12, color="#1f77b4", alpha=0.7, edgecolors="none")
+    per_head = head_frame(distance).rename_axis(index="layer", columns="head").stack().rename("distance").reset_index()
+    per_head["x"] = per_head["layer"] + (per_head["head"] - (heads + 1) / 2) * 0.6 / heads  # heads in order
+    sns.scatterplot(data=per_head, x="x", y="distance", ax=ax, s=12, color="#1f77b4", alpha=0.7, edgecolor="none")
     ax.axhline(uniform, color="grey", lw=0.8, ls="--", label=f"uniform attention ({uniform:.2f})")
     ax.set_xticks(range(1, layers + 1))
     ax.set_ylim(0, None)
-    ax.set_xlabel("layer")
+    ax.set_xlabel("layer (its heads 1 to H left to right)")
     ax.set_ylabel("mean attention distance (patches)")
-    ax.set_title("Attention distance per head, mean over patch queries and test images", fontsize=9)
+    ax.set_title("Attention distance per head, mean over patch queries and test images", fontsize=8)
     ax.legend(fontsize=7, frameon=False)
     save(figure, path)
 
@@ -264,12 +320,12 @@ def attention_distance(distance: np.ndarray, uniform: float, path) -> None:
 def label_grid(labels: np.ndarray, order: tuple[str, ...], colours: dict[str, str], title: str, path) -> None:
     """Layers x heads grid coloured by taxonomy label, with a legend."""
     layers, heads = labels.shape
-    codes = np.vectorize(order.index)(labels)
+    codes = head_frame(np.vectorize(order.index)(labels))
     figure = new_figure(0.5 * heads + 3.4, 0.4 * layers + 1.2)
     ax = figure.subplots()
-    ax.imshow(codes, cmap=ListedColormap([colours[o] for o in order]), vmin=-0.5, vmax=len(order) - 0.5)
-    ax.set_xticks(range(heads), [str(h + 1) for h in range(heads)], fontsize=7)
-    ax.set_yticks(range(layers), [str(l + 1) for l in range(layers)], fontsize=7)
+    palette = ListedColormap([colours[o] for o in order])
+    sns.heatmap(codes, ax=ax, cmap=palette, vmin=-0.5, vmax=len(order) - 0.5, cbar=False, square=True, linewidths=0.5)
+    ax.tick_params(labelsize=7, rotation=0)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=9)
@@ -334,33 +390,33 @@ def head_panels(
     passing: dict[str, np.ndarray] | None = None,
     references: dict[str, float] | None = None,
 ) -> None:
-    """One layers x heads panel per name on one shared linear colour scale, from 0 (or symmetric about
-    0 when a value is negative), so a variant that moves nothing stays dark instead of being stretched to
-    look sharp; each panel's title gives its min and max (and its reference: the variant's whole-model
-    effect), and the heads its rule passes are framed. The scale reaches at least the rule's threshold
-    (marked on the colour bar; a tenth beyond it, so the mark shows), so values far below it stay pale."""
-    vmax = max(1.1 * threshold, *(float(np.nanmax(np.abs(g))) for g in grids.values()))
+    """One layers x heads heatmap per name on one shared linear colour scale, from 0 (or symmetric about 0 when
+    a value is negative), so a variant that moves nothing stays dark instead of being stretched to look sharp;
+    each panel's title gives its min and max (and its reference: the variant's whole-model effect), and the heads
+    its rule passes are framed. The scale reaches at least the rule's threshold (marked on the colour bar; a tenth
+    beyond it, so the mark shows), so values far below it stay pale."""
+    vmax = max(1.1 * threshold, symmetric_top(list(grids.values())))
     signed = any(float(np.nanmin(g)) < 0 for g in grids.values())
     cmap, vmin = ("RdBu_r", -vmax) if signed else ("viridis", 0)
     rows = -(-len(grids) // columns)
     figure = new_figure(max(6.5, 2.6 * min(columns, len(grids)) + 1.8), 2.6 * rows + 0.9)  # room for the texts
     axes = figure.subplots(rows, min(columns, len(grids)), squeeze=False).ravel()
     for ax, (name, grid) in zip(axes, grids.items()):
-        image = ax.imshow(
-            grid, cmap=cmap, vmin=vmin, vmax=vmax, extent=(0.5, grid.shape[1] + 0.5, grid.shape[0] + 0.5, 0.5)
-        )
+        sns.heatmap(head_frame(grid), ax=ax, cmap=cmap, vmin=vmin, vmax=vmax, cbar=False, square=True)
+        ax.spines[:].set_visible(True)  # the panel's edge, where NaN (not measured) leaves cells blank
         reference = f"; whole model {references[name]:.3g}" if references and name in references else ""
         ax.set_title(f"{name}\nmin {np.nanmin(grid):.3g}, max {np.nanmax(grid):.3g}{reference}", fontsize=7)
         if passing and name in passing:
             outline_cells(ax, passing[name], colour="red")
         ax.set_xlabel("head", fontsize=7)
         ax.set_ylabel("layer", fontsize=7)
-        ax.set_yticks(range(1, grid.shape[0] + 1), [str(l) for l in range(1, grid.shape[0] + 1)], fontsize=5)
-        ax.tick_params(labelsize=5)
+        ax.tick_params(labelsize=5, rotation=0)
     for ax in axes[len(grids) :]:
         ax.set_axis_off()
-    bar = figure.colorbar(image, ax=list(axes), shrink=0.8)
-    bar.set_label(f"{label}\n(red line: the rule's threshold; red frames: heads it passes)", fontsize=7)
+    bar = figure.colorbar(axes[0].collections[0], ax=list(axes), shrink=0.8)
+    bar.set_label(
+        f"{label}\n(one scale for every panel)\nred line: the rule's threshold\nred frames: heads it passes", fontsize=7
+    )
     bar.ax.axhline(threshold, color="red", lw=1.5)
     figure.suptitle(title, fontsize=8, wrap=True)
     save(figure, path)
