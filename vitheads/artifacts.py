@@ -29,6 +29,7 @@ CLASSIFY_REGIONS = Path("results/classify/regions.csv")
 CLASSIFY_SENSITIVITY = Path("results/classify/sensitivity.csv")
 CAUSAL_HEADS = Path("results/causal/heads.csv")
 CAUSAL_ATTRIBUTION = Path("results/causal/attribution.csv")
+CAUSAL_DECOMPOSITION = Path("results/causal/decomposition.csv")
 
 PLOTS = Path("plots")
 SAMPLES_PNG = PLOTS / "generate/samples.png"
@@ -42,6 +43,7 @@ TAXONOMY_PNG = PLOTS / "classify/taxonomy.png"
 CAUSAL_PLOTS = PLOTS / "causal"
 STUDY_PLOTS = PLOTS / "study"
 CAUSAL_FIGURES = ("sensitivity", "broadcast", "reads", "follow", "patching")  # plots/causal/<name>.png
+ROUTES_FIGURE = "routes"  # plots/causal/routes.png: the route split of every element
 
 
 def read_json(path: Path) -> dict:

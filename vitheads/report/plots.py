@@ -16,6 +16,7 @@ from vitheads.data.regions import patch_fractions
 from vitheads.names import CLASS_ID, TARGETS, UNITS, VIEW_TITLES, head_name, view_reaches_output
 from vitheads.outputs import atomic_path
 from vitheads.report import figures
+from vitheads.report.routes import routes_figure
 
 N_SAMPLES = 4
 
@@ -199,6 +200,10 @@ def causal(c: dict) -> None:
                 extra["references"] = whole_model(effects, variants, targets)
             path = tmp / artifacts.causal_png(name).name
             figures.head_panels(grids, title, unit, path, c[threshold], **extra)
+        if artifacts.CAUSAL_DECOMPOSITION.is_file():
+            routes_figure(
+                read_table(artifacts.CAUSAL_DECOMPOSITION), tmp / artifacts.causal_png(artifacts.ROUTES_FIGURE).name
+            )
 
 
 def claim_panel(claim: str, entry: dict, held_out: list[float]) -> dict:

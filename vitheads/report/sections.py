@@ -163,6 +163,22 @@ def causal(cz: dict, c: dict, fine: dict, gen: dict) -> dict:
     }
 
 
+def routes(cz: dict) -> dict:
+    """Per element the claim its whole change earns and the routes it takes (vitheads.analysis.decomposition),
+    and the frame's ruler test; nothing when the run predates the route split."""
+    claims = cz.get("decomposition", {})
+    figure = artifacts.causal_png(artifacts.ROUTES_FIGURE)
+    return {
+        "claims": claims,
+        "targets": [t for t, v in next(iter(claims.values()), {}).items() if isinstance(v, dict)],
+        "bound": paper.ELEMENT_EQUIVALENCE_Z,
+        "ruler": cz.get("frame_ruler"),
+        "table": artifacts.CAUSAL_DECOMPOSITION,
+        "figure": figure if figure.is_file() else None,
+        "cls_note": CLS_NOTE,
+    }
+
+
 def report_data(p: dict) -> dict[str, Any]:
     """Every section's data for templates/report/report.md.j2, from the run in the working directory."""
     fine, ab, cl, cz, gen = (
@@ -179,6 +195,7 @@ def report_data(p: dict) -> dict[str, Any]:
         "ablation": ablation(ab, p["ablate"]["modes"]),
         "attention": attention(cl, p),
         "causal": causal(cz, p["causal"], fine, gen),
+        "routes": routes(cz),
         "explorer_note": explorer.NOTE,
     }
 
