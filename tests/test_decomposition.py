@@ -69,10 +69,14 @@ def test_the_ruler_test_reads_the_slope_of_the_change_on_the_truth():
     ruler = d.ruler_test(
         SimpleNamespace(prediction_change=0.2 * truth + rng.normal(0, 0.01, (80, T))), truth, weights, TARGETS
     )
-    assert all(ruler[t]["ruler_like"] for t in TARGETS)
+    assert all(ruler[t]["shifts_predictions"] for t in TARGETS)
     assert ruler["start_time"]["slope_on_truth_ci"][0] < 0.2 < ruler["start_time"]["slope_on_truth_ci"][1]
+    axis = truth[:, 0].max() - truth[:, 0].min()
+    assert ruler["start_time"]["shift_share_of_axis"] == pytest.approx(
+        abs(ruler["start_time"]["change"]) / axis, abs=1e-4
+    )
     flat = d.ruler_test(SimpleNamespace(prediction_change=np.zeros((80, T))), truth, weights, TARGETS)
-    assert not any(flat[t]["ruler_like"] for t in TARGETS)
+    assert not any(flat[t]["shifts_predictions"] for t in TARGETS)
 
 
 def planted_pair():

@@ -162,11 +162,14 @@ def ruler_test(m, z_true: np.ndarray, weights: np.ndarray, targets: tuple[str, .
     """The frame as a ruler: under frame_moved (spines on the bottom-left -> the top-right), the signed change of
     each prediction (z), and its slope against the target's true value with a bootstrap 95% interval. A
     model that measures the chirp from the spines shifts its predictions one way (mean) or in proportion to
-    the chirp's distance from them (slope); one that does not leaves both at 0."""
+    the chirp's distance from them (slope); one that does not leaves both at 0. A ruler whose zero moved from one
+    side of the plot to the other would shift a prediction by up to the axis's whole range: the shift is also given
+    as a share of the target's range over the test images (z units)."""
     change = m.prediction_change  # [n, T]
     mean, low, high = mean_ci(change, weights)
     slopes = np.stack([slope(weights_row, z_true, change) for weights_row in weights])  # [R, T]
     point = slope(np.ones(len(change)), z_true, change)
+    axis = z_true.max(0) - z_true.min(0)  # [T] the target's range in z units
     s_low, s_high = np.nanpercentile(slopes, (2.5, 97.5), axis=0)
     r = lambda v: round(float(v), 5)
     return {
@@ -175,7 +178,9 @@ def ruler_test(m, z_true: np.ndarray, weights: np.ndarray, targets: tuple[str, .
             "change_ci": [r(low[t]), r(high[t])],
             "slope_on_truth": r(point[t]),
             "slope_on_truth_ci": [r(s_low[t]), r(s_high[t])],
-            "ruler_like": bool(low[t] > 0 or high[t] < 0 or s_low[t] > 0 or s_high[t] < 0),
+            "axis_range_z": r(axis[t]),
+            "shift_share_of_axis": r(abs(mean[t]) / axis[t]),
+            "shifts_predictions": bool(low[t] > 0 or high[t] < 0 or s_low[t] > 0 or s_high[t] < 0),
         }
         for t, target in enumerate(targets)
     }
