@@ -14,10 +14,36 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from filelock import FileLock
 
 from vitheads.model.vit import build_model
+from vitheads.threads import ENV as THREADS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    # pytest -n N (pyproject.toml): the workers share the cores, one thread each, here and in the stages they run.
+    os.environ.setdefault(THREADS_ENV, "1")
+    torch.set_num_threads(int(os.environ[THREADS_ENV]))
+SHARED_RUNS = ("reproduced_once", "reproduced_six_once")
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m deselect
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist each worker first gets a chunk of consecutive tests (a quarter of its share): the
+    users of the tiny run lead the first worker's chunk and those of the six-layer run the second's, so that two
+    workers build the two shared projects side by side and neither waits for the other's build. Order only."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return
+    users = {f: [i for i in items if f in getattr(i, "fixturenames", ())] for f in SHARED_RUNS}
+    tiny, six = users["reproduced_once"], [i for i in users["reproduced_six_once"] if i not in users["reproduced_once"]]
+    rest = [i for i in items if i not in tiny and i not in six]
+    chunk = max(len(items) // workers // 4, 2)
+    lead = max(chunk - len(tiny), 0)
+    items[:] = tiny + rest[:lead] + six + rest[lead:]
+
+
 PROJECT_FILES = [
     "dvc.yaml",
     "params.yaml",
@@ -149,12 +175,26 @@ class Reproduced:
 
 
 def reproduce(tmp_path_factory, name: str, params: dict) -> Reproduced:
-    """One torch thread, as queued experiments use, so that they can reproduce its bytes."""
-    root = tmp_path_factory.mktemp(name)
+    """A tiny project after its first `dvc repro`, committed, once per pytest run: under pytest-xdist the first
+    worker that needs it builds it in the run's shared temp dir while the others wait for it. One torch
+    thread, as queued experiments use, so that they can reproduce its bytes."""
+    if not WORKER:
+        return build(tmp_path_factory.mktemp(name), params)
+    root = tmp_path_factory.getbasetemp().parent / name  # the run's dir, above each worker's own
+    with FileLock(f"{root}.lock"):
+        if (root / "repro.out").exists():
+            return Reproduced(root / "project", (root / "repro.out").read_text())
+        shutil.rmtree(root, ignore_errors=True)  # a build that failed in another worker
+        root.mkdir()
+        return build(root, params)
+
+
+def build(root: Path, params: dict) -> Reproduced:
     p = make_project(root / "project", root / "site_cache", params)
     p.env["VITHEADS_THREADS"] = "1"
     output = p.dvc("repro").stdout
     p.commit("pipeline run")
+    (root / "repro.out").write_text(output)
     return Reproduced(p.path, output)
 
 
