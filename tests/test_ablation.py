@@ -13,6 +13,7 @@ from vitheads.analysis.stats import bootstrap_weights
 from vitheads.interp.ablation import all_heads, sweep
 from vitheads.model.vit import predict
 from vitheads.names import TARGETS
+from vitheads.params import read_yaml
 from vitheads.records import Ablation
 
 MODEL = {**TINY_MODEL, "depth": 4}
@@ -167,9 +168,10 @@ def test_paper_comparison_needs_six_layers_and_brackets_its_means(setup):
     assert paper_comparison(heads[heads["layer"] <= 4], boot[:, :12], "zero") == {}
 
 
-def test_ablate_stage_runs_under_dvc(project):
-    project.set_params({"ablate": {"bootstrap": 50, "author_images": 5}})
-    project.dvc("repro", "ablate")
+def test_ablate_stage_runs_under_dvc(reproduced_once):
+    """The stage's outputs in the session's tiny run (conftest: ablate.bootstrap 50, author_images 5)."""
+    project = reproduced_once
+    assert read_yaml((project.path / "params.yaml").read_text())["ablate"]["author_images"] == 5
     author = pd.read_csv(project.path / "results/ablate/author_protocol.csv")
     assert len(author) == 2 * 3 and author["loss"].iloc[0] > 0
     heads = pd.read_csv(project.path / "results/ablate/heads.csv")

@@ -156,31 +156,28 @@ def test_a_cls_view_of_a_flatten_model_is_refused():
     params.validate({**p, "model": {**p["model"], "pooling": "token"}, "classify": {**p["classify"], "view": "cls"}})
 
 
-def test_attention_and_classify_stages_run_under_dvc(project):
-    project.set_params(
-        {
-            "model": {"depth": 4},
-            "ablate": {"bootstrap": 20},
-            "attention": {"example_images": 2},
-            "figures": {"overlay_images": 2, "overlay_heads": 2},
-        }
-    )
-    project.dvc("repro", "report")  # 4 layers: no layer 6, the report says so
-    assert "the paper's layer-6 comparisons do not apply" in (project.path / "report/report.md").read_text()
+def test_attention_and_classify_stages_run_under_dvc(reproduced):
+    """On a copy of the session's tiny run (conftest: 2 layers of 3 heads, 2 example images and overlays)."""
+    project = reproduced
+    layers = project.params()["model"]["depth"]
+    n_heads = layers * project.params()["model"]["num_heads"]
+    assert (
+        layers < 6 and "the paper's layer-6 comparisons do not apply" in (project.path / "report/report.md").read_text()
+    )  # no layer 6: the report says so
     maps = np.load(project.path / "results/attention/maps.npz")
     assert sorted(maps.files) == ["cls", "from_chirp", "received"]
     for view in maps.files:
-        assert maps[view].shape == (4, 3, 6, 6)
+        assert maps[view].shape == (layers, 3, 6, 6)
         np.testing.assert_allclose(maps[view].sum(axis=(2, 3)), 1, rtol=1e-5)
     region = pd.read_csv(project.path / "results/attention/region_mass.csv")
-    assert len(region) == 3 * 4 * 3 * len(CLASSES)  # views x layers x heads x classes
+    assert len(region) == 3 * n_heads * len(CLASSES)  # views x layers x heads x classes
     np.testing.assert_allclose(region.groupby(["view", "layer", "head"])["mass"].sum(), 1, rtol=1e-5)
     assert (
         not region[region["view"] == "cls"]["reaches_output"].any()
         and region[region["view"] == "received"]["reaches_output"].all()
     )
     heads = pd.read_csv(project.path / "results/classify/heads.csv")
-    assert len(heads) == 12 and {
+    assert len(heads) == n_heads and {
         "label",
         "important",
         "increase_pct",
@@ -191,12 +188,12 @@ def test_attention_and_classify_stages_run_under_dvc(project):
     assert heads["layer"].dtype.kind == heads["head"].dtype.kind == "i"
     metrics = json.loads((project.path / "metrics/classify.json").read_text())
     assert (
-        sum(metrics["counts"]["all"].values()) == 12
+        sum(metrics["counts"]["all"].values()) == n_heads
         and metrics["view"] == "received"
         and metrics["view_reaches_output"]
     )
     sensitivity = pd.read_csv(project.path / "results/classify/sensitivity.csv")
-    assert (sensitivity.drop(columns=["threshold", "value", "is_default"]).sum(axis=1) == 12).all()
+    assert (sensitivity.drop(columns=["threshold", "value", "is_default"]).sum(axis=1) == n_heads).all()
     for name in ("grid_cls.png", "grid_received.png", "grid_from_chirp.png", "overlays.png", "distance.png"):
         assert (project.path / "plots/attention" / name).stat().st_size > 5_000
     assert (project.path / "plots/classify/taxonomy.png").exists()

@@ -88,8 +88,8 @@ def table_rows(driver, table_id: str) -> list[list[str]]:
     return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
 
 
-def test_clicking_a_head_shows_its_maps_and_numbers_and_nothing_leaves_the_page(reproduced, browser):
-    path = reproduced.path
+def test_clicking_a_head_shows_its_maps_and_numbers_and_nothing_leaves_the_page(reproduced_once, browser):
+    path = reproduced_once.path
     browser.get((path / "report/report.html").as_uri())
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"], "the page's script failed"
 

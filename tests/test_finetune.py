@@ -178,8 +178,9 @@ def test_non_finite_loss_stops_training_with_a_clear_message():
         train(tiny_model(), images, z, rows, {**FINETUNE, "lr": 1e30, "epochs": 5}, seed=0)
 
 
-def test_finetune_stage_runs_under_dvc(project):
-    project.dvc("repro", "finetune")
+def test_finetune_stage_runs_under_dvc(reproduced_once):
+    """The stage's outputs in the session's tiny run."""
+    project = reproduced_once
     metrics = json.loads((project.path / "metrics/finetune.json").read_text())
     assert (
         set(metrics) >= {"test_mse", "Chirp_Start_Time", "Chirp_Start_Freq", "Chirp_End_Freq"}
@@ -200,8 +201,10 @@ def test_finetune_stage_runs_under_dvc(project):
     assert len(predictions) == 8 and {"true_Chirp_Start_Time", "pred_Chirp_End_Freq"} <= set(predictions.columns)
 
 
-def test_nan_loss_fails_the_stage_and_writes_no_model(project):
-    project.dvc("repro", "generate")
+def test_nan_loss_fails_the_stage_and_writes_no_model(reproduced):
+    """On a copy of the session's tiny run: dvc removes the stage's earlier outputs, the failed run writes none."""
+    project = reproduced
+    assert (project.path / "models").exists()
     project.set_params({"finetune": {"lr": 1e30, "epochs": 5}})
     result = project.dvc("repro", "finetune", check=False)
     output = result.stdout + result.stderr

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY
 
 from vitheads.data.ingest import ingest
 from vitheads.outputs import StageError
@@ -149,6 +151,7 @@ def test_killed_stages_leave_nothing_a_later_repro_trusts(project):
     status = project.dvc("status", "generate")
     assert "changed outs" in status.stdout or "deleted" in status.stdout
 
+    project.set_params({"generate": {"n_train": TINY["generate"]["n_train"]}})  # 600 only to be caught running
     project.dvc("repro", "generate")
     assert not list(data.glob(".tmp-generated-*"))  # the next run cleared the debris
     project.set_params({"finetune": {"epochs": 100_000, "patience": 100_000}})  # still training when killed
@@ -170,10 +173,15 @@ def tree_hash(root: Path) -> str:
 TIMINGS = {"train_seconds", "peak_rss_mb", "sweep_seconds"}
 
 
-def test_same_params_same_bytes_and_metrics(project):
+def test_same_params_same_bytes_and_metrics(reproduced):
+    """The session's tiny run, then the same stages forced again on a copy of it (one torch thread, as that run)."""
+    project = reproduced
+    project.env["VITHEADS_THREADS"] = "1"
     runs = []
-    for _ in range(2):
-        project.dvc("repro", "ablate", "--force")
+    for forced in (False, True):
+        if forced:
+            output = project.dvc("repro", "ablate", "--force").stdout
+            assert re.findall(r"Running stage '(\w+)'", output) == ["generate", "finetune", "ablate"]
         metrics = {s: json.loads((project.path / f"metrics/{s}.json").read_text()) for s in ("finetune", "ablate")}
         runs.append(
             (

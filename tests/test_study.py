@@ -29,12 +29,14 @@ from vitheads.study.studies import (
 )
 
 
-def test_the_runner_reads_finished_experiments_only_and_records_a_run(project, monkeypatch):
+def test_the_runner_reads_finished_experiments_only_and_records_a_run(reproduced_six, monkeypatch):
     """One finished study experiment (tiny, 6 layers so that layer 6 exists) and one still queued: only the
-    finished one is read, from its own commit (with the lists exp show drops), and its code hashes recorded."""
-    project.set_params({"model": {"depth": 6}})
-    project.commit("six layers")
+    finished one is read, from its own commit (with the lists exp show drops), and its code hashes recorded.
+    The first run's params are those of the session's six-layer run (params.yaml's seed, no overrides): the
+    experiment is recorded with that run's outputs and reruns no stage."""
+    project = reproduced_six
     first, queued = estimates()[0], estimates()[1]
+    assert first.seed == project.params()["seed"] and not first.overrides
     project.run(*runner.exp_run_command(first, queue=False))
     project.run(*runner.exp_run_command(queued))
     monkeypatch.chdir(project.path)
@@ -46,7 +48,8 @@ def test_the_runner_reads_finished_experiments_only_and_records_a_run(project, m
     middle = record["metrics"]["ablate"]["mean"]
     assert len(middle[paper.CI_KEYS["middle"]]) == 2 and paper.DIFFERENCE_KEY in middle
     assert record["code"]["vitheads/interp/cache.py"] and "stages/ablate.py" in record["code"]
-    assert record["fingerprints"].shape[:3] == (16, 6, 3) and "label" in record["heads"]["columns"]
+    heads = project.params()["model"]["num_heads"]
+    assert record["fingerprints"].shape[:3] == (16, 6, heads) and "label" in record["heads"]["columns"]
 
 
 def test_a_killed_run_without_a_timestamp_gives_way_to_the_same_names_later_success():
