@@ -17,6 +17,7 @@ from vitheads.model.vit import to_input
 B, N, H, DH, D = 2, 17, 3, 8, 24
 SHAPES = {
     "hook_resid_pre": (B, N, D),
+    "ln1.hook_normalized": (B, N, D),
     "attn.hook_q": (B, N, H, DH),
     "attn.hook_k": (B, N, H, DH),
     "attn.hook_v": (B, N, H, DH),
@@ -24,6 +25,7 @@ SHAPES = {
     "attn.hook_z": (B, N, H, DH),
     "hook_attn_out": (B, N, D),
     "hook_resid_mid": (B, N, D),
+    "mlp.hook_post": (B, N, 2 * D),
     "hook_mlp_out": (B, N, D),
     "hook_resid_post": (B, N, D),
 }

@@ -4,6 +4,7 @@ timm's VisionTransformer stays the model (its weights, its checkpoints); this mo
 computation step by step in eval mode, with a named hook point at every step:
 
     blocks.{l}.hook_resid_pre      the residual stream entering block l             [B, N, D]
+    blocks.{l}.ln1.hook_normalized the attention's input (after norm1)              [B, N, D]
     blocks.{l}.attn.hook_q         each head's queries (after q_norm)               [B, N, H, Dh]
     blocks.{l}.attn.hook_k         each head's keys (after k_norm)                  [B, N, H, Dh]
     blocks.{l}.attn.hook_v         each head's values                               [B, N, H, Dh]
@@ -11,6 +12,7 @@ computation step by step in eval mode, with a named hook point at every step:
     blocks.{l}.attn.hook_z         each head's output (pattern x values)            [B, N, H, Dh]
     blocks.{l}.hook_attn_out       what the attention adds to the stream            [B, N, D]
     blocks.{l}.hook_resid_mid      the stream after the attention                   [B, N, D]
+    blocks.{l}.mlp.hook_post       the MLP's hidden activation (after its GELU)     [B, N, D_mlp]
     blocks.{l}.hook_mlp_out        what the MLP adds to the stream                  [B, N, D]
     blocks.{l}.hook_resid_post     the stream leaving block l                       [B, N, D]
     hook_readout_in                the final norm's output, the readout's input     [B, N, D]
@@ -38,6 +40,7 @@ from torch import nn
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
 BLOCK_POINTS = (
     "hook_resid_pre",
+    "ln1.hook_normalized",
     "attn.hook_q",
     "attn.hook_k",
     "attn.hook_v",
@@ -45,6 +48,7 @@ BLOCK_POINTS = (
     "attn.hook_z",
     "hook_attn_out",
     "hook_resid_mid",
+    "mlp.hook_post",
     "hook_mlp_out",
     "hook_resid_post",
 )  # in the order the pass reaches them
@@ -116,23 +120,31 @@ class HookedViT:
         z = _hook(hooks, name + "attn.hook_z", z)
         attn_out = _hook(hooks, name + "hook_attn_out", self.attention_write(l, z))
         mid = _hook(hooks, name + "hook_resid_mid", h + attn_out)
-        mlp_out = _hook(hooks, name + "hook_mlp_out", block.drop_path2(block.ls2(block.mlp(block.norm2(mid)))))
+        mlp_out = _hook(hooks, name + "hook_mlp_out", block.drop_path2(block.ls2(self.mlp(l, mid, hooks))))
         return _hook(hooks, name + "hook_resid_post", mid + mlp_out)
+
+    def mlp(self, l: int, mid: torch.Tensor, hooks: Mapping[str, HookFn]) -> torch.Tensor:
+        """Block l's MLP on the stream after its attention [B, N, D] (timm's Mlp steps), before its layer scale."""
+        mlp = self.blocks[l].mlp
+        hidden = mlp.act(mlp.fc1(self.blocks[l].norm2(mid)))  # [B, N, D_mlp]
+        hidden = _hook(hooks, f"blocks.{l}.mlp.hook_post", hidden)
+        return mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(hidden))))
 
     def attention(self, l: int, h: torch.Tensor, hooks: Mapping[str, HookFn]) -> torch.Tensor:
         """Head outputs z [B, N, H, Dh] of block l for the stream entering it h [B, N, D]."""
         name = f"blocks.{l}.attn."
-        q, k, v = self.qkv(l, h)
+        q, k, v = self.qkv(l, h, hooks)
         q, k, v = (_hook(hooks, name + f"hook_{t}", value) for t, value in zip("qkv", (q, k, v)))
         return self.attend(l, q, k, v, pattern_hook=hooks.get(name + "hook_pattern"))
 
-    def qkv(self, l: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def qkv(
+        self, l: int, h: torch.Tensor, hooks: Mapping[str, HookFn] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values [B, N, H, Dh] of block l for the stream entering it h [B, N, D]."""
         attn = self.blocks[l].attn
         b, n, _ = h.shape
-        q, k, v = (
-            attn.qkv(self.blocks[l].norm1(h)).reshape(b, n, 3, attn.num_heads, attn.head_dim).unbind(2)
-        )  # [B, N, H, Dh] each
+        x = _hook(hooks or {}, f"blocks.{l}.ln1.hook_normalized", self.blocks[l].norm1(h))  # [B, N, D]
+        q, k, v = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).unbind(2)  # [B, N, H, Dh] each
         return attn.q_norm(q), attn.k_norm(k), v
 
     def attend(

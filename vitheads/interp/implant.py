@@ -59,10 +59,9 @@ def _streams(hooked: HookedViT, x: torch.Tensor, names: list[str]) -> dict[str, 
     return store
 
 
-def _point(hooked: HookedViT, layer: int, which: str = "resid_pre") -> str:
-    if layer == hooked.depth:
-        return READOUT_POINT if which == "normed" else f"blocks.{layer - 1}.hook_resid_post"
-    return f"blocks.{layer}.hook_{which}"
+def _point(hooked: HookedViT, layer: int) -> str:
+    """The stream entering block `layer` (the depth: leaving the last block)."""
+    return f"blocks.{layer - 1}.hook_resid_post" if layer == hooked.depth else f"blocks.{layer}.hook_resid_pre"
 
 
 @torch.inference_mode()
@@ -70,16 +69,16 @@ def element_feature(model: nn.Module, pairs: PairSet, layer: int, batch_size: in
     """The element's feature at block `layer`'s LN1 (layer = depth: the final norm's output), from the pairs."""
     model.eval()
     hooked, device, prefix = HookedViT(model), device_of(model), model.num_prefix_tokens
-    first, point = "blocks.0.hook_resid_pre", _point(hooked, layer)
+    first = "blocks.0.hook_resid_pre"
+    point = READOUT_POINT if layer == hooked.depth else f"blocks.{layer}.ln1.hook_normalized"
     total, count, changed_count = 0.0, 0, 0.0
     normed_a = []
     for start in range(0, len(pairs.images), batch_size):
         members = []
         for k in (0, 1):
             x = to_input(pairs.images[start : start + batch_size, k], device)
-            s = _streams(hooked, x, [first, READOUT_POINT if layer == hooked.depth else point])
-            n = s[READOUT_POINT] if layer == hooked.depth else model.blocks[layer].norm1(s[point])
-            members.append((s[first], n))
+            s = _streams(hooked, x, [first, point])
+            members.append((s[first], s[point]))
         changed = (members[0][0] - members[1][0]).abs().amax(-1) > CHANGE_TOLERANCE  # [B, N]
         changed[:, :prefix] = False
         total = total + ((members[1][1] - members[0][1]) * changed[..., None]).sum((0, 1))
@@ -112,14 +111,13 @@ def responsive_unit(model: nn.Module, pairs: PairSet, layer: int, batch_size: in
     tokens, and its mean activation on member A's tokens (the centre)."""
     model.eval()
     hooked, device, prefix = HookedViT(model), device_of(model), model.num_prefix_tokens
-    mlp, norm2 = model.blocks[layer].mlp, model.blocks[layer].norm2
-    first, mid = "blocks.0.hook_resid_pre", f"blocks.{layer}.hook_resid_mid"
+    first, hidden = "blocks.0.hook_resid_pre", f"blocks.{layer}.mlp.hook_post"
     moved, count, act_sum, act_count = 0.0, 0, 0.0, 0
     for start in range(0, len(pairs.images), batch_size):
         members = []
         for k in (0, 1):
-            s = _streams(hooked, to_input(pairs.images[start : start + batch_size, k], device), [first, mid])
-            members.append((s[first], mlp.act(mlp.fc1(norm2(s[mid])))))  # [B, N, hidden]
+            s = _streams(hooked, to_input(pairs.images[start : start + batch_size, k], device), [first, hidden])
+            members.append((s[first], s[hidden]))  # [B, N, hidden]
         changed = (members[0][0] - members[1][0]).abs().amax(-1) > CHANGE_TOLERANCE
         changed[:, :prefix] = False
         moved = moved + ((members[1][1] - members[0][1]).abs() * changed[..., None]).sum((0, 1))
