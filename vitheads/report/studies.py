@@ -68,6 +68,11 @@ def model_claims(stem: str, model: dict) -> dict:
             "pooled": by_mode["mean"]["pooled"],
             "paper": paper.PAPER_DIFFERENCE if claim == "difference" else paper.PAPER_FIGURES[claim],
             "verdict": verdict(by_mode["mean"]),
+            "pooled_reml": by_mode["mean"].get("pooled_reml"),
+            "verdict_reml": verdict({"verdict": by_mode["mean"]["verdict_reml"]})
+            if "verdict_reml" in by_mode["mean"]
+            else None,
+            "fragile": by_mode["mean"].get("fragile", False),
         }
         for claim, by_mode in model["claims"].items()
         if by_mode.get("mean")
