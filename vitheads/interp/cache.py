@@ -51,13 +51,16 @@ def run_with_cache(
     readout: bool = False,
     hooks: Mapping[str, HookFn] | None = None,
     resid: torch.Tensor | None = None,
+    names: Sequence[str] = (),
 ) -> ActivationCache:
     """The pass on images x (or from the embedded stream `resid`), keeping `points` (names within a block)
-    in every block, and the readout's input if asked; with `hooks`, the pass they change, each point kept
-    as they leave it."""
+    in every block, the readout's input if asked, and any hook points named in full; with `hooks`, the pass
+    they change, each point kept as they leave it."""
     hooked = model_or_pass if isinstance(model_or_pass, HookedViT) else HookedViT(model_or_pass)
     store: dict[str, torch.Tensor] = {}
-    names = [f"blocks.{l}.{p}" for l in range(hooked.depth) for p in points] + (["hook_readout_in"] * readout)
+    names = (
+        [f"blocks.{l}.{p}" for l in range(hooked.depth) for p in points] + (["hook_readout_in"] * readout) + list(names)
+    )
     hooks = hooks or {}
 
     def keep(name: str) -> HookFn:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from vitheads.data.variants import PairSet
+from vitheads.interp.cache import run_with_cache
 from vitheads.interp.hooked import READOUT_POINT, HookedViT
 from vitheads.model.implant import Implant, implant, readout_direction
 from vitheads.model.vit import device_of, to_input
@@ -47,16 +48,8 @@ class ElementFeature:
 
 
 def _streams(hooked: HookedViT, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    store: dict[str, torch.Tensor] = {}
-
-    def keep(name):
-        def fn(value):
-            store[name] = value
-
-        return fn
-
-    hooked.run(x, hooks={n: keep(n) for n in names})
-    return store
+    """The named hook points' values in one clean pass."""
+    return run_with_cache(hooked, x, points=(), names=names).store
 
 
 def _point(hooked: HookedViT, layer: int) -> str:
