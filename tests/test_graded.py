@@ -18,8 +18,8 @@ from vitheads.analysis.graded import (
     power_curve,
     score,
     specificity,
-    wilson,
 )
+from vitheads.analysis.stats import proportion_interval
 from vitheads.names import TARGETS
 
 LEVELS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
@@ -57,7 +57,7 @@ def test_the_power_curve_counts_implants_with_wilson_intervals():
     assert [c["level"] for c in curve] == [0.0, *LEVELS]
     assert [c["detected"] for c in curve] == [0, 0, 1, 3, 6, 9, 10]
     assert all(c["implants"] == 10 for c in curve)
-    assert curve[0]["ci"] == wilson(0, 10) == [0.0, 0.2775]
+    assert curve[0]["ci"] == proportion_interval(0, 10) == [0.0, 0.2775]
     assert curve[-1]["ci"] == [0.7225, 1.0]
 
 
@@ -88,7 +88,9 @@ def test_the_minimum_detectable_effect_is_interpolated_in_log_effect():
 def test_specificity_counts_implants_with_a_false_flag_in_their_own_layer():
     found = specificity(table([0, 1, 3, 6, 9, 10]))
     by_level = {s["level"]: s for s in found}
-    assert by_level[0.3]["with_a_false_flag_in_layer"] == 1 and by_level[0.3]["false_in_layer_ci"] == wilson(1, 10)
+    assert by_level[0.3]["with_a_false_flag_in_layer"] == 1 and by_level[0.3][
+        "false_in_layer_ci"
+    ] == proportion_interval(1, 10)
     assert by_level[0.01]["with_a_false_flag_in_layer"] == 0
     assert by_level[0.3]["head_rate_in_layer"] == pytest.approx(1 / 110, abs=1e-5)
 

@@ -9,7 +9,10 @@ import pytest
 
 from tests.conftest import make_tiny_model
 from vitheads import params
+from vitheads.analysis.benchmark import RULE
 from vitheads.analysis.graded import ALL_METHODS
+from vitheads.report.graded import graded_section, power_figure
+from vitheads.report.render import render
 from vitheads.study import graded
 
 SMALL = {"images": 4, "patch_images": 2, "batch_size": 4, "bootstrap": 20}
@@ -48,6 +51,13 @@ def test_the_runner_measures_every_implant_once_and_gathers_the_scores(small_stu
     assert out["header"]["levels_z"] == [0.003, 0.03] and out["runs"][0]["name"] == "graded-tiny-1"
     assert set(out["summary"]) == set(ALL_METHODS)
     json.dumps(out, default=graded._plain)
+    section = graded_section(out, graded.Path("plots/none.png"))
+    text = render("graded.md.j2", graded.Path(__file__).resolve().parents[1] / "templates/report", s=section)
+    rule = out["summary"][RULE]["head"]
+    assert f"detects {rule['curve'][-1]['detected']} of {rule['curve'][-1]['implants']} single-head implants" in text
+    assert "| **" + RULE + "** |" in text and "graded-tiny-1" in text
+    power_figure(out, graded.Path("power.png"))
+    assert graded.Path("power.png").stat().st_size > 10_000
     p["causal"]["fdr"] = 0.1
     with pytest.raises(SystemExit, match="thresholds"):
         graded.fixed_header(p)

@@ -71,5 +71,8 @@ def causal_png(name: str) -> Path:
     return CAUSAL_PLOTS / f"{name}.png"
 
 
+GRADED_POWER = STUDY_PLOTS / "graded_power.png"  # the graded benchmark's power curves (study/graded.json)
+
+
 def forest_png(stem: str) -> Path:
     return STUDY_PLOTS / f"forest_{stem}.png"

@@ -33,24 +33,13 @@ import pandas as pd
 
 from vitheads.analysis.benchmark import METHODS
 from vitheads.analysis.causal import discoveries, label_columns, stat
-from vitheads.analysis.stats import benjamini_hochberg
+from vitheads.analysis.stats import benjamini_hochberg, proportion_interval
 
 DECOMPOSITION = "decomposition (route split, repaired rule's bar)"
 ALL_METHODS = (*METHODS, DECOMPOSITION)
 SITES = ("head", "redundant", "mlp", "direct")
 HEAD_SITES = ("head", "redundant")
 POWER = 0.8
-Z95 = 1.959964
-
-
-def wilson(k: int, n: int) -> list[float] | None:
-    """95% Wilson interval of k / n; None when n is 0."""
-    if n == 0:
-        return None
-    p, z2 = k / n, Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return [round(max(centre - half, 0.0), 4), round(min(centre + half, 1.0), 4)]
 
 
 def head_flags(rows: pd.DataFrame, variant: str, fdr: float, targets: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -158,7 +147,7 @@ def power_curve(rows: pd.DataFrame, column: str = "detected") -> list[dict]:
                 "implants": n,
                 "detected": k,
                 "rate": round(k / n, 4),
-                "ci": wilson(k, n),
+                "ci": proportion_interval(k, n),
                 "effect_median": float(group["effect"].median()),
                 "effect_range": [float(group["effect"].min()), float(group["effect"].max())],
                 "left_out_flagged_at_gain_0": excluded,
@@ -211,9 +200,9 @@ def specificity(rows: pd.DataFrame) -> list[dict]:
                 "level": float(level),
                 "implants": n,
                 "with_a_false_flag_in_layer": same,
-                "false_in_layer_ci": wilson(same, n),
+                "false_in_layer_ci": proportion_interval(same, n),
                 "with_any_new_flag": anywhere,
-                "any_new_ci": wilson(anywhere, n),
+                "any_new_ci": proportion_interval(anywhere, n),
                 "new_flags_before_in_after": [
                     int(group[f"new_flags_{p}"].sum()) for p in ("before", "same_layer", "after")
                 ],
@@ -232,7 +221,7 @@ def misattribution(rows: pd.DataFrame) -> list[dict]:
     out = []
     for level, group in rows.groupby("level", sort=True):
         k, n = int((group["new_flags"] > 0).sum()), len(group)
-        out.append({"level": float(level), "implants": n, "misattributed": k, "ci": wilson(k, n)})
+        out.append({"level": float(level), "implants": n, "misattributed": k, "ci": proportion_interval(k, n)})
     return out
 
 

@@ -16,6 +16,7 @@ from vitheads.data.regions import patch_fractions
 from vitheads.names import CLASS_ID, TARGETS, UNITS, VIEW_TITLES, head_name, view_reaches_output
 from vitheads.outputs import atomic_path
 from vitheads.report import figures
+from vitheads.report.graded import power_figure
 from vitheads.report.routes import routes_figure
 
 N_SAMPLES = 4
@@ -231,12 +232,15 @@ def claim_panel(claim: str, entry: dict, held_out: list[float]) -> dict:
 
 
 def study_plots() -> None:
-    """Forest plots of the estimates study's claims, a figure per model (plots/study/forest_<model>.png)."""
-    path = artifacts.study("estimates")
+    """Forest plots of the estimates study's claims, a figure per model (plots/study/forest_<model>.png), and the
+    graded benchmark's power curves (plots/study/graded_power.png)."""
+    estimates, graded = artifacts.study("estimates"), artifacts.study("graded")
     with atomic_path(artifacts.STUDY_PLOTS, is_dir=True) as tmp:
-        if not path.is_file():
+        if graded.is_file():
+            power_figure(read_json(graded), tmp / artifacts.GRADED_POWER.name)
+        if not estimates.is_file():
             return
-        summary = read_json(path)["summary"]
+        summary = read_json(estimates)["summary"]
         for stem in [s for s in ("conv", "patch") if s in summary]:
             held = summary[stem].get("held_out", {})
             panels = [

@@ -12,6 +12,7 @@ from vitheads.analysis.taxonomy import LABELS, RULE_SUMMARY
 from vitheads.artifacts import read_json
 from vitheads.names import CLS_NOTE, TARGETS, UNITS, VIEW_TITLES, VIEWS, view_reaches_output
 from vitheads.report import explorer, studies
+from vitheads.report.graded import graded_section, head_power
 from vitheads.report.render import render
 
 
@@ -184,18 +185,20 @@ def report_data(p: dict) -> dict[str, Any]:
     fine, ab, cl, cz, gen = (
         read_json(artifacts.metrics(s)) for s in ("finetune", "ablate", "classify", "causal", "generate")
     )
+    graded = studies.read_study("graded")
     return {
         "run": run_summary(p),
         "answer": studies.answer(studies.read_study("estimates")),
         "planted": studies.planted("planted", studies.read_study("planted")),
         "frame_band": studies.planted("frame-band", studies.read_study("frame-band")),
+        "graded": graded_section(graded, artifacts.GRADED_POWER),
         "distortion": studies.distortion(studies.read_study("distortion")),
         "this_run": this_run(p, ab, cl),
         "accuracy": accuracy(fine),
         "ablation": ablation(ab, p["ablate"]["modes"]),
         "attention": attention(cl, p),
-        "causal": causal(cz, p["causal"], fine, gen),
-        "routes": routes(cz),
+        "causal": causal(cz, p["causal"], fine, gen) | {"power": head_power(graded)},
+        "routes": routes(cz) | {"power": head_power(graded)},
         "explorer_note": explorer.NOTE,
     }
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vitheads import artifacts, paper
 from vitheads.analysis.benchmark import METHODS, RELIANCE_SD, RULE
+from vitheads.analysis.stats import proportion_interval
 from vitheads.artifacts import read_json
 from vitheads.names import TARGETS
 from vitheads.report.render import render
@@ -123,6 +124,10 @@ def planted(name: str, study: dict | None) -> dict:
         k: (sum(v >= RELIANCE_SD for v in r["cue_change_sd"]["values"]), len(r["seeds"]))
         for k, r in s["reliance"]["planted"].items()
     }
+    runs = len(s["held_out_seeds"]["control"])
+    for by_kind in s["benchmark"].values():
+        for d in by_kind.values():  # the run is the unit: control runs with any false detection, Wilson 95%
+            d["control_runs_ci"] = proportion_interval(d["control_seeds_with_a_false_detection"], runs)
     return data | {
         "gathered": True,
         "provenance": provenance(study),
@@ -131,7 +136,7 @@ def planted(name: str, study: dict | None) -> dict:
         "rule": RULE,
         "reliance_sd": RELIANCE_SD,
         "learned": learned,
-        "control_seeds": len(s["held_out_seeds"]["control"]),
+        "control_seeds": runs,
     }
 
 
