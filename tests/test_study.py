@@ -14,7 +14,9 @@ from vitheads.analysis.factorial import R2_MEAN
 from vitheads.analysis.pooling import random_effects
 from vitheads.analysis.stats import proportion_interval
 from vitheads.names import CUE_TARGETS, TARGETS
+from vitheads.report import factorial as factorial_report
 from vitheads.report import studies as report
+from vitheads.report.render import render
 from vitheads.study import gather, runner, summaries
 from vitheads.study.studies import (
     DISTORTION_ARMS,
@@ -27,6 +29,8 @@ from vitheads.study.studies import (
     factorial,
     planted,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_runner_reads_finished_experiments_only_and_records_a_run(reproduced_six, monkeypatch):
@@ -339,3 +343,19 @@ def test_the_factorial_summary_fits_the_primary_outcomes_and_flags_the_planted_c
     assert out["fits"][R2_MEAN]["df"] == 24 - 3 - 6 and out["cells_run"]["text0-colorbar0-frame0"] == 3
     assert R2_MEAN in out["layout"] and out["power_check"]["simulations"] == 5 and "run_12_seeds" in out["pilot"]
     assert summaries.factorial(records[:9], simulations=5)["note"].startswith("fewer than 2 seeds")
+
+
+def test_the_factorial_section_gives_every_primary_main_effect_with_its_detectable_difference(tmp_path):
+    rng = np.random.default_rng(0)
+    records = [factorial_record(r.arm, r.seed, rng) for r in factorial() if r.seed in FACTORIAL_SEEDS[:3]]
+    records = [r | {"machine": "vm", "finished": "2026-12-06T12:00:00"} for r in records]
+    study = {"runs": records, "summary": summaries.factorial(records, simulations=5)}
+    assert factorial_report.interaction_figure(study, tmp_path / "f.png") and (tmp_path / "f.png").stat().st_size
+    text = render("factorial.md.j2", ROOT / "templates/report", s=factorial_report.factorial_section(study, tmp_path))
+    r2 = study["summary"]["fits"][R2_MEAN]["terms"]
+    assert "So far 27 of 72 runs (3 complete seed blocks" in text
+    assert f"| {R2_MEAN} | text | {r2['text']['estimate']:+.3f}" in text and "| changes |" in text
+    assert f"{r2['frame']['detectable']:.3f} | &plusmn;0.02 |" in text  # every null beside what it could detect
+    early = summaries.factorial(records[:9], simulations=5)
+    unfitted = factorial_report.factorial_section({"runs": records[:9], "summary": early}, tmp_path)
+    assert "No effect is estimated yet" in render("factorial.md.j2", ROOT / "templates/report", s=unfitted)

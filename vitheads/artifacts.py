@@ -72,6 +72,7 @@ def causal_png(name: str) -> Path:
 
 
 GRADED_POWER = STUDY_PLOTS / "graded_power.png"  # the graded benchmark's power curves (study/graded.json)
+FACTORIAL_INTERACTIONS = STUDY_PLOTS / "factorial_interactions.png"  # the factorial's cell means (study/factorial.json)
 
 
 def forest_png(stem: str) -> Path:

@@ -16,6 +16,7 @@ from vitheads.data.regions import patch_fractions
 from vitheads.names import CLASS_ID, TARGETS, UNITS, VIEW_TITLES, head_name, view_reaches_output
 from vitheads.outputs import atomic_path
 from vitheads.report import figures
+from vitheads.report.factorial import interaction_figure
 from vitheads.report.graded import power_figure
 from vitheads.report.routes import routes_figure
 
@@ -232,12 +233,15 @@ def claim_panel(claim: str, entry: dict, held_out: list[float]) -> dict:
 
 
 def study_plots() -> None:
-    """Forest plots of the estimates study's claims, a figure per model (plots/study/forest_<model>.png), and the
-    graded benchmark's power curves (plots/study/graded_power.png)."""
-    estimates, graded = artifacts.study("estimates"), artifacts.study("graded")
+    """Forest plots of the estimates study's claims, a figure per model (plots/study/forest_<model>.png), the
+    graded benchmark's power curves and the factorial's cell means (plots/study/{graded_power,
+    factorial_interactions}.png)."""
+    estimates, graded, factorial = (artifacts.study(s) for s in ("estimates", "graded", "factorial"))
     with atomic_path(artifacts.STUDY_PLOTS, is_dir=True) as tmp:
         if graded.is_file():
             power_figure(read_json(graded), tmp / artifacts.GRADED_POWER.name)
+        if factorial.is_file():
+            interaction_figure(read_json(factorial), tmp / artifacts.FACTORIAL_INTERACTIONS.name)
         if not estimates.is_file():
             return
         summary = read_json(estimates)["summary"]

@@ -12,6 +12,7 @@ from vitheads.analysis.taxonomy import LABELS, RULE_SUMMARY
 from vitheads.artifacts import read_json
 from vitheads.names import CLS_NOTE, TARGETS, UNITS, VIEW_TITLES, VIEWS, view_reaches_output
 from vitheads.report import explorer, studies
+from vitheads.report.factorial import factorial_section
 from vitheads.report.graded import graded_section, head_power
 from vitheads.report.render import render
 
@@ -192,6 +193,7 @@ def report_data(p: dict) -> dict[str, Any]:
         "planted": studies.planted("planted", studies.read_study("planted")),
         "frame_band": studies.planted("frame-band", studies.read_study("frame-band")),
         "graded": graded_section(graded, artifacts.GRADED_POWER),
+        "factorial": factorial_section(studies.read_study("factorial"), artifacts.FACTORIAL_INTERACTIONS),
         "distortion": studies.distortion(studies.read_study("distortion")),
         "this_run": this_run(p, ab, cl),
         "accuracy": accuracy(fine),
