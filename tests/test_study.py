@@ -17,7 +17,7 @@ from vitheads.names import CUE_TARGETS, TARGETS
 from vitheads.report import factorial as factorial_report
 from vitheads.report import studies as report
 from vitheads.report.render import render
-from vitheads.study import gather, runner, summaries
+from vitheads.study import gather, provenance, runner, summaries
 from vitheads.study.studies import (
     DISTORTION_ARMS,
     FACTORIAL_CELLS,
@@ -359,3 +359,19 @@ def test_the_factorial_section_gives_every_primary_main_effect_with_its_detectab
     early = summaries.factorial(records[:9], simulations=5)
     unfitted = factorial_report.factorial_section({"runs": records[:9], "summary": early}, tmp_path)
     assert "No effect is estimated yet" in render("factorial.md.j2", ROOT / "templates/report", s=unfitted)
+
+
+def test_the_results_notes_name_the_commits_and_machines_the_study_files_record(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert provenance.current(provenance.RESULTS.read_text()) == provenance.block()  # else: ... provenance
+    runs = [
+        {"arm": "a", "seed": 2, "baseline": "abcdef0123", "machine": "m1", "finished": "2026-12-06T10:00:00"},
+        {"arm": "a", "seed": 1, "baseline": "abcdef0999", "machine": None, "finished": None},
+        {"arm": "b", "seed": 1, "baseline": "1234567890"},
+    ]
+    groups = provenance.run_groups({"runs": runs})
+    assert groups[0] == {
+        "arm": "a", "commit": "abcdef0", "seeds": [1, 2], "machines": {"m1", "not recorded"},
+        "days": {"2026-12-06", "not recorded"},
+    }  # fmt: skip
+    assert [g["commit"] for g in groups] == ["abcdef0", "1234567"]

@@ -1,10 +1,12 @@
 """python -m vitheads.study run|status|gather|measure STUDY: queue a study's runs as DVC experiments (resumable),
 say which have finished, and gather the finished ones into study/<STUDY>.json (vitheads.study.gather); for the
-graded study, `measure` implants, calibrates and measures on its finished runs (vitheads.study.graded)."""
+graded study, `measure` implants, calibrates and measures on its finished runs (vitheads.study.graded).
+`python -m vitheads.study provenance` rewrites docs/results.md's table of where each study's runs ran."""
 
 import argparse
 import sys
 
+from vitheads.study import provenance
 from vitheads.study.gather import write_gathered
 from vitheads.study.runner import committed_study, experiments, finished, queue_study, show
 from vitheads.study.studies import STUDIES
@@ -12,14 +14,19 @@ from vitheads.study.studies import STUDIES
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m vitheads.study", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run", "status", "gather", "measure"])
-    parser.add_argument("study", choices=list(STUDIES))
+    parser.add_argument("command", choices=["run", "status", "gather", "measure", "provenance"])
+    parser.add_argument("study", nargs="?", choices=list(STUDIES), help="every command but provenance")
     parser.add_argument("--held-out", action="store_true", help="run: queue the study's held-out runs")
     parser.add_argument("--jobs", type=int, default=1, help="run: experiments side by side (they share the cores)")
     parser.add_argument("--arm", action="append", help="run: only this arm (repeatable; default: every arm)")
     parser.add_argument("--model-dir", help="measure graded: a trained model directory instead of the experiments")
     parser.add_argument("--seed", type=int, help="measure graded: the seed of --model-dir's run (its test images)")
     args = parser.parse_args(argv)
+    if args.command == "provenance":  # docs/results.md's table of where and on which commit every run ran
+        print(provenance.rewrite())
+        return
+    if args.study is None:
+        parser.error(f"{args.command} needs a study: one of {', '.join(STUDIES)}")
     if args.study == "graded" and args.command in ("measure", "gather"):
         graded_command(args)  # imports torch and the renderer: only this study's own commands pay for them
         return
