@@ -5,8 +5,9 @@ import time
 from vitheads import params, threads
 from vitheads.analysis.attribution import attribution_summary, attribution_table
 from vitheads.analysis.benchmark import benchmark_metrics, flags
-from vitheads.analysis.causal import causal_metrics, head_evidence, head_rows, model_effect
+from vitheads.analysis.causal import causal_metrics, change_bars, head_evidence, head_rows, model_effect
 from vitheads.analysis.decomposition import claimed_variants, decomposition_rows, element_claims, ruler_test
+from vitheads.analysis.graded import component_flags
 from vitheads.analysis.stats import bootstrap_weights
 from vitheads.analysis.tables import as_table, write_table
 from vitheads.data.dataset import cue_context, load_first, load_meta
@@ -53,7 +54,7 @@ def main() -> None:
     started = time.perf_counter()
     weights = bootstrap_weights(len(z_true), c["bootstrap"], p["seed"])
     patch_weights = bootstrap_weights(c["patch_images"], c["bootstrap"], p["seed"]) if c["patch_images"] else None
-    rows, effects, outside, routes, claims, ruler = [], {}, 0, [], {}, None
+    rows, effects, outside, routes, claims, ruler, cue_routes = [], {}, 0, [], {}, None, {}
     depth, cells = len(model.blocks), len(claimed_variants(variants)) * len(targets)
     rendered = render_variants(variants, p["seed"], size, patch, distortions, len(z_true), threads.budget(), cues)
     patched, screen = patched_variants(variants), c["patch_screen"] * c["min_prediction_change"]
@@ -69,13 +70,18 @@ def main() -> None:
             claims[variant] = element_claims(variant, m, weights, cells, depth, targets)
         if variant == "frame_moved":
             ruler = ruler_test(m, z_true, weights, targets)
+        if cues and variant.endswith("_cue"):  # the route split scored on the planted heads beside the per-head methods
+            bars = change_bars(m, c)
+            cue_routes[variant.removesuffix("_cue")] = component_flags(m.route_changes, weights, bars, c["fdr"], depth)[
+                "heads"
+            ]
     table = as_table(rows)
     evidence = head_evidence(table, c, targets)
     metrics = causal_metrics(table, evidence, effects, c, outside, targets)
     metrics["decomposition"] = claims
     if ruler is not None:
         metrics["frame_ruler"] = ruler
-    planted = flags(table, list(cues.plan.kinds), c["fdr"], targets) if cues and c["kv_patching"] else None
+    planted = flags(table, list(cues.plan.kinds), c["fdr"], targets, cue_routes) if cues and c["kv_patching"] else None
     if planted is not None:
         metrics["planted"] = benchmark_metrics(planted, list(cues.plan.kinds))
     direct = None

@@ -180,3 +180,22 @@ def test_the_routes_figure_draws_every_element_on_one_scale(tmp_path):
     routes_figure(table, tmp_path / "routes.png")
     image = matplotlib.image.imread(tmp_path / "routes.png")
     assert image.shape[1] > 1000 and image.shape[0] > 200
+
+
+def test_the_routes_study_pools_the_pure_vits_runs_and_scores_the_split_on_the_planted_heads():
+    from vitheads.analysis.benchmark import DECOMPOSITION, RULE
+    from vitheads.study.summaries import routes
+
+    def patch_run(seed: int, shift: float) -> dict:
+        cell = {"claim": "changes the output", "change": 0.05 + shift, "change_se": 0.005}
+        causal = {"decomposition": {"frame_grey": {"distractor": "frame", "start_time": cell}}, "frame_ruler": {}}
+        return {"name": f"routes-patch-{seed}", "arm": "patch", "seed": seed, "metrics": {"causal": causal}}
+
+    hit = {"designated_flagged": 2, "others_flagged": 0}
+    planted = {"text": {"designated": ["L2H2", "L2H7"], "methods": {RULE: hit, DECOMPOSITION: hit, "other": hit}}}
+    runs = [patch_run(1, 0.0), patch_run(2, 0.01)]
+    runs.append({"name": "routes-planted-1", "arm": "planted", "seed": 1, "metrics": {"causal": {"planted": planted}}})
+    out = routes(runs)
+    assert out["patch_routes"]["frame_grey"]["start_time"]["change"]["dl"]["k"] == 2
+    assert set(out["patch_ruler"]) == {"1", "2"}
+    assert out["planted"]["routes-planted-1"]["text"] == {RULE: hit, DECOMPOSITION: hit, "designated": ["L2H2", "L2H7"]}

@@ -8,8 +8,11 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
+from vitheads.analysis.benchmark import DECOMPOSITION
 from vitheads.data.cues import designated_heads
 from vitheads.interp.cache import run_with_cache
+from vitheads.interp.causal import CACHED
+from vitheads.interp.decompose import route_changes
 from vitheads.interp.hooked import HookedViT
 from vitheads.interp.patching import kv_patched_layer
 from vitheads.model.planted import plant
@@ -91,5 +94,33 @@ def test_a_planted_run_trains_its_cues_and_scores_the_benchmark_under_dvc(projec
     assert config["targets"][3:] == targets and config["cue_tokens"] == meta["cues"]["tokens"]
     causal = json.loads((project.path / "metrics/causal.json").read_text())
     assert set(causal["planted"]) == set(kinds)
+    assert all(DECOMPOSITION in causal["planted"][k]["methods"] for k in kinds)  # scored beside the per-head methods
     assert {f"{k}_cue" for k in kinds} <= set(causal["model_effect"])
     assert (project.path / "results/causal/benchmark.csv").is_file()
+
+
+def test_the_route_split_moves_a_planted_cue_only_through_its_designated_head():
+    """Change only the text cue's tokens: until the designated head reads them, no head's write at any other
+    token can change (the others are masked off the cue's keys and values, and the other tokens' queries do not
+    change), so the route split must give every other head of the first two layers exactly nothing on the moved
+    route, the designated head a share, and add up to the whole change."""
+    model = planted_model()
+    x = images()
+    changed = torch.zeros(3, 17, dtype=torch.bool)
+    changed[:, [1 + t for t in TOKENS["text"]]] = True
+    noise = torch.randn(3, 17, 24) * changed[..., None]
+    hooked = HookedViT(model)
+    with torch.inference_mode():
+        a = run_with_cache(hooked, x, CACHED)
+        b = run_with_cache(hooked, x, CACHED, hooks={"blocks.0.hook_resid_pre": lambda h: h + noise})
+        split = route_changes(hooked, a, b, changed)  # [B, 2, K, 2, T]
+    total = split.sum((2, 3))  # [B, 2, T]: each direction's components add up to the whole change
+    torch.testing.assert_close(total, (b.output - a.output)[:, None].expand_as(total), atol=1e-5, rtol=1e-4)
+    heads = model.blocks[0].attn.num_heads
+    sees = model.key_bias[:, :, 0, 1 + TOKENS["text"][0]] > float("-inf")  # [L, H]: the heads that read the cue
+    for layer in (0, 1):
+        components = 1 + layer * (heads + 1) + torch.arange(heads)  # the layer's heads (vitheads.interp.decompose)
+        moved = split[:, :, components, 1].abs().sum((0, 1, 3))  # [H]: writes at the other tokens
+        for head in range(heads):
+            assert (moved[head] > 1e-5) if sees[layer, head] else (moved[head] == 0), f"L{layer}H{head}"
+    assert sees[:2].sum() == 1

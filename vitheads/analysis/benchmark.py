@@ -9,6 +9,7 @@ runs (vitheads.study).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from vitheads.analysis.causal import discoveries, label_columns
@@ -27,24 +28,41 @@ METHODS = {
     "direct attribution": ("direct_change", None),
 }
 RULE = "key/value patching: reads into the output (the repaired rule)"
+DECOMPOSITION = "decomposition (route split, repaired rule's bar)"  # vitheads.analysis.graded.component_flags
 RELIANCE_SD = 0.5  # a planted run relies on a cue when swapping it moves the cued prediction by half its sd
 
 
-def flags(table: pd.DataFrame, kinds: list[str], fdr: float, targets: tuple[str, ...] = TARGETS) -> pd.DataFrame:
+def columns(indexed: pd.DataFrame, per_target: str | None, column: str | None, targets: tuple[str, ...]) -> list[str]:
+    """A method's p-value columns: one per target for a per-target measure, else its one column."""
+    return label_columns(indexed, per_target, targets) if per_target else [column]
+
+
+def flags(
+    table: pd.DataFrame,
+    kinds: list[str],
+    fdr: float,
+    targets: tuple[str, ...] = TARGETS,
+    route_heads: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
     """One row per method, planted kind and head (1-based): whether the method flags the head on the kind's
-    cue variant."""
+    cue variant; with route_heads ({kind: [L, H] bool}, the route split's head flags on that variant), the
+    decomposition as one more method."""
     indexed = table.set_index(["variant", "layer", "head"])
     rows = []
     for kind in kinds:
         variant = f"{kind}_cue"
         heads = indexed.loc[variant].index
-        for method, (per_target, column) in METHODS.items():
-            columns = label_columns(indexed, per_target, targets) if per_target else [column]
-            found = discoveries(indexed, [variant], columns, fdr)
-            rows += [
-                {"method": method, "kind": kind, "layer": l, "head": h, "flagged": bool(f)}
-                for (l, h), f in zip(heads, found)
-            ]
+        found_by = {
+            method: discoveries(indexed, [variant], columns(indexed, per_target, column, targets), fdr)
+            for method, (per_target, column) in METHODS.items()
+        }
+        if route_heads is not None:
+            found_by[DECOMPOSITION] = route_heads[kind].ravel()  # [L * H], the table's head order
+        rows += [
+            {"method": method, "kind": kind, "layer": l, "head": h, "flagged": bool(f)}
+            for method, found in found_by.items()
+            for (l, h), f in zip(heads, found)
+        ]
     return pd.DataFrame(rows)
 
 

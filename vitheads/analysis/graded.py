@@ -31,11 +31,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vitheads.analysis.benchmark import METHODS
-from vitheads.analysis.causal import discoveries, label_columns, stat
+from vitheads.analysis.benchmark import DECOMPOSITION, METHODS, columns
+from vitheads.analysis.causal import discoveries, stat
 from vitheads.analysis.stats import benjamini_hochberg, proportion_interval
 
-DECOMPOSITION = "decomposition (route split, repaired rule's bar)"
 ALL_METHODS = (*METHODS, DECOMPOSITION)
 SITES = ("head", "redundant", "mlp", "direct")
 HEAD_SITES = ("head", "redundant")
@@ -49,8 +48,7 @@ def head_flags(rows: pd.DataFrame, variant: str, fdr: float, targets: tuple[str,
     shape = (int(rows["layer"].max()), int(rows["head"].max()))
     out = {}
     for method, (per_target, column) in METHODS.items():
-        columns = label_columns(indexed, per_target, targets) if per_target else [column]
-        out[method] = discoveries(indexed, [variant], columns, fdr).reshape(shape)
+        out[method] = discoveries(indexed, [variant], columns(indexed, per_target, column, targets), fdr).reshape(shape)
     return out
 
 

@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 from vitheads import artifacts, paper
-from vitheads.analysis.benchmark import METHODS, RELIANCE_SD, RULE
+from vitheads.analysis.benchmark import RELIANCE_SD, RULE
 from vitheads.analysis.stats import proportion_interval
 from vitheads.artifacts import read_json
 from vitheads.names import TARGETS
@@ -132,7 +132,7 @@ def planted(name: str, study: dict | None) -> dict:
         "gathered": True,
         "provenance": provenance(study),
         "summary": s,
-        "methods": METHODS,
+        "methods": list(s["benchmark"]),
         "rule": RULE,
         "reliance_sd": RELIANCE_SD,
         "learned": learned,

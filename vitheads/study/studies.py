@@ -12,6 +12,9 @@ factorial   what each distractor changes, answered: text x colorbar x frame on/o
             recorded random order (pre-registered in study/factorial-preregistration.md before any run)
 graded      the graded benchmark's trained default models on 3 fresh seeds, trained only (generate and
             finetune); implants are measured on them by `measure graded` (vitheads.study.graded)
+routes      the route split (issue 37) on the models the factorial does not train: the pure ViT on the estimates
+            study's 3 seeds, and the planted controls' planted arms (P, PB) on their fit seed, whose cues the
+            split must put on the designated heads; the default model's runs are the factorial's all-on cells
 """
 
 from __future__ import annotations
@@ -99,6 +102,14 @@ def factorial() -> list[Run]:
     return [Run("factorial", arm, s, overrides) for s in FACTORIAL_SEEDS for arm, overrides in arms.items()]
 
 
+def routes() -> list[Run]:
+    runs = [Run("routes", "patch", s, ("model.stem=patch",)) for s in VIT_SEEDS]
+    return runs + [
+        Run("routes", "planted", PLANTED_FIT_SEED, PLANT_ALL),
+        Run("routes", "planted-band", PLANTED_FIT_SEED, PLANT_BAND),
+    ]
+
+
 def graded() -> list[Run]:
     return [Run("graded", "default", s) for s in GRADED_SEEDS]
 
@@ -110,5 +121,6 @@ STUDIES = {
     "distortion": distortion,
     "factorial": factorial,
     "graded": graded,
+    "routes": routes,
 }
 STAGE_TARGETS = {"graded": "finetune"}  # the pipeline stage a study's runs reproduce (default: runner.TARGET)

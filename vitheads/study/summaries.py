@@ -9,7 +9,7 @@ import pandas as pd
 from vitheads import paper
 from vitheads.analysis import decomposition
 from vitheads.analysis import factorial as factorial_analysis
-from vitheads.analysis.benchmark import METHODS, RELIANCE_SD
+from vitheads.analysis.benchmark import DECOMPOSITION, METHODS, RELIANCE_SD, RULE
 from vitheads.analysis.pooling import ESTIMATORS, random_effects, se_from_ci, seed_interval
 from vitheads.analysis.stats import proportion_interval
 from vitheads.compare import comparable, compare, spread
@@ -147,7 +147,7 @@ def planted(records: list[dict]) -> dict:
     fit = {arm: [r for r in records if r["arm"] == arm and not r["held_out"]] for arm in ("planted", "control")}
     kinds = planted_kinds(records)
     table = {}
-    for method in METHODS:
+    for method in scored_methods(records, kinds):
         for kind in kinds:
             planted = [r["metrics"]["causal"]["planted"][kind] for r in arms["planted"] if relies(r, kind)]
             controls = [r["metrics"]["causal"]["planted"][kind] for r in arms["control"]]
@@ -173,7 +173,7 @@ def planted(records: list[dict]) -> dict:
             }
     return {
         "kinds": kinds,
-        "fit": fit_counts(fit, kinds),
+        "fit": fit_counts(fit, kinds, scored_methods(records, kinds)),
         "held_out_seeds": {a: [r["seed"] for r in rs] for a, rs in arms.items()},
         "fit_seeds": {a: [r["seed"] for r in rs] for a, rs in fit.items()},
         "benchmark": table,
@@ -192,11 +192,17 @@ def relies(record: dict, kind: str) -> bool:
     return effect[f"{CUE_TARGETS[kind]}_abs_change"] >= RELIANCE_SD
 
 
-def fit_counts(fit: dict[str, list[dict]], kinds: list[str]) -> dict:
+def scored_methods(records: list[dict], kinds: list[str]) -> list[str]:
+    """The per-head methods, and the route split where every run scored it (runs before it did not)."""
+    routes = all(DECOMPOSITION in r["metrics"]["causal"]["planted"][k]["methods"] for r in records for k in kinds)
+    return [*METHODS, DECOMPOSITION] if routes else list(METHODS)
+
+
+def fit_counts(fit: dict[str, list[dict]], kinds: list[str], methods: list[str]) -> dict:
     """Per method and kind, on the fit seed(s): designated heads flagged on the planted arm, other heads flagged
     there, and heads flagged on the control arm (the rules were set here: a record, not a score)."""
     out = {}
-    for method in METHODS:
+    for method in methods:
         for kind in kinds:
             planted = [r["metrics"]["causal"]["planted"][kind] for r in fit["planted"] if relies(r, kind)]
             control = [r["metrics"]["causal"]["planted"][kind]["methods"][method] for r in fit["control"]]
@@ -363,8 +369,35 @@ def factorial(records: list[dict], simulations: int = 200) -> dict:
     }
 
 
+def routes(records: list[dict]) -> dict:
+    """The route split beyond the default model: the pure ViT's routes pooled over its runs and each run's
+    frame-ruler test; per planted run, the route split's score on the planted heads beside the repaired rule's
+    (metrics `planted`: designated heads flagged, other heads flagged)."""
+    patch = [r for r in records if r["arm"] == "patch"]
+    planted_runs = [r for r in records if r["arm"].startswith("planted")]
+    return {
+        "runs": len(records),
+        "patch_routes": pooled_routes(run_decompositions(patch)),
+        "patch_ruler": {str(r["seed"]): r["metrics"]["causal"].get("frame_ruler") for r in patch},
+        "planted": {
+            r["name"]: {
+                kind: {m: d["methods"][m] for m in (RULE, DECOMPOSITION) if m in d["methods"]}
+                | {"designated": d["designated"]}
+                for kind, d in r["metrics"]["causal"].get("planted", {}).items()
+            }
+            for r in planted_runs
+        },
+    }
+
+
 # distortion also needs the default runs: vitheads.study.gather.summarise
-SUMMARIES = {"estimates": estimates, "planted": planted, "frame-band": planted, "factorial": factorial}
+SUMMARIES = {
+    "estimates": estimates,
+    "planted": planted,
+    "frame-band": planted,
+    "factorial": factorial,
+    "routes": routes,
+}
 
 
 def run_decompositions(runs: list[dict]) -> list[dict]:
