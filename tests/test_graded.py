@@ -83,6 +83,11 @@ def test_the_minimum_detectable_effect_is_interpolated_in_log_effect():
     assert never["effect"] is None and not never["reached"] and never["largest_level"] == 0.3
     always = minimum_detectable(power_curve(table([9] * 6)))
     assert always["effect"] == 0.001 and always["below_smallest_level"]
+    dipping = minimum_detectable(power_curve(table([0, 1, 3, 9, 6, 9])))  # 90% at 0.03, 60% at 0.1, 90% at 0.3
+    expected = np.exp(np.log(0.1) + (0.8 - 0.6) / (0.9 - 0.6) * (np.log(0.3) - np.log(0.1)))
+    assert dipping["effect"] == pytest.approx(expected) and not dipping["dips"]  # from where it stays above
+    fallen = minimum_detectable(power_curve(table([0, 1, 3, 9, 9, 6])))  # reaches 90% and falls back to 60%
+    assert fallen["effect"] is None and fallen["dips"]
 
 
 def test_specificity_counts_implants_with_a_false_flag_in_their_own_layer():

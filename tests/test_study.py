@@ -334,7 +334,7 @@ def factorial_record(arm: str, seed: int, rng) -> dict:
 def test_the_factorial_summary_fits_the_primary_outcomes_and_flags_the_planted_change():
     rng = np.random.default_rng(0)
     records = [factorial_record(r.arm, r.seed, rng) for r in factorial() if r.seed in FACTORIAL_SEEDS[:3]]
-    out = summaries.factorial(records, simulations=5)
+    out = summaries.factorial(records, simulations=5, planned_seeds=FACTORIAL_SEEDS[:3])
     json.dumps(out, allow_nan=False)
     text = out["fits"][R2_MEAN]["terms"]["text"]
     assert text["flagged"] and text["estimate"] == pytest.approx(0.05, abs=0.01) and text["verdict"] == "changes"
@@ -342,23 +342,30 @@ def test_the_factorial_summary_fits_the_primary_outcomes_and_flags_the_planted_c
     assert "heads labelled chirp, layers_6-11" in out["constant"] and out["seeds"] == list(FACTORIAL_SEEDS[:3])
     assert out["fits"][R2_MEAN]["df"] == 24 - 3 - 6 and out["cells_run"]["text0-colorbar0-frame0"] == 3
     assert R2_MEAN in out["layout"] and out["power_check"]["simulations"] == 5 and "run_12_seeds" in out["pilot"]
-    assert summaries.factorial(records[:9], simulations=5)["note"].startswith("fewer than 2 seeds")
+    early = summaries.factorial(records[:18], simulations=5, planned_seeds=FACTORIAL_SEEDS[:3])
+    assert "fits" not in early and early["note"].startswith("2 of 3 seed blocks complete")  # no effect looked at
+    assert early["pilot"]["from_seeds"] == list(FACTORIAL_SEEDS[:2]) and "run_12_seeds" in early["pilot"]
+    assert all("terms" not in json.dumps(v) for v in early.values())
 
 
 def test_the_factorial_section_gives_every_primary_main_effect_with_its_detectable_difference(tmp_path):
     rng = np.random.default_rng(0)
     records = [factorial_record(r.arm, r.seed, rng) for r in factorial() if r.seed in FACTORIAL_SEEDS[:3]]
     records = [r | {"machine": "vm", "finished": "2026-12-06T12:00:00"} for r in records]
-    study = {"runs": records, "summary": summaries.factorial(records, simulations=5)}
+    summary = summaries.factorial(records, simulations=5, planned_seeds=FACTORIAL_SEEDS[:3])
+    study = {"runs": records, "summary": summary, "missing": ["one not run"]}
     assert factorial_report.interaction_figure(study, tmp_path / "f.png") and (tmp_path / "f.png").stat().st_size
     text = render("factorial.md.j2", ROOT / "templates/report", s=factorial_report.factorial_section(study, tmp_path))
     r2 = study["summary"]["fits"][R2_MEAN]["terms"]
-    assert "So far 27 of 72 runs (3 complete seed blocks" in text
+    assert "So far 27 of 28 runs (3 of 3 seed blocks complete" in text
     assert f"| {R2_MEAN} | text | {r2['text']['estimate']:+.3f}" in text and "| changes |" in text
     assert f"{r2['frame']['detectable']:.3f} | &plusmn;0.02 |" in text  # every null beside what it could detect
-    early = summaries.factorial(records[:9], simulations=5)
-    unfitted = factorial_report.factorial_section({"runs": records[:9], "summary": early}, tmp_path)
-    assert "No effect is estimated yet" in render("factorial.md.j2", ROOT / "templates/report", s=unfitted)
+    early = {"runs": records[:18], "summary": summaries.factorial(records[:18], 5, FACTORIAL_SEEDS[:3])}
+    assert not factorial_report.interaction_figure(early, tmp_path / "early.png")  # no cell means before the end
+    unfitted = render(
+        "factorial.md.j2", ROOT / "templates/report", s=factorial_report.factorial_section(early, tmp_path)
+    )
+    assert "No effect is estimated yet" in unfitted and "Pilot rule" in unfitted and "On - off" not in unfitted
 
 
 def test_the_results_notes_name_the_commits_and_machines_the_study_files_record(monkeypatch):

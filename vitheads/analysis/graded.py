@@ -156,20 +156,23 @@ def power_curve(rows: pd.DataFrame, column: str = "detected") -> list[dict]:
 
 def minimum_detectable(curve: list[dict], power: float = POWER) -> dict:
     """The smallest effect detected with probability `power`: interpolated in log effect between the last level
-    under it and the first at or above it (on the rate, and on the Wilson lower bound: the effect the benchmark
-    assures); None where no level reaches it, and `below_smallest` when the smallest level already does."""
+    under it and the first level from which every larger level stays at or above it (on the rate, and on the
+    Wilson lower bound: the effect the benchmark assures); None where no level reaches it for good (a curve
+    that reaches `power` and falls back has no such effect: `dips` says so), and `below_smallest` when the
+    smallest level already does."""
     levels = [c for c in curve if c["level"] > 0]
 
     def crossing(value) -> tuple[float | None, bool]:
-        for i, c in enumerate(levels):
-            if value(c) >= power:
-                if i == 0:
-                    return c["effect_median"], True
-                lo, hi = levels[i - 1], c
-                x0, x1 = np.log(max(lo["effect_median"], 1e-12)), np.log(max(hi["effect_median"], 1e-12))
-                t = (power - value(lo)) / (value(hi) - value(lo))
-                return float(np.exp(x0 + t * (x1 - x0))), False
-        return None, False
+        above = [value(c) >= power for c in levels]
+        first = next((i for i in range(len(levels)) if all(above[i:])), None)
+        if first is None:
+            return None, False
+        if first == 0:
+            return levels[0]["effect_median"], True
+        lo, hi = levels[first - 1], levels[first]
+        x0, x1 = np.log(max(lo["effect_median"], 1e-12)), np.log(max(hi["effect_median"], 1e-12))
+        t = (power - value(lo)) / (value(hi) - value(lo))
+        return float(np.exp(x0 + t * (x1 - x0))), False
 
     effect, below = crossing(lambda c: c["rate"])
     assured, assured_below = crossing(lambda c: c["ci"][0] if c["ci"] else 0.0)
@@ -181,6 +184,7 @@ def minimum_detectable(curve: list[dict], power: float = POWER) -> dict:
         "assured_effect": assured,
         "assured_below_smallest_level": assured_below,
         "largest_level": levels[-1]["effect_median"] if levels else None,
+        "dips": effect is None and any(c["rate"] >= power for c in levels),
     }
 
 

@@ -13,7 +13,7 @@ import seaborn as sns
 
 from vitheads.analysis import factorial as design
 from vitheads.compare import comparable
-from vitheads.study.studies import FACTORIAL_CELLS, FACTORIAL_SEEDS, STUDIES
+from vitheads.study.studies import FACTORIAL_CELLS
 
 PREREGISTRATION = Path("study/factorial-preregistration.md")
 
@@ -32,12 +32,14 @@ def cell_table(study: dict) -> pd.DataFrame:
 
 def interaction_figure(study: dict, out: Path) -> bool:
     """Per primary outcome (rows) and frame off / on (columns): the mean over seeds of each text x colorbar cell,
-    +-2 standard errors over seeds (not the seed-blocked model's intervals), one y-scale per outcome. False when no
-    run is in."""
-    table = cell_table(study)
-    if table.empty:
+    +-2 standard errors over seeds (not the seed-blocked model's intervals), one y-scale per outcome. Drawn only
+    once the study is complete (its summary holds the fits); False otherwise or when no outcome varies."""
+    if "fits" not in study["summary"]:  # the pre-registration: no effect looked at before every block has run
         return False
-    outcomes = [o for o in design.PRIMARY if table[o].nunique() > 1]  # a constant outcome has nothing to show
+    table = cell_table(study)
+    outcomes = [o for o in design.PRIMARY if o in table and table[o].nunique() > 1]  # a constant one shows nothing
+    if not outcomes:
+        return False
     sns.set_theme(style="whitegrid", font_scale=0.8)
     fig, axes = plt.subplots(len(outcomes), 2, figsize=(8, 2.6 * len(outcomes)), sharey="row", squeeze=False)
     for row, outcome in zip(axes, outcomes):
@@ -100,16 +102,14 @@ def exploratory(summary: dict) -> dict:
 
 def progress(study: dict) -> dict:
     """Runs in, of the design's; complete seed blocks; where and when they ran."""
-    runs = study["runs"]
-    planned = len(STUDIES["factorial"]())
-    blocks = {s: sum(r["seed"] == s for r in runs) for s in FACTORIAL_SEEDS}
-    per_block = planned // len(FACTORIAL_SEEDS)
+    runs, summary = study["runs"], study["summary"]
     return {
         "runs": len(runs),
-        "planned": planned,
-        "complete_seeds": [s for s, n in blocks.items() if n == per_block],
-        "machines": sorted({r["machine"] or "not recorded" for r in runs}),
-        "dates": sorted({(r["finished"] or "")[:10] for r in runs}),
+        "planned": len(runs) + len(study.get("missing", [])),
+        "complete_seeds": summary.get("complete_seeds", []),
+        "planned_seeds": summary.get("planned_seeds", []),
+        "machines": sorted({r.get("machine") or "not recorded" for r in runs}),
+        "dates": sorted({(r.get("finished") or "")[:10] or "not recorded" for r in runs}),
     }
 
 
@@ -120,7 +120,7 @@ def factorial_section(study: dict | None, figure: Path) -> dict:
     summary = study["summary"]
     data = {"gathered": True, "preregistration": PREREGISTRATION, "progress": progress(study)}
     if "fits" not in summary:
-        return data | {"fitted": False, "note": summary.get("note", "")}
+        return data | {"fitted": False, "note": summary.get("note", ""), "pilot": summary.get("pilot")}
     return data | {
         "fitted": True,
         "summary": summary,

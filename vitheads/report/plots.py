@@ -238,7 +238,7 @@ def study_plots() -> None:
     factorial_interactions}.png)."""
     estimates, graded, factorial = (artifacts.study(s) for s in ("estimates", "graded", "factorial"))
     with atomic_path(artifacts.STUDY_PLOTS, is_dir=True) as tmp:
-        if graded.is_file():
+        if graded.is_file() and read_json(graded)["summary"]:
             power_figure(read_json(graded), tmp / artifacts.GRADED_POWER.name)
         if factorial.is_file():
             interaction_figure(read_json(factorial), tmp / artifacts.FACTORIAL_INTERACTIONS.name)

@@ -187,6 +187,7 @@ def report_data(p: dict) -> dict[str, Any]:
         read_json(artifacts.metrics(s)) for s in ("finetune", "ablate", "classify", "causal", "generate")
     )
     graded = studies.read_study("graded")
+    power = head_power(graded) if p["model"]["stem"] == "conv" and not p["plant"]["cues"] else None  # its models
     return {
         "run": run_summary(p),
         "answer": studies.answer(studies.read_study("estimates")),
@@ -199,8 +200,8 @@ def report_data(p: dict) -> dict[str, Any]:
         "accuracy": accuracy(fine),
         "ablation": ablation(ab, p["ablate"]["modes"]),
         "attention": attention(cl, p),
-        "causal": causal(cz, p["causal"], fine, gen) | {"power": head_power(graded)},
-        "routes": routes(cz) | {"power": head_power(graded)},
+        "causal": causal(cz, p["causal"], fine, gen) | {"power": power},
+        "routes": routes(cz) | {"power": power},
         "explorer_note": explorer.NOTE,
     }
 

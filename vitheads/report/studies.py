@@ -125,9 +125,11 @@ def planted(name: str, study: dict | None) -> dict:
         for k, r in s["reliance"]["planted"].items()
     }
     runs = len(s["held_out_seeds"]["control"])
-    for by_kind in s["benchmark"].values():
-        for d in by_kind.values():  # the run is the unit: control runs with any false detection, Wilson 95%
-            d["control_runs_ci"] = proportion_interval(d["control_seeds_with_a_false_detection"], runs)
+    by_run = lambda d: {  # the run is the unit: runs with a hit, control runs with any false detection, Wilson 95%
+        "hit_runs_ci": proportion_interval(d["seeds_with_a_hit"], d["seeds"]),
+        "control_runs_ci": proportion_interval(d["control_seeds_with_a_false_detection"], runs),
+    }
+    s = s | {"benchmark": {m: {k: d | by_run(d) for k, d in kinds.items()} for m, kinds in s["benchmark"].items()}}
     return data | {
         "gathered": True,
         "provenance": provenance(study),

@@ -14,7 +14,7 @@ from vitheads.analysis.pooling import ESTIMATORS, random_effects, se_from_ci, se
 from vitheads.analysis.stats import proportion_interval
 from vitheads.compare import comparable, compare, spread
 from vitheads.names import CUE_TARGETS, DISTRACTOR_KINDS, TARGETS
-from vitheads.study.studies import FACTORIAL_ADAPTING, FACTORIAL_ALL_ON, FACTORIAL_CELLS
+from vitheads.study.studies import FACTORIAL_ADAPTING, FACTORIAL_ALL_ON, FACTORIAL_CELLS, FACTORIAL_SEEDS
 
 CLAIM_KEYS = {
     "early": (paper.FIGURE_KEYS["early"], paper.CI_KEYS["early"]),
@@ -330,43 +330,66 @@ def head_matching(runs: list[dict]) -> dict:
     }
 
 
-def factorial(records: list[dict], simulations: int = 200) -> dict:
-    """The factorial study as pre-registered (vitheads.analysis.factorial.analyse): every metric that
-    vitheads.compare.comparable reads from every run (the primary ones among them), fitted over the 8 cells with a
-    random intercept per seed, and the layout's contrast against the all-off-adapting cell; metrics some run
-    lacks are listed, not fitted. With them the pilot rule's reading (from the residual variances only) and a
-    power check of the pipeline: `simulations` synthetic studies of the same seeds, every primary outcome given a
-    text effect of the detectable size (in residual sds; the within-seed tests do not depend on the outcome's
+def factorial(records: list[dict], simulations: int = 200, planned_seeds: tuple[int, ...] = FACTORIAL_SEEDS) -> dict:
+    """The factorial study as pre-registered. Until every planned seed block has run: no effect, only the pilot
+    rule's reading (residual variances of the first two complete blocks) and the all-on cells' pooled routes.
+    Then the analysis (vitheads.analysis.factorial.analyse): every metric that vitheads.compare.comparable reads
+    from every run (the primary ones among them), fitted over the 8 cells with a random intercept per seed, and
+    the layout's contrast against the all-off-adapting cell; metrics some run lacks are listed, not fitted; and
+    a power check of the pipeline: `simulations` synthetic studies of the same seeds, every primary outcome given
+    a text effect of the detectable size (in residual sds; the within-seed tests do not depend on the outcome's
     scale), none for colorbar and frame."""
     rows = [
         {"seed": r["seed"], "arm": r["arm"], **FACTORIAL_CELLS.get(r["arm"], {}), **comparable(r["metrics"])}
         for r in records
     ]
     data = pd.DataFrame(rows)
+    arms = {*FACTORIAL_CELLS, FACTORIAL_ADAPTING}
+    blocks = [s for s in planned_seeds if arms <= set(data.loc[data["seed"] == s, "arm"])] if len(data) else []
+    out = {
+        "runs": len(records),
+        "planned_seeds": list(planned_seeds),
+        "complete_seeds": blocks,
+        "routes_all_on": pooled_routes(run_decompositions([r for r in records if r["arm"] == FACTORIAL_ALL_ON])),
+    }
+    if len(blocks) >= 2:
+        out["pilot"] = pilot_reading(data[data["seed"].isin(blocks[:2]) & data["arm"].isin(list(FACTORIAL_CELLS))])
+    if blocks != list(planned_seeds):
+        return out | {
+            "note": f"{len(blocks)} of {len(planned_seeds)} seed blocks complete: no effect is estimated before "
+            "every block has run (the pre-registration's stopping rule)"
+        }
     cells, layout = data[data["arm"].isin(list(FACTORIAL_CELLS))], data[data["arm"] == FACTORIAL_ADAPTING]
-    if cells["seed"].nunique() < 2:
-        return {"runs": len(records), "note": "fewer than 2 seeds with a factorial cell: nothing fitted"}
     metrics = [c for c in data.columns if c not in ("seed", "arm", *factorial_analysis.FACTORS)]
     complete = [m for m in metrics if cells[m].notna().all()]
     outcomes = [m for m in factorial_analysis.PRIMARY if m in complete] + [
         m for m in complete if m not in factorial_analysis.PRIMARY
     ]
-    out = factorial_analysis.analyse(cells, outcomes, layout)
-    seeds = int(cells["seed"].nunique())
-    df = len(cells) - seeds - len(factorial_analysis.TERMS)
-    family = max(1, len(out["primary_family"]))
+    analysed = factorial_analysis.analyse(cells, outcomes, layout)
+    df = len(cells) - len(blocks) - len(factorial_analysis.TERMS)
+    family = max(1, len(analysed["primary_family"]))
     size = factorial_analysis.detectable(2 / np.sqrt(len(cells)), df, factorial_analysis.ALPHA / family)
     effects = {o: {"text": size} for o in factorial_analysis.PRIMARY}
-    return out | {
-        "runs": len(records),
-        "routes_all_on": pooled_routes(run_decompositions([r for r in records if r["arm"] == FACTORIAL_ALL_ON])),
-        "seeds": sorted(int(s) for s in cells["seed"].unique()),
-        "cells_run": {arm: int((cells["arm"] == arm).sum()) for arm in FACTORIAL_CELLS},
-        "not_in_every_run": [m for m in metrics if m not in complete],
-        "pilot": factorial_analysis.pilot(out["fits"]),
-        "power_check": factorial_analysis.simulate_power(effects, seeds=seeds, simulations=simulations)
-        | {"planted_text_effect_in_residual_sds": size},
-    }
+    return (
+        out
+        | analysed
+        | {
+            "seeds": blocks,
+            "cells_run": {arm: int((cells["arm"] == arm).sum()) for arm in FACTORIAL_CELLS},
+            "not_in_every_run": [m for m in metrics if m not in complete],
+            "power_check": factorial_analysis.simulate_power(effects, seeds=len(blocks), simulations=simulations)
+            | {"planted_text_effect_in_residual_sds": size},
+        }
+    )
+
+
+def pilot_reading(cells: pd.DataFrame) -> dict:
+    """The pilot rule on the first two complete seed blocks: each primary outcome's residual variance only
+    (vitheads.analysis.factorial.pilot; the fits' effects are not kept), and which seeds it read."""
+    outcomes = [o for o in factorial_analysis.PRIMARY if o in cells and cells[o].notna().all()]
+    fits = {o: factorial_analysis.fit(cells, o) for o in outcomes}
+    variances = {o: {"residual_variance": f["residual_variance"]} for o, f in fits.items() if "constant" not in f}
+    return factorial_analysis.pilot(variances) | {"from_seeds": sorted(int(s) for s in cells["seed"].unique())}
 
 
 def routes(records: list[dict]) -> dict:
