@@ -35,6 +35,7 @@ def table(hits: list[int], n: int = 10, site: str = "head", method: str = RULE) 
                 {
                     "seed": i % 3,
                     "site": site,
+                    "variant": "frame_grey" if i < n // 2 else "tick_labels_text",
                     "band": "early" if i % 2 else "late",
                     "level": level,
                     "effect": level,
@@ -67,8 +68,8 @@ def test_an_implant_whose_truth_is_flagged_at_gain_0_leaves_the_levels_above():
     rows.loc[(rows["level"] == 0) & (rows["seed"] == 0) & (rows.index % 10 == 0), "detected"] = 1.0  # implant 0
     curve = power_curve(rows)
     assert curve[0]["detected"] == 1 and curve[0]["implants"] == 10
-    # implant 0 shares its key (seed, band, ...) with implants 6 (seed 0, late): both leave the levels above
-    assert all(c["implants"] == 8 and c["left_out_flagged_at_gain_0"] == 2 for c in curve[1:])
+    # implant 0 shares seed and band with implant 6 but not its element: only implant 0 leaves the levels above
+    assert all(c["implants"] == 9 and c["left_out_flagged_at_gain_0"] == 1 for c in curve[1:])
 
 
 def test_the_minimum_detectable_effect_is_interpolated_in_log_effect():
@@ -168,3 +169,6 @@ def test_score_gives_every_method_its_curves_and_the_non_head_sites_their_own_sc
     assert "mlp" not in scored[RULE] and "misattribution" in scored[RULE]
     assert "mlp" in scored[DECOMPOSITION] and "misattribution" not in scored[DECOMPOSITION]
     assert "redundant_both" in scored[RULE] and "specificity" in scored[RULE]
+    by_element = scored[RULE]["head"]["by_element"]  # implants i < 5 are frame_grey: the detected ones (i < k)
+    assert set(by_element) == {"frame_grey", "tick_labels_text"}
+    assert [c["detected"] for c in by_element["tick_labels_text"]["curve"]] == [0, 0, 0, 0, 1, 4, 5]

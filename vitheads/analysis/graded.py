@@ -227,8 +227,14 @@ def misattribution(rows: pd.DataFrame) -> list[dict]:
     return out
 
 
+def scored(rows: pd.DataFrame, column: str = "detected") -> dict:
+    curve = power_curve(rows, column)
+    return {"curve": curve, "minimum_detectable": minimum_detectable(curve)}
+
+
 def score(rows: pd.DataFrame, bands: tuple[str, ...] = ("early", "late")) -> dict:
-    """Per method: the power curve and minimum detectable effect at the head site (all bands and each band),
+    """Per method: the power curve and minimum detectable effect at each site (all bands, each band and each
+    element: an element's feature sets the gain an implant needs, hence how far from the trained model it is),
     the redundant site (either head; both heads), the mlp and direct sites (the decomposition), specificity
     at the head sites, and misattribution at the non-head sites."""
     out = {}
@@ -238,16 +244,14 @@ def score(rows: pd.DataFrame, bands: tuple[str, ...] = ("early", "late")) -> dic
         for site in SITES:
             at = mine[mine["site"] == site]
             if at["detected"].notna().any():
-                curve = power_curve(at)
-                entry[site] = {"curve": curve, "minimum_detectable": minimum_detectable(curve)}
+                entry[site] = scored(at)
                 for band in bands:
                     inside = at[at["band"] == band]
                     if inside["detected"].notna().any():
-                        band_curve = power_curve(inside)
-                        entry[site][band] = {"curve": band_curve, "minimum_detectable": minimum_detectable(band_curve)}
+                        entry[site][band] = scored(inside)
+                entry[site]["by_element"] = {element: scored(part) for element, part in at.groupby("variant")}
             if site == "redundant" and at["detected_both"].notna().any():
-                both = power_curve(at, "detected_both")
-                entry["redundant_both"] = {"curve": both, "minimum_detectable": minimum_detectable(both)}
+                entry["redundant_both"] = scored(at, "detected_both")
         heads = mine[mine["site"].isin(HEAD_SITES)]
         if len(heads):
             entry["specificity"] = specificity(heads)

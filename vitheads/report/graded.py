@@ -146,7 +146,7 @@ def graded_section(study: dict | None, figure: Path) -> dict:
         return {"gathered": False}
     summary = study["summary"]
     levels = [c["level"] for c in summary[RULE]["head"]["curve"] if c["level"] > 0]
-    controls = [run["controls"] for run in study["runs"]]
+    controls = {run["name"]: run["controls"] for run in study["runs"]}
     return {
         "gathered": True,
         "runs": [run["name"] for run in study["runs"]],
@@ -157,6 +157,14 @@ def graded_section(study: dict | None, figure: Path) -> dict:
         "rows": [method_row(m, summary[m], levels) for m in summary],
         "rule": RULE,
         "power": head_power(study),
+        "by_element": {
+            m: {
+                e: v["minimum_detectable"] | {"top": v["curve"][-1]}
+                for e, v in summary[m]["head"]["by_element"].items()
+            }
+            for m in summary
+            if "by_element" in summary[m].get("head", {})
+        },
         "controls": controls,
         "observed": {k: (min(v), max(v)) for k, v in observed_by_kind(study["observed_element_effects"]).items() if v},
         "figure": figure if figure.is_file() else None,
