@@ -103,11 +103,11 @@ def factorial() -> list[Run]:
 
 
 def routes() -> list[Run]:
-    runs = [Run("routes", "patch", s, ("model.stem=patch",)) for s in VIT_SEEDS]
-    return runs + [
+    planted_arms = [
         Run("routes", "planted", PLANTED_FIT_SEED, PLANT_ALL),
         Run("routes", "planted-band", PLANTED_FIT_SEED, PLANT_BAND),
-    ]
+    ]  # first: the check that the split finds planted heads
+    return planted_arms + [Run("routes", "patch", s, ("model.stem=patch",)) for s in VIT_SEEDS]
 
 
 def graded() -> list[Run]:
