@@ -199,3 +199,33 @@ def test_the_routes_study_pools_the_pure_vits_runs_and_scores_the_split_on_the_p
     assert out["patch_routes"]["frame_grey"]["start_time"]["change"]["dl"]["k"] == 2
     assert set(out["patch_ruler"]) == {"1", "2"}
     assert out["planted"]["routes-planted-1"]["text"] == {RULE: hit, DECOMPOSITION: hit, "designated": ["L2H2", "L2H7"]}
+
+
+def test_the_routes_section_shows_routes_pooled_over_runs_once_two_runs_have_them():
+    from pathlib import Path
+
+    from vitheads.report.render import render
+    from vitheads.report.sections import pooled_routes as section_pooled
+    from vitheads.study.summaries import pooled_routes
+
+    def run(shift: float) -> dict:
+        cell = {"claim": "changes the output", "change": 0.05 + shift, "change_se": 0.005}
+        cell |= {f"route_{r}": 0.01 + shift for r in d.ROUTES} | {f"route_{r}_se": 0.002 for r in d.ROUTES}
+        return {"frame_grey": {"distractor": "frame", "Chirp_Start_Time": cell}}
+
+    claims = {"frame_grey": {"distractor": "frame", "Chirp_Start_Time": run(0.0)["frame_grey"]["Chirp_Start_Time"]}}
+    claims["frame_grey"]["Chirp_Start_Time"] |= {
+        "change_simultaneous": [0.04, 0.06], "abs_change": 0.05, "abs_change_simultaneous": [0.04, 0.06],
+        "frozen_attention_change": 0.1,
+    }  # fmt: skip
+    two = {"summary": {"routes_all_on": pooled_routes([run(0.0), run(0.01)])}}
+    one = {"summary": {"patch_routes": {}}}
+    data = {
+        "claims": claims, "targets": ["Chirp_Start_Time"], "bound": 0.0088, "ruler": None, "table": "t.csv",
+        "figure": None, "cls_note": "", "power": None,
+        "over_runs": {"default": section_pooled(two, "routes_all_on"), "vit": section_pooled(one, "patch_routes")},
+    }  # fmt: skip
+    text = render("routes.md.j2", Path(__file__).resolve().parents[1] / "templates/report", s=data)
+    assert "**Over training runs: default**, 2 runs" in text
+    assert "| frame_grey | Chirp_Start_Time | +0.0550 [" in text  # the pooled whole change of the two runs
+    assert "Over training runs, vit: 0 run(s) with the route split so far" in text

@@ -165,6 +165,13 @@ def causal(cz: dict, c: dict, fine: dict, gen: dict) -> dict:
     }
 
 
+def pooled_routes(study: dict | None, key: str) -> dict:
+    """A study summary's routes pooled over its runs (vitheads.study.summaries.pooled_routes), with how many runs."""
+    pooled = (study or {}).get("summary", {}).get(key) or {}
+    first = next((t for v in pooled.values() for t in v.values()), None)
+    return {"pooled": pooled, "runs": first["change"]["dl"]["k"] if first else 0}
+
+
 def routes(cz: dict) -> dict:
     """Per element the claim its whole change earns and the routes it takes (vitheads.analysis.decomposition),
     and the frame's ruler test; nothing when the run predates the route split."""
@@ -201,7 +208,16 @@ def report_data(p: dict) -> dict[str, Any]:
         "ablation": ablation(ab, p["ablate"]["modes"]),
         "attention": attention(cl, p),
         "causal": causal(cz, p["causal"], fine, gen) | {"power": power},
-        "routes": routes(cz) | {"power": power},
+        "routes": routes(cz)
+        | {
+            "power": power,
+            "over_runs": {
+                "default model (the factorial's all-on cells)": pooled_routes(
+                    studies.read_study("factorial"), "routes_all_on"
+                ),
+                "pure ViT (the routes study)": pooled_routes(studies.read_study("routes"), "patch_routes"),
+            },
+        },
         "explorer_note": explorer.NOTE,
     }
 
