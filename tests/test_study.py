@@ -193,10 +193,10 @@ def test_a_planted_study_gathered_before_its_control_arm_is_valid_json_and_repor
         "| Method | frame |\n|---|---|\n"
     )[1]
     assert first_row().startswith(
-        f"| {next(iter(METHODS))} | 100% [34%, 100%] hit; control: no held-out seed run yet |\n"
-    )
+        f"| {next(iter(METHODS))} | 1/1 runs [21%, 100%] (designated heads 100%); control: no held-out seed run yet |\n"
+    )  # the run is the unit: 1 of 1 held-out planted runs found a designated head, Wilson over runs
     study["summary"] = summaries.planted(records + [planted_record("control", 2, True, 0, 0, planted=("frame",))])
-    assert first_row().split("\n")[0].endswith("control: 0.00% [0.00%, 2.60%] flagged, 0/1 seeds with any |")
+    assert first_row().split("\n")[0].endswith("control: 0/1 runs flagged any head [0%, 79%] |")
 
 
 def test_the_committed_estimates_recompute_from_the_per_seed_values_they_keep():

@@ -13,6 +13,7 @@ import seaborn as sns
 
 from vitheads.analysis import factorial as design
 from vitheads.compare import comparable
+from vitheads.report.figures import seaborn_theme
 from vitheads.study.studies import FACTORIAL_CELLS
 
 PREREGISTRATION = Path("study/factorial-preregistration.md")
@@ -40,34 +41,34 @@ def interaction_figure(study: dict, out: Path) -> bool:
     outcomes = [o for o in design.PRIMARY if o in table and table[o].nunique() > 1]  # a constant one shows nothing
     if not outcomes:
         return False
-    sns.set_theme(style="whitegrid", font_scale=0.8)
-    fig, axes = plt.subplots(len(outcomes), 2, figsize=(8, 2.6 * len(outcomes)), sharey="row", squeeze=False)
-    for row, outcome in zip(axes, outcomes):
-        for ax, frame in zip(row, (0, 1)):
-            sub = table[table["frame"] == frame]
-            if len(sub):
-                sns.pointplot(
-                    data=sub, x="text", y=outcome, hue="colorbar", order=[0, 1], hue_order=[0, 1], dodge=0.15,
-                    errorbar=("se", 2), capsize=0.08, palette="colorblind", ax=ax,
-                )  # fmt: skip
-            ax.set_title(f"frame {'on' if frame else 'off'}", fontsize=8)
-            ax.set_xticks([0, 1], ["text off", "text on"])
-            ax.set_xlabel("")
-            ax.set_ylabel(outcome, fontsize=7.5)
-            ax.ticklabel_format(axis="y", useOffset=False)
-            if ax.get_legend():
-                ax.get_legend().remove()
-    handles, _ = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, ["colorbar off", "colorbar on"], loc="lower center", ncol=2, frameon=False)
-    seeds = table["seed"].nunique()
-    fig.suptitle(
-        f"Factorial: cell means over {seeds} seed(s), +-2 se over seeds (the model's tests are within seed)",
-        fontsize=9,
-    )
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return True
+    with seaborn_theme(0.8):
+        fig, axes = plt.subplots(len(outcomes), 2, figsize=(8, 2.6 * len(outcomes)), sharey="row", squeeze=False)
+        for row, outcome in zip(axes, outcomes):
+            for ax, frame in zip(row, (0, 1)):
+                sub = table[table["frame"] == frame]
+                if len(sub):
+                    sns.pointplot(
+                        data=sub, x="text", y=outcome, hue="colorbar", order=[0, 1], hue_order=[0, 1], dodge=0.15,
+                        errorbar=("se", 2), capsize=0.08, palette="colorblind", ax=ax,
+                    )  # fmt: skip
+                ax.set_title(f"frame {'on' if frame else 'off'}", fontsize=8)
+                ax.set_xticks([0, 1], ["text off", "text on"])
+                ax.set_xlabel("")
+                ax.set_ylabel(outcome, fontsize=7.5)
+                ax.ticklabel_format(axis="y", useOffset=False)
+                if ax.get_legend():
+                    ax.get_legend().remove()
+        handles, _ = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, ["colorbar off", "colorbar on"], loc="lower center", ncol=2, frameon=False)
+        seeds = table["seed"].nunique()
+        fig.suptitle(
+            f"Factorial: cell means over {seeds} seed(s), +-2 se over seeds (the model's tests are within seed)",
+            fontsize=9,
+        )
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        return True
 
 
 def primary_rows(summary: dict) -> list[dict]:

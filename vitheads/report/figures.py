@@ -37,6 +37,14 @@ def save(figure: Figure, path: str | Path) -> None:
     figure.savefig(path, format="png")
 
 
+def seaborn_theme(font_scale: float):
+    """seaborn's whitegrid theme for one figure only: sns.set_theme would change matplotlib's settings for the
+    rest of the process, and the tests render plot images in the same process as the figures."""
+    return matplotlib.rc_context(
+        {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=font_scale)}
+    )
+
+
 def pred_vs_true(pred: np.ndarray, true: np.ndarray, names: list[str], units: list[str], r2: list[float], path) -> None:
     """One scatter per target in physical units, with the identity line and R^2."""
     figure = new_figure(3.3 * len(names), 3.4)

@@ -12,6 +12,7 @@ import seaborn as sns
 from vitheads.analysis.benchmark import RULE
 from vitheads.analysis.graded import DECOMPOSITION, SITES
 from vitheads.data.variants import variant_spec
+from vitheads.report.figures import seaborn_theme
 
 SITE_TITLES = {
     "head": "one head",
@@ -67,43 +68,43 @@ def power_figure(study: dict, out: Path) -> None:
     others = [m for m in methods if m not in HIGHLIGHT]
     palette = dict(zip(others, sns.color_palette("colorblind", len(others)))) | HIGHLIGHT
     observed = observed_by_kind(study["observed_element_effects"])
-    sns.set_theme(style="whitegrid", font_scale=0.75)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 9), sharex=True, sharey=True)
-    for ax, site in zip(axes.flat, SITES):
-        shown = [m for m in methods if site in summary[m]]
-        for i, method in enumerate(shown):
-            x, rate, err = curve_points(summary[method][site])
-            dodge = 1.0 + 0.02 * (i - len(shown) / 2)  # log-x offset (at most about 9%) so the intervals stay apart
-            style = {"lw": 2.4, "zorder": 3} if method in HIGHLIGHT else {"lw": 0.9, "alpha": 0.75}
-            ax.errorbar(
-                x * dodge, rate, yerr=err, marker="o", ms=3, capsize=2, color=palette[method], label=method, **style
-            )
-        draw_observed(ax, observed)
-        ax.axhline(0.8, color="black", ls="--", lw=0.8)
-        ax.axhline(0.0, color="grey", lw=0.6)
-        n = summary[shown[0]][site]["curve"][0]["implants"] if shown else 0  # the control row: every implant
-        ax.set_title(f"{SITE_TITLES[site]}: {n} implants", fontsize=8)
-        ax.set_xscale("log")
-        ax.set_xlim(*X_LIMITS)
-        ax.set_yticks([*RUG_ROWS.values(), 0, 0.2, 0.4, 0.6, 0.8, 1.0])
-        ax.set_yticklabels([*(f"observed: {k}" for k in RUG_ROWS), "0", "0.2", "0.4", "0.6", "0.8", "1"])
-    for ax in axes[1]:
-        ax.set_xlabel("implant's whole-model effect: mean |change| of its target (z, log)")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("share of implants detected (95% Wilson)")
-    axes[0, 0].set_ylim(-0.45, 1.05)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
-    runs = len(study["runs"])
-    fig.suptitle(
-        f"Graded benchmark: detection per method against the implant's effect ({runs} trained default model(s); "
-        "rules fixed before the runs; dashed: 80%)\nUnder 0: the default model's own element effects, every "
-        "variant x target x estimates run (mean |change|, z; the blanked frame's largest clipped at 1)",
-        fontsize=9,
-    )
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    with seaborn_theme(0.75):
+        fig, axes = plt.subplots(2, 2, figsize=(11, 9), sharex=True, sharey=True)
+        for ax, site in zip(axes.flat, SITES):
+            shown = [m for m in methods if site in summary[m]]
+            for i, method in enumerate(shown):
+                x, rate, err = curve_points(summary[method][site])
+                dodge = 1.0 + 0.02 * (i - len(shown) / 2)  # log-x offset (at most about 9%) so the intervals stay apart
+                style = {"lw": 2.4, "zorder": 3} if method in HIGHLIGHT else {"lw": 0.9, "alpha": 0.75}
+                ax.errorbar(
+                    x * dodge, rate, yerr=err, marker="o", ms=3, capsize=2, color=palette[method], label=method, **style
+                )
+            draw_observed(ax, observed)
+            ax.axhline(0.8, color="black", ls="--", lw=0.8)
+            ax.axhline(0.0, color="grey", lw=0.6)
+            n = summary[shown[0]][site]["curve"][0]["implants"] if shown else 0  # the control row: every implant
+            ax.set_title(f"{SITE_TITLES[site]}: {n} implants", fontsize=8)
+            ax.set_xscale("log")
+            ax.set_xlim(*X_LIMITS)
+            ax.set_yticks([*RUG_ROWS.values(), 0, 0.2, 0.4, 0.6, 0.8, 1.0])
+            ax.set_yticklabels([*(f"observed: {k}" for k in RUG_ROWS), "0", "0.2", "0.4", "0.6", "0.8", "1"])
+        for ax in axes[1]:
+            ax.set_xlabel("implant's whole-model effect: mean |change| of its target (z, log)")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("share of implants detected (95% Wilson)")
+        axes[0, 0].set_ylim(-0.45, 1.05)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
+        runs = len(study["runs"])
+        fig.suptitle(
+            f"Graded benchmark: detection per method against the implant's effect ({runs} trained default model(s); "
+            "rules fixed before the runs; dashed: 80%)\nUnder 0: the default model's own element effects, every "
+            "variant x target x estimates run (mean |change|, z; the blanked frame's largest clipped at 1)",
+            fontsize=9,
+        )
+        fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
 
 
 def level_cell(curve: list[dict], level: float) -> str:

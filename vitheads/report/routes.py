@@ -11,6 +11,7 @@ import seaborn as sns
 
 from vitheads.analysis.decomposition import ROUTES
 from vitheads.paper import ELEMENT_EQUIVALENCE_Z
+from vitheads.report.figures import seaborn_theme
 
 SHOWN = ("whole", *ROUTES)
 
@@ -23,37 +24,40 @@ def routes_figure(table: pd.DataFrame, out: Path) -> None:
     variants = list(dict.fromkeys(paired["variant"]))
     targets = list(dict.fromkeys(paired["target"]))
     colours = dict(zip(SHOWN, sns.color_palette("colorblind", len(SHOWN))))
-    sns.set_theme(style="whitegrid", font_scale=0.8)
-    fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 0.45 * len(variants) + 1.6), sharey=True)
-    axes = np.atleast_1d(axes)
-    limit = max(np.abs(paired[["ci_low", "ci_high"]].to_numpy()).max(), 2 * ELEMENT_EQUIVALENCE_Z) * 1.05
-    for ax, target in zip(axes, targets):
-        route_panel(ax, paired[paired["target"] == target], variants, colours)
-        ax.set_xscale("symlog", linthresh=ELEMENT_EQUIVALENCE_Z, linscale=0.5)
-        ticks = [0.0] + [sign * 10.0**k for k in range(-2, 2) for sign in (-1, 1) if 10.0**k <= limit]
-        ax.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
-        ax.set(title=target, xlim=(-limit, limit), xlabel="mean change, B - A (z units)")
-    axes[0].set_yticks(range(len(variants)), variants)
-    axes[0].invert_yaxis()
-    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=r.replace("_", " ")) for r, c in colours.items()]
-    handles.append(
-        plt.Rectangle(
-            (0, 0),
-            1,
-            1,
-            color="0.85",
-            label=f"±{ELEMENT_EQUIVALENCE_Z:.4f} z: the equivalence bound (on mean |change|)",
+    with seaborn_theme(0.8):
+        fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 0.45 * len(variants) + 1.6), sharey=True)
+        axes = np.atleast_1d(axes)
+        limit = max(np.abs(paired[["ci_low", "ci_high"]].to_numpy()).max(), 2 * ELEMENT_EQUIVALENCE_Z) * 1.05
+        for ax, target in zip(axes, targets):
+            route_panel(ax, paired[paired["target"] == target], variants, colours)
+            ax.set_xscale("symlog", linthresh=ELEMENT_EQUIVALENCE_Z, linscale=0.5)
+            ticks = [0.0] + [sign * 10.0**k for k in range(-2, 2) for sign in (-1, 1) if 10.0**k <= limit]
+            ax.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
+            ax.set(title=target, xlim=(-limit, limit), xlabel="mean change, B - A (z units)")
+        axes[0].set_yticks(range(len(variants)), variants)
+        axes[0].invert_yaxis()
+        handles = [
+            plt.Line2D([], [], color=c, marker="o", ls="", label=r.replace("_", " ")) for r, c in colours.items()
+        ]
+        handles.append(
+            plt.Rectangle(
+                (0, 0),
+                1,
+                1,
+                color="0.85",
+                label=f"±{ELEMENT_EQUIVALENCE_Z:.4f} z: the equivalence bound (on mean |change|)",
+            )
         )
-    )
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
-    fig.suptitle(
-        "Where each element's change enters the output: route split, signed (routes cancel), 95% CI over test images\n"
-        f"x linear within ±{ELEMENT_EQUIVALENCE_Z:.4f} z (shaded), logarithmic beyond"
-    )
-    fig.tight_layout(rect=(0, 0.08, 1, 0.92))
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    sns.reset_orig()
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+        fig.suptitle(
+            "Where each element's change enters the output: route split, signed (routes cancel), "
+            "95% CI over test images\n"
+            f"x linear within ±{ELEMENT_EQUIVALENCE_Z:.4f} z (shaded), logarithmic beyond"
+        )
+        fig.tight_layout(rect=(0, 0.08, 1, 0.92))
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+        sns.reset_orig()
 
 
 def route_panel(ax, rows: pd.DataFrame, variants: list[str], colours: dict) -> None:
