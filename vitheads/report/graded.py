@@ -57,6 +57,27 @@ def draw_observed(ax, observed: dict[str, list[float]]) -> None:
             ax.plot(values, np.full(len(values), y), "|", color="dimgrey", ms=7)
 
 
+def draw_site(ax, summary: dict, site: str, palette: dict, observed: dict[str, list[float]]) -> None:
+    """One site's panel: each method's curve (Wilson bars), the 80% line, the observed effects' rugs."""
+    shown = [m for m in summary if site in summary[m]]
+    for i, method in enumerate(shown):
+        x, rate, err = curve_points(summary[method][site])
+        dodge = 1.0 + 0.02 * (i - len(shown) / 2)  # log-x offset (at most about 9%) so the intervals stay apart
+        style = {"lw": 2.4, "zorder": 3} if method in HIGHLIGHT else {"lw": 0.9, "alpha": 0.75}
+        ax.errorbar(
+            x * dodge, rate, yerr=err, marker="o", ms=3, capsize=2, color=palette[method], label=method, **style
+        )
+    draw_observed(ax, observed)
+    ax.axhline(0.8, color="black", ls="--", lw=0.8)
+    ax.axhline(0.0, color="grey", lw=0.6)
+    n = summary[shown[0]][site]["curve"][0]["implants"] if shown else 0  # the control row: every implant
+    ax.set_title(f"{SITE_TITLES[site]}: {n} implants", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(*X_LIMITS)
+    ax.set_yticks([*RUG_ROWS.values(), 0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.set_yticklabels([*(f"observed: {k}" for k in RUG_ROWS), "0", "0.2", "0.4", "0.6", "0.8", "1"])
+
+
 def power_figure(study: dict, out: Path) -> None:
     """One panel per implant site: detection probability (Wilson 95% over implants) against the implant's
     achieved whole-model effect (z, log), a line per method, all panels on one x- and y-scale; under the axis,
@@ -71,23 +92,7 @@ def power_figure(study: dict, out: Path) -> None:
     with seaborn_theme(0.75):
         fig, axes = plt.subplots(2, 2, figsize=(11, 9), sharex=True, sharey=True)
         for ax, site in zip(axes.flat, SITES):
-            shown = [m for m in methods if site in summary[m]]
-            for i, method in enumerate(shown):
-                x, rate, err = curve_points(summary[method][site])
-                dodge = 1.0 + 0.02 * (i - len(shown) / 2)  # log-x offset (at most about 9%) so the intervals stay apart
-                style = {"lw": 2.4, "zorder": 3} if method in HIGHLIGHT else {"lw": 0.9, "alpha": 0.75}
-                ax.errorbar(
-                    x * dodge, rate, yerr=err, marker="o", ms=3, capsize=2, color=palette[method], label=method, **style
-                )
-            draw_observed(ax, observed)
-            ax.axhline(0.8, color="black", ls="--", lw=0.8)
-            ax.axhline(0.0, color="grey", lw=0.6)
-            n = summary[shown[0]][site]["curve"][0]["implants"] if shown else 0  # the control row: every implant
-            ax.set_title(f"{SITE_TITLES[site]}: {n} implants", fontsize=8)
-            ax.set_xscale("log")
-            ax.set_xlim(*X_LIMITS)
-            ax.set_yticks([*RUG_ROWS.values(), 0, 0.2, 0.4, 0.6, 0.8, 1.0])
-            ax.set_yticklabels([*(f"observed: {k}" for k in RUG_ROWS), "0", "0.2", "0.4", "0.6", "0.8", "1"])
+            draw_site(ax, summary, site, palette, observed)
         for ax in axes[1]:
             ax.set_xlabel("implant's whole-model effect: mean |change| of its target (z, log)")
         for ax in axes[:, 0]:

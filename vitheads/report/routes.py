@@ -36,18 +36,7 @@ def routes_figure(table: pd.DataFrame, out: Path) -> None:
             ax.set(title=target, xlim=(-limit, limit), xlabel="mean change, B - A (z units)")
         axes[0].set_yticks(range(len(variants)), variants)
         axes[0].invert_yaxis()
-        handles = [
-            plt.Line2D([], [], color=c, marker="o", ls="", label=r.replace("_", " ")) for r, c in colours.items()
-        ]
-        handles.append(
-            plt.Rectangle(
-                (0, 0),
-                1,
-                1,
-                color="0.85",
-                label=f"±{ELEMENT_EQUIVALENCE_Z:.4f} z: the equivalence bound (on mean |change|)",
-            )
-        )
+        handles = legend_handles(colours)
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
         fig.suptitle(
             "Where each element's change enters the output: route split, signed (routes cancel), "
@@ -57,7 +46,13 @@ def routes_figure(table: pd.DataFrame, out: Path) -> None:
         fig.tight_layout(rect=(0, 0.08, 1, 0.92))
         fig.savefig(out, dpi=120)
         plt.close(fig)
-        sns.reset_orig()
+
+
+def legend_handles(colours: dict) -> list:
+    """A marker per route, and the shaded equivalence bound."""
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=r.replace("_", " ")) for r, c in colours.items()]
+    bound = f"±{ELEMENT_EQUIVALENCE_Z:.4f} z: the equivalence bound (on mean |change|)"
+    return handles + [plt.Rectangle((0, 0), 1, 1, color="0.85", label=bound)]
 
 
 def route_panel(ax, rows: pd.DataFrame, variants: list[str], colours: dict) -> None:

@@ -359,6 +359,11 @@ def factorial(records: list[dict], simulations: int = 200, planned_seeds: tuple[
             "note": f"{len(blocks)} of {len(planned_seeds)} seed blocks complete: no effect is estimated before "
             "every block has run (the pre-registration's stopping rule)"
         }
+    return out | complete_analysis(data, blocks, simulations)
+
+
+def complete_analysis(data: pd.DataFrame, blocks: list[int], simulations: int) -> dict:
+    """The pre-registered analysis of the complete study (vitheads.study.summaries.factorial's doc)."""
     cells, layout = data[data["arm"].isin(list(FACTORIAL_CELLS))], data[data["arm"] == FACTORIAL_ADAPTING]
     metrics = [c for c in data.columns if c not in ("seed", "arm", *factorial_analysis.FACTORS)]
     complete = [m for m in metrics if cells[m].notna().all()]
@@ -370,17 +375,13 @@ def factorial(records: list[dict], simulations: int = 200, planned_seeds: tuple[
     family = max(1, len(analysed["primary_family"]))
     size = factorial_analysis.detectable(2 / np.sqrt(len(cells)), df, factorial_analysis.ALPHA / family)
     effects = {o: {"text": size} for o in factorial_analysis.PRIMARY}
-    return (
-        out
-        | analysed
-        | {
-            "seeds": blocks,
-            "cells_run": {arm: int((cells["arm"] == arm).sum()) for arm in FACTORIAL_CELLS},
-            "not_in_every_run": [m for m in metrics if m not in complete],
-            "power_check": factorial_analysis.simulate_power(effects, seeds=len(blocks), simulations=simulations)
-            | {"planted_text_effect_in_residual_sds": size},
-        }
-    )
+    return analysed | {
+        "seeds": blocks,
+        "cells_run": {arm: int((cells["arm"] == arm).sum()) for arm in FACTORIAL_CELLS},
+        "not_in_every_run": [m for m in metrics if m not in complete],
+        "power_check": factorial_analysis.simulate_power(effects, seeds=len(blocks), simulations=simulations)
+        | {"planted_text_effect_in_residual_sds": size},
+    }
 
 
 def pilot_reading(cells: pd.DataFrame) -> dict:
