@@ -59,6 +59,12 @@ def study(name: str) -> Path:
     return STUDY / f"{name}.json"
 
 
+def read_study(name: str) -> dict | None:
+    """A committed study file's contents, None before it is gathered."""
+    path = study(name)
+    return read_json(path) if path.is_file() else None
+
+
 def heatmap_png(mode: str) -> Path:
     return ABLATE_PLOTS / f"heatmap_{mode}.png"
 

@@ -10,7 +10,7 @@ from vitheads import artifacts, paper
 from vitheads.analysis.causal import discoveries
 from vitheads.analysis.tables import read_arrays, read_table
 from vitheads.analysis.taxonomy import LABEL_COLOURS, LABELS
-from vitheads.artifacts import read_json
+from vitheads.artifacts import read_json, read_study
 from vitheads.data.dataset import load_split
 from vitheads.data.regions import patch_fractions
 from vitheads.names import CLASS_ID, TARGETS, UNITS, VIEW_TITLES, head_name, view_reaches_output
@@ -236,15 +236,15 @@ def study_plots() -> None:
     """Forest plots of the estimates study's claims, a figure per model (plots/study/forest_<model>.png), the
     graded benchmark's power curves and the factorial's cell means (plots/study/{graded_power,
     factorial_interactions}.png)."""
-    estimates, graded, factorial = (artifacts.study(s) for s in ("estimates", "graded", "factorial"))
+    estimates, graded, factorial = (read_study(s) for s in ("estimates", "graded", "factorial"))
     with atomic_path(artifacts.STUDY_PLOTS, is_dir=True) as tmp:
-        if graded.is_file() and read_json(graded)["summary"]:
-            power_figure(read_json(graded), tmp / artifacts.GRADED_POWER.name)
-        if factorial.is_file():
-            interaction_figure(read_json(factorial), tmp / artifacts.FACTORIAL_INTERACTIONS.name)
-        if not estimates.is_file():
+        if graded and graded["summary"]:
+            power_figure(graded, tmp / artifacts.GRADED_POWER.name)
+        if factorial:
+            interaction_figure(factorial, tmp / artifacts.FACTORIAL_INTERACTIONS.name)
+        if not estimates:
             return
-        summary = read_json(estimates)["summary"]
+        summary = estimates["summary"]
         for stem in [s for s in ("conv", "patch") if s in summary]:
             held = summary[stem].get("held_out", {})
             panels = [

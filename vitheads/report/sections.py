@@ -9,7 +9,7 @@ from typing import Any
 from vitheads import artifacts, paper
 from vitheads.analysis.tables import read_table
 from vitheads.analysis.taxonomy import LABELS, RULE_SUMMARY
-from vitheads.artifacts import read_json
+from vitheads.artifacts import read_json, read_study
 from vitheads.names import CLS_NOTE, TARGETS, UNITS, VIEW_TITLES, VIEWS, view_reaches_output
 from vitheads.report import explorer, studies
 from vitheads.report.factorial import factorial_section
@@ -94,7 +94,7 @@ def this_run(p: dict, ab: dict, cl: dict) -> dict:
         "has_middle": paper.FIGURE_KEYS["middle"] in ab[modes[0]],
         "replication": replication(ab, cl, modes),
         "verdict_rules": paper.VERDICT_RULES,
-        "seed_study": seed_study(studies.read_study("replication")),
+        "seed_study": seed_study(read_study("replication")),
     }
 
 
@@ -193,16 +193,16 @@ def report_data(p: dict) -> dict[str, Any]:
     fine, ab, cl, cz, gen = (
         read_json(artifacts.metrics(s)) for s in ("finetune", "ablate", "classify", "causal", "generate")
     )
-    graded = studies.read_study("graded")
+    graded, factorial = read_study("graded"), read_study("factorial")
     power = head_power(graded) if p["model"]["stem"] == "conv" and not p["plant"]["cues"] else None  # its models
     return {
         "run": run_summary(p),
-        "answer": studies.answer(studies.read_study("estimates")),
-        "planted": studies.planted("planted", studies.read_study("planted")),
-        "frame_band": studies.planted("frame-band", studies.read_study("frame-band")),
+        "answer": studies.answer(read_study("estimates")),
+        "planted": studies.planted("planted", read_study("planted")),
+        "frame_band": studies.planted("frame-band", read_study("frame-band")),
         "graded": graded_section(graded, artifacts.GRADED_POWER),
-        "factorial": factorial_section(studies.read_study("factorial"), artifacts.FACTORIAL_INTERACTIONS),
-        "distortion": studies.distortion(studies.read_study("distortion")),
+        "factorial": factorial_section(factorial, artifacts.FACTORIAL_INTERACTIONS),
+        "distortion": studies.distortion(read_study("distortion")),
         "this_run": this_run(p, ab, cl),
         "accuracy": accuracy(fine),
         "ablation": ablation(ab, p["ablate"]["modes"]),
@@ -212,10 +212,8 @@ def report_data(p: dict) -> dict[str, Any]:
         | {
             "power": power,
             "over_runs": {
-                "default model (the factorial's all-on cells)": pooled_routes(
-                    studies.read_study("factorial"), "routes_all_on"
-                ),
-                "pure ViT (the routes study)": pooled_routes(studies.read_study("routes"), "patch_routes"),
+                "default model (the factorial's all-on cells)": pooled_routes(factorial, "routes_all_on"),
+                "pure ViT (the routes study)": pooled_routes(read_study("routes"), "patch_routes"),
             },
         },
         "explorer_note": explorer.NOTE,

@@ -10,7 +10,6 @@ from pathlib import Path
 from vitheads import artifacts, paper
 from vitheads.analysis.benchmark import RELIANCE_SD, RULE
 from vitheads.analysis.stats import proportion_interval
-from vitheads.artifacts import read_json
 from vitheads.names import TARGETS
 from vitheads.report.render import render
 
@@ -21,11 +20,6 @@ CLAIM_TEXT = {
     "difference": f"Layer {paper.MIDDLE_LAYER} minus {paper.MIDDLE_OVER_EARLY:g} x layers 1-3 is about 0 "
     f"(the ratio claim, well posed; the paper's own figures give {paper.PAPER_DIFFERENCE:+.2f}%)",
 }
-
-
-def read_study(name: str) -> dict | None:
-    path = artifacts.study(name)
-    return read_json(path) if path.is_file() else None
 
 
 def section(name: str, data: dict) -> str:
