@@ -11,8 +11,9 @@ from tests.conftest import make_tiny_model
 from vitheads import params
 from vitheads.analysis.benchmark import RULE
 from vitheads.analysis.graded import ALL_METHODS
-from vitheads.report.graded import graded_section, power_figure
+from vitheads.report.graded import graded_section
 from vitheads.report.render import render
+from vitheads.report.study_figures import power_figure
 from vitheads.study import graded
 
 SMALL = {"images": 4, "patch_images": 2, "batch_size": 4, "bootstrap": 20}

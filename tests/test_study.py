@@ -16,6 +16,7 @@ from vitheads.analysis.stats import proportion_interval
 from vitheads.names import CUE_TARGETS, TARGETS
 from vitheads.report import factorial as factorial_report
 from vitheads.report import studies as report
+from vitheads.report import study_figures
 from vitheads.report.render import render
 from vitheads.study import gather, provenance, runner, summaries
 from vitheads.study.studies import (
@@ -354,14 +355,14 @@ def test_the_factorial_section_gives_every_primary_main_effect_with_its_detectab
     records = [r | {"machine": "vm", "finished": "2026-12-06T12:00:00"} for r in records]
     summary = summaries.factorial(records, simulations=5, planned_seeds=FACTORIAL_SEEDS[:3])
     study = {"runs": records, "summary": summary, "missing": ["one not run"]}
-    assert factorial_report.interaction_figure(study, tmp_path / "f.png") and (tmp_path / "f.png").stat().st_size
+    assert study_figures.interaction_figure(study, tmp_path / "f.png") and (tmp_path / "f.png").stat().st_size
     text = render("factorial.md.j2", ROOT / "templates/report", s=factorial_report.factorial_section(study, tmp_path))
     r2 = study["summary"]["fits"][R2_MEAN]["terms"]
     assert "So far 27 of 28 runs (3 of 3 seed blocks complete" in text
     assert f"| {R2_MEAN} | text | {r2['text']['estimate']:+.3f}" in text and "| changes |" in text
     assert f"{r2['frame']['detectable']:.3f} | &plusmn;0.02 |" in text  # every null beside what it could detect
     early = {"runs": records[:18], "summary": summaries.factorial(records[:18], 5, FACTORIAL_SEEDS[:3])}
-    assert not factorial_report.interaction_figure(early, tmp_path / "early.png")  # no cell means before the end
+    assert not study_figures.interaction_figure(early, tmp_path / "early.png")  # no cell means before the end
     unfitted = render(
         "factorial.md.j2", ROOT / "templates/report", s=factorial_report.factorial_section(early, tmp_path)
     )

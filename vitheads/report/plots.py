@@ -16,9 +16,8 @@ from vitheads.data.regions import patch_fractions
 from vitheads.names import CLASS_ID, TARGETS, UNITS, VIEW_TITLES, head_name, view_reaches_output
 from vitheads.outputs import atomic_path
 from vitheads.report import figures
-from vitheads.report.factorial import interaction_figure
-from vitheads.report.graded import power_figure
 from vitheads.report.routes import routes_figure
+from vitheads.report.study_figures import interaction_figure, power_figure
 
 N_SAMPLES = 4
 
