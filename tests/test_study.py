@@ -306,6 +306,44 @@ def test_the_factorial_queues_each_seeds_block_together_in_a_reproducible_drawn_
     assert "distortion.keep_layout=true" not in cells["all-off-adapting"]
 
 
+def test_a_seed_block_split_between_machines_runs_again_whole_and_its_earlier_runs_are_superseded(
+    tmp_path, monkeypatch
+):
+    """Amendment 1 of the factorial's pre-registration: a block counts only when its 9 runs share one machine.
+    A block begun elsewhere is queued whole here; a block complete elsewhere, or begun here, is not; when the new
+    runs are gathered the earlier records move to `superseded` and the summary counts only one-machine blocks."""
+    runs = factorial()
+    first, second, third = FACTORIAL_SEEDS[:3]
+
+    def on(seed: int, where: str, arms: list[str] | None = None) -> list[dict]:  # the block's runs on a machine
+        block = [r for r in runs if r.seed == seed and (arms is None or r.arm in arms)]
+        return [
+            {"name": r.name, "arm": r.arm, "seed": seed, "machine": where, "rev": f"{where}-{r.name}"} for r in block
+        ]
+
+    two_arms = [r.arm for r in runs[:2]]
+    gathered = on(first, "intel", two_arms) + on(second, "intel") + on(third, "amd", two_arms)
+    assert runner.rerun_blocks(runs, gathered, "amd") == {first}
+    assert runner.rerun_blocks(runs, gathered, "intel") == {third}
+    rng = np.random.default_rng(0)
+    records = [
+        factorial_record(g["arm"], g["seed"], rng) | g
+        for g in on(first, "intel", two_arms) + on(first, "amd")[2:] + on(second, "intel")
+    ]
+    assert summaries.factorial(records, 2, (first, second))["complete_seeds"] == [second]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study/factorial.json").write_text(json.dumps({"runs": records[:2]}))
+    redone = {g["name"]: {"state": "success", **g} for g in on(first, "amd")}
+    monkeypatch.setattr(gather, "finished", lambda shown, prefix: redone)
+    monkeypatch.setattr(
+        gather, "run_record", lambda run, exp, heads, queued: factorial_record(run.arm, run.seed, rng) | exp
+    )
+    table = gather.gather("factorial", shown=[])
+    assert [r["machine"] for r in table["superseded"]] == ["intel", "intel"]
+    assert {r["machine"] for r in table["runs"]} == {"amd"} and table["summary"]["complete_seeds"] == [first]
+
+
 def test_the_queue_log_and_the_record_say_where_and_when_a_run_ran(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runs = factorial()

@@ -19,6 +19,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--held-out", action="store_true", help="run: queue the study's held-out runs")
     parser.add_argument("--jobs", type=int, default=1, help="run: experiments side by side (they share the cores)")
     parser.add_argument("--arm", action="append", help="run: only this arm (repeatable; default: every arm)")
+    parser.add_argument("--blocks", type=int, help="run: at most this many seed blocks (seed-blocked studies)")
     parser.add_argument("--model-dir", help="measure graded: a trained model directory instead of the experiments")
     parser.add_argument("--seed", type=int, help="measure graded: the seed of --model-dir's run (its test images)")
     args = parser.parse_args(argv)
@@ -33,7 +34,7 @@ def main(argv: list[str]) -> None:
     if args.command == "measure":
         raise SystemExit("measure is the graded study's command: python -m vitheads.study measure graded")
     if args.command == "run":
-        names = queue_study(args.study, args.held_out, args.jobs, args.arm)
+        names = queue_study(args.study, args.held_out, args.jobs, args.arm, args.blocks)
         print(
             f"queued {len(names)} runs of the {args.study} study ({', '.join(names) or 'none left'}); "
             f"follow with `python -m vitheads.study status {args.study}` or `dvc queue status`"

@@ -87,10 +87,12 @@ def gather(study: str, shown: list[dict]) -> dict:
     """The study file from `dvc exp show --json -A`: every finished run and the summary; runs not finished
     yet are listed, not waited for (so a study can be gathered in parts, held-out runs last). Runs that the
     committed file holds and no local experiment does are kept from the file: experiments are local git refs,
-    so the runs of an earlier session's machine survive only there."""
+    so the runs of an earlier session's machine survive only there. A committed run that a newer run of the
+    same name replaces (a seed block run again whole on one machine) moves to `superseded`, kept, not analysed."""
     done = finished(shown, f"{study}-")
-    previous = committed_study(study)
-    kept = {r["name"]: r for r in (previous or {}).get("runs", []) if r["name"] not in done}
+    previous = committed_study(study) or {}
+    kept = {r["name"]: r for r in previous.get("runs", []) if r["name"] not in done}
+    replaced = [r for r in previous.get("runs", []) if r["name"] in done and r["rev"] != done[r["name"]]["rev"]]
     runs = STUDIES[study]()
     log = queue_log(study)
     records = [
@@ -99,7 +101,7 @@ def gather(study: str, shown: list[dict]) -> dict:
         if r.name in done or r.name in kept
     ]
     summary = summarise(study, records)
-    if study == "estimates" and "matching" not in summary and previous and "matching" in previous["summary"]:
+    if study == "estimates" and "matching" not in summary and "matching" in previous.get("summary", {}):
         summary["matching"] = previous["summary"]["matching"] | {"carried_over_from": previous["gathered"]}
     return {
         "study": study,
@@ -109,6 +111,7 @@ def gather(study: str, shown: list[dict]) -> dict:
         "missing": [r.name for r in runs if r.name not in done and r.name not in kept],
         "kept_from_committed_file": sorted(kept.keys() & {r.name for r in runs}),
         "runs": records,
+        "superseded": previous.get("superseded", []) + replaced,  # run again under the same name; not analysed
         "summary": summary,
     }
 
@@ -123,7 +126,7 @@ def summarise(study: str, records: list[dict]) -> dict:
 
 def write_gathered(study: str) -> None:
     table = gather(study, show())
-    for record in table["runs"]:
+    for record in table["runs"] + table["superseded"]:
         record.pop("fingerprints", None)  # the matching is in the summary; the maps would weigh megabytes
     path = study_path(study)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -71,19 +71,27 @@ def finished(shown: list[dict], prefix: str) -> dict[str, dict]:
     return {n: e for n, e in experiments(shown, prefix).items() if e["state"] == "success"}
 
 
-def queue_study(study: str, held_out: bool, jobs: int = 1, arms: list[str] | None = None) -> list[str]:
+def queue_study(
+    study: str, held_out: bool, jobs: int = 1, arms: list[str] | None = None, blocks: int | None = None
+) -> list[str]:
     """Queue the study's runs (the held-out ones only with held_out; only `arms` when given) that have not
-    finished or been queued, and start `jobs` workers sharing the cores; returns the names queued."""
+    finished or been queued, and start `jobs` workers sharing the cores; returns the names queued. A seed-blocked
+    study queues at most `blocks` seed blocks (a session queues only the blocks it has time for), and runs a
+    block again whole where its gathered runs are on another machine (rerun_blocks)."""
     runs = STUDIES[study]()
     unknown = sorted(set(arms or ()) - {r.arm for r in runs})
     if unknown:
         raise SystemExit(f"--arm {', '.join(unknown)}: the {study} study's arms are {sorted({r.arm for r in runs})}")
     known = experiments(show(), f"{study}-")
-    gathered = {r["name"] for r in (committed_study(study) or {}).get("runs", [])}
+    gathered_runs = (committed_study(study) or {}).get("runs", [])
+    order_seed = ORDER_SEEDS.get(study)
+    rerun = rerun_blocks(runs, gathered_runs, machine()) if order_seed is not None else set()
+    gathered = {r["name"] for r in gathered_runs if r["seed"] not in rerun}
     todo = [r for r in runs if r.held_out == held_out and (not arms or r.arm in arms) and r.name not in gathered]
     todo = [r for r in todo if known.get(r.name, {}).get("state") not in ("success", "queued", "running")]
-    order_seed = ORDER_SEEDS.get(study)
     todo = seed_major(todo) if order_seed is None else seed_blocked(todo, runs, order_seed)
+    if blocks is not None:
+        todo = [r for r in todo if r.seed in list(dict.fromkeys(t.seed for t in todo))[:blocks]]
     for run in todo:
         subprocess.run(exp_run_command(run), check=True)
         log_queued(study, run, order_seed, runs)
@@ -119,6 +127,20 @@ def seed_blocked(todo: list[Run], runs: list[Run], order_seed: int) -> list[Run]
     seeds = list(dict.fromkeys(r.seed for r in runs))
     orders = {s: block_order(runs, s, order_seed) for s in seeds}
     return sorted(todo, key=lambda r: (seeds.index(r.seed), orders[r.seed].index(r.arm)))
+
+
+def rerun_blocks(runs: list[Run], gathered: list[dict], here: str) -> set[int]:
+    """The seeds whose block runs again whole on this machine (`here`): some of its gathered runs ran on another
+    machine and the block is not complete on one machine (the factorial's pre-registration, amendment 1: a
+    block's cells are compared within one machine only)."""
+    rerun = set()
+    for seed in {r.seed for r in runs}:
+        block = [g for g in gathered if g["seed"] == seed]
+        whole = {r.arm for r in runs if r.seed == seed} <= {g["arm"] for g in block}
+        one_machine = len({g.get("machine") for g in block}) == 1
+        if not (whole and one_machine) and any(g.get("machine") != here for g in block):
+            rerun.add(seed)
+    return rerun
 
 
 def machine() -> str:

@@ -331,8 +331,9 @@ def head_matching(runs: list[dict]) -> dict:
 
 
 def factorial(records: list[dict], simulations: int = 200, planned_seeds: tuple[int, ...] = FACTORIAL_SEEDS) -> dict:
-    """The factorial study as pre-registered. Until every planned seed block has run: no effect, only the pilot
-    rule's reading (residual variances of the first two complete blocks) and the all-on cells' pooled routes.
+    """The factorial study as pre-registered. Until every planned seed block has run (each on one machine): no
+    effect, only the pilot rule's reading (residual variances of the first two complete blocks) and the all-on
+    cells' pooled routes.
     Then the analysis (vitheads.analysis.factorial.analyse): every metric that vitheads.compare.comparable reads
     from every run (the primary ones among them), fitted over the 8 cells with a random intercept per seed, and
     the layout's contrast against the all-off-adapting cell; metrics some run lacks are listed, not fitted; and
@@ -345,7 +346,7 @@ def factorial(records: list[dict], simulations: int = 200, planned_seeds: tuple[
     ]
     data = pd.DataFrame(rows)
     arms = {*FACTORIAL_CELLS, FACTORIAL_ADAPTING}
-    blocks = [s for s in planned_seeds if arms <= set(data.loc[data["seed"] == s, "arm"])] if len(data) else []
+    blocks = [s for s in planned_seeds if complete_block(records, s, arms)]
     out = {
         "runs": len(records),
         "planned_seeds": list(planned_seeds),
@@ -360,6 +361,12 @@ def factorial(records: list[dict], simulations: int = 200, planned_seeds: tuple[
             "every block has run (the pre-registration's stopping rule)"
         }
     return out | complete_analysis(data, blocks, simulations)
+
+
+def complete_block(records: list[dict], seed: int, arms: set[str]) -> bool:
+    """A seed block counts when all its arms ran, on one machine (pre-registration, amendment 1)."""
+    block = [r for r in records if r["seed"] == seed]
+    return arms <= {r["arm"] for r in block} and len({r.get("machine") for r in block}) == 1
 
 
 def complete_analysis(data: pd.DataFrame, blocks: list[int], simulations: int) -> dict:
