@@ -415,9 +415,11 @@ def test_the_results_notes_name_the_commits_and_machines_the_study_files_record(
         {"arm": "a", "seed": 1, "baseline": "abcdef0999", "machine": None, "finished": None},
         {"arm": "b", "seed": 1, "baseline": "1234567890"},
     ]
-    groups = provenance.run_groups({"runs": runs})
+    groups = provenance.run_groups(runs)
     assert groups[0] == {
         "arm": "a", "commit": "abcdef0", "seeds": [1, 2], "machines": {"m1", "not recorded"},
         "days": {"2026-12-06", "not recorded"},
     }  # fmt: skip
     assert [g["commit"] for g in groups] == ["abcdef0", "1234567"]
+    table = provenance.study_table("s", {"gathered": "today", "runs": runs[2:], "superseded": runs[:1]})
+    assert table.splitlines()[-1] == "| a (superseded) | 2 | abcdef0 | 2026-12-06 | m1 |"
