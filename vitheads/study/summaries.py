@@ -151,26 +151,7 @@ def planted(records: list[dict]) -> dict:
         for kind in kinds:
             planted = [r["metrics"]["causal"]["planted"][kind] for r in arms["planted"] if relies(r, kind)]
             controls = [r["metrics"]["causal"]["planted"][kind] for r in arms["control"]]
-            hits = [p["methods"][method] for p in planted]
-            false = [c["methods"][method] for c in controls]
-            designated = sum(len(p["designated"]) for p in planted)
-            tested = sum(c["heads"] for c in controls)
-            found = sum(h["designated_flagged"] for h in hits)
-            flagged_control = sum(f["designated_flagged"] + f["others_flagged"] for f in false)
-            table.setdefault(method, {})[kind] = {
-                "hit_rate": round(found / designated, 4) if designated else None,
-                "hit_ci": proportion_interval(found, designated),
-                "hit_ci_exact": proportion_interval(found, designated, "clopper-pearson"),
-                "seeds_with_a_hit": sum(h["designated_flagged"] > 0 for h in hits),
-                "seeds": len(hits),
-                "others_flagged_planted": sum(h["others_flagged"] for h in hits),
-                "false_rate_control": round(flagged_control / tested, 5) if tested else None,
-                "false_ci_control": proportion_interval(flagged_control, tested),
-                "false_ci_control_exact": proportion_interval(flagged_control, tested, "clopper-pearson"),
-                "control_seeds_with_a_false_detection": sum(
-                    (f["designated_flagged"] + f["others_flagged"]) > 0 for f in false
-                ),
-            }
+            table.setdefault(method, {})[kind] = benchmark_cell(planted, controls, method)
     return {
         "kinds": kinds,
         "fit": fit_counts(fit, kinds, scored_methods(records, kinds)),
@@ -178,6 +159,29 @@ def planted(records: list[dict]) -> dict:
         "fit_seeds": {a: [r["seed"] for r in rs] for a, rs in fit.items()},
         "benchmark": table,
         "reliance": reliance(records, kinds),
+    }
+
+
+def benchmark_cell(planted: list[dict], controls: list[dict], method: str) -> dict:
+    """One method and kind over the held-out runs: designated heads flagged on the planted arm (the runs that
+    learned the cue), heads flagged on the control arm, with Wilson and Clopper-Pearson 95% intervals."""
+    hits = [p["methods"][method] for p in planted]
+    false = [c["methods"][method] for c in controls]
+    designated = sum(len(p["designated"]) for p in planted)
+    tested = sum(c["heads"] for c in controls)
+    found = sum(h["designated_flagged"] for h in hits)
+    flagged = [f["designated_flagged"] + f["others_flagged"] for f in false]
+    return {
+        "hit_rate": round(found / designated, 4) if designated else None,
+        "hit_ci": proportion_interval(found, designated),
+        "hit_ci_exact": proportion_interval(found, designated, "clopper-pearson"),
+        "seeds_with_a_hit": sum(h["designated_flagged"] > 0 for h in hits),
+        "seeds": len(hits),
+        "others_flagged_planted": sum(h["others_flagged"] for h in hits),
+        "false_rate_control": round(sum(flagged) / tested, 5) if tested else None,
+        "false_ci_control": proportion_interval(sum(flagged), tested),
+        "false_ci_control_exact": proportion_interval(sum(flagged), tested, "clopper-pearson"),
+        "control_seeds_with_a_false_detection": sum(f > 0 for f in flagged),
     }
 
 
@@ -284,29 +288,37 @@ def compared(a: list[dict], b: list[dict], noise: dict[str, float], noise_df: in
     return compare([comparable(r["metrics"]) for r in a], [comparable(r["metrics"]) for r in b], noise, 0.05, noise_df)
 
 
-def head_matching(runs: list[dict]) -> dict:
-    """Is there, in every run, a head that does what the first run's most damaging head (mean ablation) does?
-    Heads are compared by the correlation of their attention on the shared images (basis-invariant); a match
-    needs a correlation above the 95th percentile of random head pairs across runs (the null)."""
-    rng = np.random.default_rng(0)
-    prints = [np.asarray(r["fingerprints"], float) for r in runs]  # [n, L, H, P] each
-    flat = [p.transpose(1, 2, 0, 3).reshape(p.shape[1] * p.shape[2], -1) for p in prints]  # [L*H, n*P]
-    z = [(f - f.mean(1, keepdims=True)) / (f.std(1, keepdims=True) + 1e-12) for f in flat]
-    corr = lambda a, b: (a @ b.T) / a.shape[1]  # [heads, heads] Pearson correlations
+def correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[heads_a, heads_b] Pearson correlations of standardised fingerprints [heads, n*P]."""
+    return (a @ b.T) / a.shape[1]
+
+
+def matching_null(z: list[np.ndarray], rng: np.random.Generator) -> float:
+    """The 95th percentile of the correlation of 200 random head pairs for every ordered pair of runs."""
     null = [
-        corr(z[i], z[j])[rng.integers(0, len(z[i]), 200), rng.integers(0, len(z[j]), 200)]
+        correlations(z[i], z[j])[rng.integers(0, len(z[i]), 200), rng.integers(0, len(z[j]), 200)]
         for i in range(len(z))
         for j in range(len(z))
         if i != j
     ]
-    bar = float(np.percentile(np.concatenate(null), 95))
+    return float(np.percentile(np.concatenate(null), 95))
+
+
+def head_matching(runs: list[dict]) -> dict:
+    """Is there, in every run, a head that does what the first run's most damaging head (mean ablation) does?
+    Heads are compared by the correlation of their attention on the shared images (basis-invariant); a match
+    needs a correlation above the 95th percentile of random head pairs across runs (the null)."""
+    prints = [np.asarray(r["fingerprints"], float) for r in runs]  # [n, L, H, P] each
+    flat = [p.transpose(1, 2, 0, 3).reshape(p.shape[1] * p.shape[2], -1) for p in prints]  # [L*H, n*P]
+    z = [(f - f.mean(1, keepdims=True)) / (f.std(1, keepdims=True) + 1e-12) for f in flat]
+    bar = matching_null(z, np.random.default_rng(0))
     heads = runs[0]["heads"]
     table = dict(zip(heads["columns"], zip(*heads["rows"])))
     dominant = int(np.nanargmax(np.asarray(table["increase_pct_mean"], float)))
     layers, per_layer = prints[0].shape[1], prints[0].shape[2]
     matches = []
     for run, zr in zip(runs[1:], z[1:]):
-        c = corr(z[0][dominant : dominant + 1], zr)[0]
+        c = correlations(z[0][dominant : dominant + 1], zr)[0]
         best = int(np.argmax(c))
         row = dict(zip(run["heads"]["columns"], run["heads"]["rows"][best]))
         matches.append(
