@@ -218,14 +218,21 @@ def test_the_routes_section_shows_routes_pooled_over_runs_once_two_runs_have_the
         "change_simultaneous": [0.04, 0.06], "abs_change": 0.05, "abs_change_simultaneous": [0.04, 0.06],
         "frozen_attention_change": 0.1,
     }  # fmt: skip
-    two = {"summary": {"routes_all_on": pooled_routes([run(0.0), run(0.01)])}}
-    one = {"summary": {"patch_routes": {}}}
+
+    def gathered(arm: str, decomposition: dict | None) -> dict:  # a run as the study file holds it
+        return {"arm": arm, "metrics": {"causal": {"decomposition": decomposition} if decomposition else {}}}
+
+    two = {"runs": [gathered("a", run(0.0)), gathered("a", run(0.01)), gathered("b", run(0.0))]}
+    two["summary"] = {"routes_all_on": pooled_routes([run(0.0), run(0.01)])}
+    one = {"runs": [gathered("v", run(0.0)), gathered("v", None)], "summary": {"patch_routes": {}}}
     data = {
         "claims": claims, "targets": ["Chirp_Start_Time"], "bound": 0.0088, "ruler": None, "table": "t.csv",
         "figure": None, "cls_note": "", "power": None,
-        "over_runs": {"default": section_pooled(two, "routes_all_on"), "vit": section_pooled(one, "patch_routes")},
+        "over_runs": {
+            "default": section_pooled(two, "routes_all_on", "a"), "vit": section_pooled(one, "patch_routes", "v"),
+        },
     }  # fmt: skip
     text = render("routes.md.j2", Path(__file__).resolve().parents[1] / "templates/report", s=data)
     assert "**Over training runs: default**, 2 runs" in text
     assert "| frame_grey | Chirp_Start_Time | +0.0550 [" in text  # the pooled whole change of the two runs
-    assert "Over training runs, vit: 0 run(s) with the route split so far" in text
+    assert "Over training runs, vit: 1 run(s) with the route split so far" in text  # the other predates it

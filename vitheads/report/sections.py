@@ -15,6 +15,7 @@ from vitheads.report import explorer, studies
 from vitheads.report.factorial import factorial_section
 from vitheads.report.graded import graded_section, head_power
 from vitheads.report.render import render
+from vitheads.study.studies import FACTORIAL_ALL_ON
 
 
 def figure_text(claim: str, f: paper.Figure) -> str:
@@ -165,11 +166,12 @@ def causal(cz: dict, c: dict, fine: dict, gen: dict) -> dict:
     }
 
 
-def pooled_routes(study: dict | None, key: str) -> dict:
-    """A study summary's routes pooled over its runs (vitheads.study.summaries.pooled_routes), with how many runs."""
-    pooled = (study or {}).get("summary", {}).get(key) or {}
-    first = next((t for v in pooled.values() for t in v.values()), None)
-    return {"pooled": pooled, "runs": first["change"]["dl"]["k"] if first else 0}
+def pooled_routes(study: dict | None, key: str, arm: str) -> dict:
+    """A study summary's routes pooled over its runs (vitheads.study.summaries.pooled_routes, empty below two
+    runs), with how many of the arm's runs have the route split."""
+    study = study or {}
+    runs = [r for r in study.get("runs", []) if r["arm"] == arm and "decomposition" in r["metrics"].get("causal", {})]
+    return {"pooled": study.get("summary", {}).get(key) or {}, "runs": len(runs)}
 
 
 def routes(cz: dict) -> dict:
@@ -212,8 +214,10 @@ def report_data(p: dict) -> dict[str, Any]:
         | {
             "power": power,
             "over_runs": {
-                "default model (the factorial's all-on cells)": pooled_routes(factorial, "routes_all_on"),
-                "pure ViT (the routes study)": pooled_routes(read_study("routes"), "patch_routes"),
+                "default model (the factorial's all-on cells)": pooled_routes(
+                    factorial, "routes_all_on", FACTORIAL_ALL_ON
+                ),
+                "pure ViT (the routes study)": pooled_routes(read_study("routes"), "patch_routes", "patch"),
             },
         },
         "explorer_note": explorer.NOTE,
