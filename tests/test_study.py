@@ -294,7 +294,7 @@ def test_the_factorial_queues_each_seeds_block_together_in_a_reproducible_drawn_
     runs = factorial()
     order = runner.seed_blocked(runs, runs, FACTORIAL_ORDER_SEED)
     blocks = [order[i : i + 9] for i in range(0, len(order), 9)]
-    assert [{r.seed for r in b} for b in blocks] == [{s} for s in FACTORIAL_SEEDS] and len(FACTORIAL_SEEDS) == 8
+    assert [{r.seed for r in b} for b in blocks] == [{s} for s in FACTORIAL_SEEDS] and len(FACTORIAL_SEEDS) == 12
     first = [r.arm for r in blocks[0]]
     assert first == runner.block_order(runs, FACTORIAL_SEEDS[0], FACTORIAL_ORDER_SEED)
     assert first != [r.arm for r in runs[:9]] and first != [r.arm for r in blocks[1]]  # drawn, per seed

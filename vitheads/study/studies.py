@@ -39,7 +39,8 @@ DISTORTION_ARMS = {
     "all-off-adapting": (*TEXT_OFF, "distortion.colorbar=false", "distortion.frame=false"),
 }
 
-FACTORIAL_SEEDS = tuple(range(20250324, 20250332))  # 8 (study/factorial-preregistration.md: 12 by the pilot rule)
+# 12: the pre-registered pilot rule read the first two blocks' residual variances (study/factorial.json, pilot)
+FACTORIAL_SEEDS = tuple(range(20250324, 20250336))
 FACTORIAL_ORDER_SEED = 39  # draws each seed block's queue order (issue 39)
 ORDER_SEEDS = {"factorial": FACTORIAL_ORDER_SEED}  # the studies queued seed-blocked in a random order
 FACTOR_OFF = {"text": TEXT_OFF, "colorbar": ("distortion.colorbar=false",), "frame": ("distortion.frame=false",)}
