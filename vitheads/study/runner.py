@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitheads.study.studies import ORDER_SEEDS, STAGE_TARGETS, STUDIES, Run
+from vitheads.study.studies import ORDER_SEEDS, STAGE_TARGETS, STUDIES, Run, complete_block
 from vitheads.threads import ENV as THREADS_ENV
 from vitheads.threads import all_cores
 
@@ -91,7 +91,8 @@ def queue_study(
     todo = [r for r in todo if known.get(r.name, {}).get("state") not in ("success", "queued", "running")]
     todo = seed_major(todo) if order_seed is None else seed_blocked(todo, runs, order_seed)
     if blocks is not None:
-        todo = [r for r in todo if r.seed in list(dict.fromkeys(t.seed for t in todo))[:blocks]]
+        first = list(dict.fromkeys(r.seed for r in todo))[:blocks]
+        todo = [r for r in todo if r.seed in first]
     for run in todo:
         subprocess.run(exp_run_command(run), check=True)
         log_queued(study, run, order_seed, runs)
@@ -135,10 +136,8 @@ def rerun_blocks(runs: list[Run], gathered: list[dict], here: str) -> set[int]:
     block's cells are compared within one machine only)."""
     rerun = set()
     for seed in {r.seed for r in runs}:
-        block = [g for g in gathered if g["seed"] == seed]
-        whole = {r.arm for r in runs if r.seed == seed} <= {g["arm"] for g in block}
-        one_machine = len({g.get("machine") for g in block}) == 1
-        if not (whole and one_machine) and any(g.get("machine") != here for g in block):
+        elsewhere = any(g["seed"] == seed and g.get("machine") != here for g in gathered)
+        if elsewhere and not complete_block(gathered, seed, {r.arm for r in runs if r.seed == seed}):
             rerun.add(seed)
     return rerun
 

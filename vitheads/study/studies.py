@@ -103,6 +103,12 @@ def factorial() -> list[Run]:
     return [Run("factorial", arm, s, overrides) for s in FACTORIAL_SEEDS for arm, overrides in arms.items()]
 
 
+def complete_block(records: list[dict], seed: int, arms: set[str]) -> bool:
+    """A seed block counts when all its arms ran, on one machine (factorial pre-registration, amendment 1)."""
+    block = [r for r in records if r["seed"] == seed]
+    return arms <= {r["arm"] for r in block} and len({r.get("machine") for r in block}) == 1
+
+
 def routes() -> list[Run]:
     planted_arms = [
         Run("routes", "planted", PLANTED_FIT_SEED, PLANT_ALL),

@@ -14,7 +14,13 @@ from vitheads.analysis.pooling import ESTIMATORS, random_effects, se_from_ci, se
 from vitheads.analysis.stats import proportion_interval
 from vitheads.compare import comparable, compare, spread
 from vitheads.names import CUE_TARGETS, DISTRACTOR_KINDS, TARGETS
-from vitheads.study.studies import FACTORIAL_ADAPTING, FACTORIAL_ALL_ON, FACTORIAL_CELLS, FACTORIAL_SEEDS
+from vitheads.study.studies import (
+    FACTORIAL_ADAPTING,
+    FACTORIAL_ALL_ON,
+    FACTORIAL_CELLS,
+    FACTORIAL_SEEDS,
+    complete_block,
+)
 
 CLAIM_KEYS = {
     "early": (paper.FIGURE_KEYS["early"], paper.CI_KEYS["early"]),
@@ -373,12 +379,6 @@ def factorial(records: list[dict], simulations: int = 200, planned_seeds: tuple[
             "every block has run (the pre-registration's stopping rule)"
         }
     return out | complete_analysis(data, blocks, simulations)
-
-
-def complete_block(records: list[dict], seed: int, arms: set[str]) -> bool:
-    """A seed block counts when all its arms ran, on one machine (pre-registration, amendment 1)."""
-    block = [r for r in records if r["seed"] == seed]
-    return arms <= {r["arm"] for r in block} and len({r.get("machine") for r in block}) == 1
 
 
 def complete_analysis(data: pd.DataFrame, blocks: list[int], simulations: int) -> dict:
