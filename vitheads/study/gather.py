@@ -133,7 +133,8 @@ def write_gathered(study: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(table, indent=None, separators=(",", ":")) + "\n")
     tmp.replace(path)
+    missing = table["missing"]
     print(
         f"wrote {path}: {len(table['runs'])} runs"
-        + (f"; not finished: {', '.join(table['missing'])}" if table["missing"] else "")
+        + (f"; {len(missing)} not finished (first: {missing[0]}; `status {study}` lists them)" if missing else "")
     )
