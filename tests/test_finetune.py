@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY_MODEL
 from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
@@ -15,17 +16,7 @@ from vitheads.model.training import apply_lora, split_indices, train
 from vitheads.model.vit import build_model, load_pretrained, load_trained, predict, save_trained
 from vitheads.outputs import StageError
 
-MODEL = {
-    "image_size": 32,
-    "patch_size": 8,
-    "depth": 2,
-    "num_heads": 3,
-    "embed_dim": 24,
-    "mlp_ratio": 2.0,
-    "pooling": "flatten",
-    "stem": "patch",
-    "init": "scratch",
-}
+MODEL = {**TINY_MODEL, "depth": 2}
 FINETUNE = {
     "method": "full",
     "lora_rank": 4,
