@@ -32,12 +32,14 @@ def test_repro_report_experiments_and_offline_plots(reproduced_six_once, reprodu
         and "the last head of the sweep, with every head's rows zeroed" in markdown
     )
     assert "### The earlier seed study" in markdown and "## Causal evidence: paired renders" in markdown
-    # the committed studies' sections: the graded benchmark's bound beside the per-head counts, and the factorial
-    # showing no effect before its last block (study/ is copied into the project as committed)
+    # the committed studies' sections: the graded benchmark's bound beside the per-head counts, and the complete
+    # factorial's verdicts with its figure (study/ is copied into the project as committed)
     assert "## Graded benchmark: what the per-head measures can see" in markdown
     assert markdown.count("Per-head labels use the repaired rule") >= 3  # graded, causal and route sections
     assert (project.path / "plots/study/graded_power.png").stat().st_size > 50_000
-    assert "## What each distractor changes: the factorial" in markdown and "No effect is estimated yet" in markdown
+    assert "## What each distractor changes: the factorial" in markdown and "No effect is estimated yet" not in markdown
+    assert "| R2 mean over targets | text |" in markdown and "| no effect |" in markdown
+    assert (project.path / "plots/study/factorial_interactions.png").stat().st_size > 50_000
     causal = json.loads((project.path / "metrics/causal.json").read_text())
     assert causal["pixels_changed_outside_element"] == 0 and causal["images"] == 4
     assert causal["direct_attribution"]["max_abs_gap_parts_vs_prediction"] < 1e-4
