@@ -398,7 +398,7 @@ def test_the_factorial_section_gives_every_primary_main_effect_with_its_detectab
     r2 = study["summary"]["fits"][R2_MEAN]["terms"]
     assert "So far 27 of 28 runs (3 of 3 seed blocks complete" in text
     assert f"| {R2_MEAN} | text | {r2['text']['estimate']:+.3f}" in text and "| changes |" in text
-    assert f"{r2['frame']['detectable']:.3f} | &plusmn;0.02 |" in text  # every null beside what it could detect
+    assert f"{r2['frame']['detectable']:.3f} | ±0.02 |" in text  # every null beside what it could detect
     assert f"| [{r2['frame']['ci90'][0]:+.4f}, {r2['frame']['ci90'][1]:+.4f}] |" in text  # the verdict's interval
     complete = render("factorial.md.j2", ROOT / "templates/report", s=factorial_report.factorial_section(
         study | {"missing": []}, tmp_path))  # fmt: skip

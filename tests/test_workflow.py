@@ -25,6 +25,7 @@ def test_repro_report_experiments_and_offline_plots(reproduced_six_once, reprodu
     report = (project.path / "report/report.html").read_text()
     assert "This run: replication of arXiv 2503.18762" in report and report.count("data:image/png;base64,") >= 8
     assert not re.search(r"""(src|href)=["']?https?:""", report)
+    assert not re.search(r"&amp;[a-z]+;", report)  # an HTML entity in a template shows escaped: write the character
     markdown = (project.path / "report/report.md").read_text()
     assert "| Layers 6-11 hold monosemantic chirp-tracking heads |" in markdown
     assert (
