@@ -394,20 +394,20 @@ def test_the_factorial_section_gives_every_primary_main_effect_with_its_detectab
     summary = summaries.factorial(records, simulations=5, planned_seeds=FACTORIAL_SEEDS[:3])
     study = {"runs": records, "summary": summary, "missing": ["one not run"]}
     assert study_figures.interaction_figure(study, tmp_path / "f.png") and (tmp_path / "f.png").stat().st_size
-    text = render("factorial.md.j2", ROOT / "templates/report", s=factorial_report.factorial_section(study, tmp_path))
+    section = lambda s: render(
+        "factorial.md.j2", ROOT / "templates/report", s=factorial_report.factorial_section(s, tmp_path)
+    )
+    text = section(study)
     r2 = study["summary"]["fits"][R2_MEAN]["terms"]
     assert "So far 27 of 28 runs (3 of 3 seed blocks complete" in text
     assert f"| {R2_MEAN} | text | {r2['text']['estimate']:+.3f}" in text and "| changes |" in text
     assert f"{r2['frame']['detectable']:.3f} | ±0.02 |" in text  # every null beside what it could detect
     assert f"| [{r2['frame']['ci90'][0]:+.4f}, {r2['frame']['ci90'][1]:+.4f}] |" in text  # the verdict's interval
-    complete = render("factorial.md.j2", ROOT / "templates/report", s=factorial_report.factorial_section(
-        study | {"missing": []}, tmp_path))  # fmt: skip
+    complete = section(study | {"missing": []})
     assert "All 27 of 27 runs" in complete and "So far" not in complete
     early = {"runs": records[:18], "summary": summaries.factorial(records[:18], 5, FACTORIAL_SEEDS[:3])}
     assert not study_figures.interaction_figure(early, tmp_path / "early.png")  # no cell means before the end
-    unfitted = render(
-        "factorial.md.j2", ROOT / "templates/report", s=factorial_report.factorial_section(early, tmp_path)
-    )
+    unfitted = section(early)
     assert "No effect is estimated yet" in unfitted and "Pilot rule" in unfitted and "On - off" not in unfitted
 
 
